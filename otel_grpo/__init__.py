@@ -1,0 +1,100 @@
+"""otel-grpo: OpenTelemetry instrumentation for GRPO training, with a WandB exporter.
+
+Quick use::
+
+    import otel_grpo
+    tel = otel_grpo.setup()                  # config/telemetry.yaml or packaged defaults
+    otel_grpo.instrument_trainer(trainer)    # the standard trainer shape, no edits
+    ...
+    tel.shutdown()
+
+Manual API for other loop shapes: :func:`step`, :func:`validation`, :func:`sample`,
+:func:`record_sample`, :func:`record_executor_run`, :func:`record_judge_evaluation`,
+:func:`record_judge_request`, :func:`record_scalars`. Every call is a no-op when
+otel-grpo is not set up, and none of them ever raises into the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_grpo.api import NullScope, Telemetry, get_telemetry, setup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Telemetry", "get_telemetry", "setup", "step", "validation", "sample", "record_sample",
+    "record_executor_run", "record_judge_evaluation", "record_judge_request", "record_scalars",
+    "instrument_trainer", "uninstrument_trainer", "__version__",
+]
+
+_NULL = NullScope()
+
+
+def step(step_number: int) -> Any:
+    """A training-step window (``with``/``async with``); no-op when not set up."""
+    tel = get_telemetry()
+    return tel.step(step_number) if tel is not None else _NULL
+
+
+def validation(step_number: int | None = None) -> Any:
+    """A validation window logged at ``step_number`` (default: the latest step)."""
+    tel = get_telemetry()
+    return tel.validation(step_number) if tel is not None else _NULL
+
+
+def sample(source: Any = None, problem_type: Any = None, group: Any = None) -> Any:
+    """Serve one sample: what is recorded inside belongs to its ``source``."""
+    tel = get_telemetry()
+    return tel.sample(source, problem_type, group) if tel is not None else _NULL
+
+
+def record_sample(reward: Any, correctness: Any = None, **labels: Any) -> None:
+    """Record one scored sample: its reward and correctness (default: the reward)."""
+    tel = get_telemetry()
+    if tel is not None:
+        tel.record_sample(reward, correctness, **labels)
+
+
+def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = True,
+                        **labels: Any) -> None:
+    """Record one workflow execution: cost in USD, wall time in seconds, success."""
+    tel = get_telemetry()
+    if tel is not None:
+        tel.record_executor_run(cost, duration_s, success, **labels)
+
+
+def record_judge_evaluation(outcome: str, verdict: Any = None, duration_s: Any = None,
+                            **kwargs: Any) -> None:
+    """Record one judge evaluation: ``success``, ``parse_failure`` or ``api_failure``."""
+    tel = get_telemetry()
+    if tel is not None:
+        tel.record_judge_evaluation(outcome, verdict, duration_s, **kwargs)
+
+
+def record_judge_request(**kwargs: Any) -> None:
+    """Record one HTTP request to the judge (error_type, input_tokens, output_tokens)."""
+    tel = get_telemetry()
+    if tel is not None:
+        tel.record_judge_request(**kwargs)
+
+
+def record_scalars(values: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Record trainer scalars for the current step: ``record_scalars(loss=0.4, kl_div=0.01)``."""
+    tel = get_telemetry()
+    if tel is not None:
+        tel.record_scalars(values, **kwargs)
+
+
+def instrument_trainer(trainer: Any, **options: Any) -> Any:
+    """Wrap the step, validation, executor, reward and judge methods of ``trainer``."""
+    from otel_grpo.instrumentation.trainer import instrument_trainer as _instrument
+
+    return _instrument(trainer, **options)
+
+
+def uninstrument_trainer(trainer: Any) -> Any:
+    """Undo :func:`instrument_trainer`."""
+    from otel_grpo.instrumentation.trainer import uninstrument_trainer as _uninstrument
+
+    return _uninstrument(trainer)

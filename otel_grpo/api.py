@@ -1,0 +1,264 @@
+"""The public handle returned by :func:`otel_grpo.setup` and the manual recording API."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+
+from exporters.wandb_exporter import WandbStepExporter
+from otel_grpo import semconv
+from otel_grpo.context import LabelGuard, SampleState, reset_sample, set_sample
+from otel_grpo.providers import Providers, build_providers
+from otel_grpo.recorder import Recorder
+
+logger = logging.getLogger(__name__)
+
+_current: Telemetry | None = None
+_current_lock = threading.Lock()
+
+
+class _Scope:
+    """A context manager usable with both ``with`` and ``async with``."""
+
+    def __enter__(self) -> _Scope:
+        self._enter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self._exit(exc_type is None)
+        return False
+
+    async def __aenter__(self) -> _Scope:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+    def _enter(self) -> None:
+        """Open the scope."""
+
+    def _exit(self, ok: bool) -> None:
+        """Close the scope; ``ok`` is False when its body raised."""
+
+
+class NullScope(_Scope):
+    """What the API returns when telemetry is not set up: does nothing."""
+
+
+class WindowScope(_Scope):
+    """A training step (``train``) or validation pass (``val``)."""
+
+    def __init__(self, telemetry: Telemetry, split: str, step: int | None) -> None:
+        self._tel = telemetry
+        self.split = split
+        self.step = step
+        self._window = None
+        self._tokens = None
+        self._span_cm = None
+
+    def _enter(self) -> None:
+        tel = self._tel
+        self._window, self._tokens = tel.recorder.open_window(self.split, self.step)
+        self.step = self._window.step
+        name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
+        self._span_cm = tel.tracer.start_as_current_span(
+            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split},
+            end_on_exit=True)
+        self._span_cm.__enter__()
+
+    def _exit(self, ok: bool) -> None:
+        tel = self._tel
+        try:
+            if self._span_cm is not None:
+                self._span_cm.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001 - a span is never worth a trainer crash
+            logger.debug("otel-grpo: span end failed", exc_info=True)
+        tel.end_window(self._window, self._tokens, ok)
+
+
+class SampleScope(_Scope):
+    """One sample being served: everything recorded inside is attributed to it."""
+
+    def __init__(self, telemetry: Telemetry, state: SampleState) -> None:
+        self._tel = telemetry
+        self.state = state
+        self._token = None
+
+    def _enter(self) -> None:
+        self._token = set_sample(self.state)
+
+    def _exit(self, ok: bool) -> None:
+        reset_sample(self._token)
+        if not ok and not self.state.recorded:  # the workflow raised: an incorrect sample
+            self._tel.recorder.record_sample(0.0, 0.0, state=self.state)
+
+
+class Telemetry:
+    """A running otel-grpo: providers, recorder and WandB exporter. Use :meth:`shutdown`."""
+
+    def __init__(self, config: Any, providers: Providers) -> None:
+        self.config = config
+        self.providers = providers
+        meter = providers.meter_provider.get_meter(semconv.METER_NAME)
+        self.tracer = (providers.tracer_provider.get_tracer(semconv.TRACER_NAME)
+                       if providers.tracer_provider is not None else trace.NoOpTracer())
+        labels = LabelGuard(config.wandb.dashboard.datasets, config.metrics.max_sources)
+        self.exporter = WandbStepExporter(
+            providers.step_reader, config.wandb,
+            run_config={"otel_grpo": {**config.redacted_dict(), "run_id": providers.run_id}},
+            extra_health=self._otlp_health if config.otlp.enabled else None,
+        )
+        self.recorder = Recorder(
+            meter, accuracy_threshold=config.metrics.accuracy_threshold, labels=labels,
+            judge_prices=(config.judge.price_input_per_mtok, config.judge.price_output_per_mtok),
+            health=self.exporter.health_counts,
+        )
+        self._closed = False
+        self._pid = os.getpid()
+
+    @staticmethod
+    def _otlp_health() -> dict[str, int]:
+        try:
+            from otel_grpo.otlp import otlp_health
+        except ImportError:
+            return {}
+        health = otlp_health()
+        return {f"otlp_{k}": health.get(k, 0) for k in ("export_errors", "spans_dropped")}
+
+    # --- windows and samples --------------------------------------------------------------
+    def step(self, step: int) -> WindowScope:
+        """A training-step window: ``with tel.step(7): ...`` (or ``async with``)."""
+        return WindowScope(self, semconv.SPLIT_TRAIN, int(step))
+
+    def validation(self, step: int | None = None) -> WindowScope:
+        """A validation window, logged at ``step`` (default: the latest training step)."""
+        return WindowScope(self, semconv.SPLIT_VAL, step)
+
+    def sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleScope:
+        """Serve one sample: records inside are attributed to its ``source``."""
+        return SampleScope(self, self.recorder.new_sample(source, problem_type, group))
+
+    def end_window(self, window: Any, tokens: Any, ok: bool) -> None:
+        """Close a window and export its row. Never raises."""
+        try:
+            self.recorder.close_window(window, tokens, ok)
+        except Exception as exc:  # noqa: BLE001
+            self.exporter._fault("window close", exc)
+        if os.getpid() == self._pid and not self._closed:
+            self.exporter.on_window_end(window.split, window.step, ok)
+
+    # --- recording ------------------------------------------------------------------------
+    def record_sample(self, reward: Any, correctness: Any = None, *, source: Any = None,
+                      problem_type: Any = None, group: Any = None) -> None:
+        """Record one scored sample (see :meth:`Recorder.record_sample`)."""
+        self.recorder.record_sample(reward, correctness, source=source, problem_type=problem_type,
+                                    group=group)
+
+    def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
+                            source: Any = None, problem_type: Any = None) -> None:
+        """Record one workflow execution."""
+        self.recorder.record_executor_run(cost, duration_s, success, source=source,
+                                          problem_type=problem_type)
+
+    def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
+                                error_type: str | None = None, source: Any = None,
+                                problem_type: Any = None) -> None:
+        """Record one judge evaluation and its outcome."""
+        self.recorder.record_judge_evaluation(outcome, verdict, duration_s, error_type=error_type,
+                                              source=source, problem_type=problem_type)
+
+    def record_judge_request(self, *, error_type: str | None = None, input_tokens: Any = None,
+                             output_tokens: Any = None, source: Any = None) -> None:
+        """Record one HTTP request to the judge."""
+        self.recorder.record_judge_request(error_type=error_type, input_tokens=input_tokens,
+                                           output_tokens=output_tokens, source=source)
+
+    def record_scalars(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
+        self.recorder.record_scalars({**(values or {}), **kwargs})
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @property
+    def run(self) -> Any:
+        """The WandB run rows are written to (None before the first row)."""
+        return self.exporter.run
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows written so far (the last 1000)."""
+        return list(self.exporter.rows)
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """URL of the in-process Prometheus endpoint, when enabled."""
+        return self.providers.prometheus.url if self.providers.prometheus is not None else None
+
+    def shutdown(self, finish_run: bool = True) -> None:
+        """Flush exports, finish otel-grpo's own WandB run, and stop recording."""
+        global _current
+        if self._closed:
+            return
+        self._closed = True
+        with _current_lock:
+            if _current is self:
+                _current = None
+        if os.getpid() != self._pid:
+            return
+        self.exporter.shutdown(finish_run=finish_run)
+        self.providers.shutdown()
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+
+def setup(config: Any = None, *, metric_readers: Any = (), span_processors: Any = (),
+          step_reader: Any = None, meter_provider: Any = None, tracer_provider: Any = None,
+          **overrides: Any) -> Telemetry:
+    """Start otel-grpo and make it current; returns a :class:`Telemetry` handle.
+
+    ``config`` is a path to YAML, a dict, or None for ``config/telemetry.yaml`` (else
+    the packaged defaults). ``OTEL_*``/``WANDB_*`` variables win over the file; keyword
+    overrides named after sections (``wandb={"mode": "disabled"}``) win over both.
+    A previous current handle is shut down first.
+    """
+    global _current
+    from otel_grpo.config import load_config
+
+    cfg = load_config(config, **overrides)
+    if cfg.wandb.debug_logging:
+        logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
+    with _current_lock:
+        previous = _current
+    if previous is not None:
+        previous.shutdown()
+    providers = build_providers(cfg, metric_readers=metric_readers, span_processors=span_processors,
+                                step_reader=step_reader, meter_provider=meter_provider,
+                                tracer_provider=tracer_provider)
+    telemetry = Telemetry(cfg, providers)
+    with _current_lock:
+        _current = telemetry
+    atexit.register(telemetry.shutdown)
+    return telemetry
+
+
+def get_telemetry() -> Telemetry | None:
+    """The current handle, or None when otel-grpo is not set up (or in a forked child)."""
+    return _current
+
+
+def _forget_in_child() -> None:
+    global _current
+    _current = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

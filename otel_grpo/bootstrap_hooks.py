@@ -1,0 +1,60 @@
+"""Process start and end hooks for ``otel-grpo run`` (auto-instrumentation)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ENV = "OTEL_GRPO_CONFIG"
+_started = False
+
+
+def start_from_environment() -> None:
+    """Set up otel-grpo from ``$OTEL_GRPO_CONFIG`` and patch the configured targets."""
+    global _started
+    if _started:
+        return
+    _started = True
+    from otel_grpo.instrumentation.auto import GrpoInstrumentor
+
+    GrpoInstrumentor().instrument(config=os.environ.get(CONFIG_ENV) or None)
+    install_exit_hooks()
+
+
+def _shutdown(finish_any_run: bool = False) -> None:
+    from otel_grpo.api import get_telemetry
+
+    tel = get_telemetry()
+    if tel is None:
+        return
+    run = tel.run
+    tel.shutdown()
+    if finish_any_run and run is not None:
+        try:
+            run.finish()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def install_exit_hooks() -> None:
+    """Flush at exit; on SIGTERM (when the default action is in place) flush, finish, then die."""
+    atexit.register(_shutdown)
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    logger.warning("otel-grpo: SIGTERM: flushing telemetry and finishing the WandB run")
+    try:
+        _shutdown(finish_any_run=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)

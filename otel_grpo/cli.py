@@ -1,0 +1,178 @@
+"""``otel-grpo`` command line: demo | run | judge-server | inspect | dashboard | report | check-config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from otel_grpo.bootstrap_hooks import CONFIG_ENV
+
+PANEL_GROUPS: list[tuple[str, tuple[str, ...]]] = [
+    ("Training overview", ("train/",)),
+    ("Datasets", ("dataset/", "grpo/")),
+    ("Judge", ("judge/",)),
+    ("Validation", ("val/",)),
+    ("Cost", ("cost/", "executor/")),
+    ("Exporter health", ("exporter/",)),
+]
+
+
+def latest_values(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last value written for every key of a run's history."""
+    latest: dict[str, Any] = {}
+    for row in history:
+        for key, value in row.items():
+            if not key.startswith("_"):
+                latest[key] = value
+    return latest
+
+
+def group_keys(latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Group ``{key: value}`` like the design document's panels."""
+    grouped: dict[str, dict[str, Any]] = {title: {} for title, _ in PANEL_GROUPS}
+    grouped["Other"] = {}
+    for key in sorted(latest):
+        for title, prefixes in PANEL_GROUPS:
+            if key.startswith(prefixes):
+                grouped[title][key] = latest[key]
+                break
+        else:
+            grouped["Other"][key] = latest[key]
+    return {title: keys for title, keys in grouped.items() if keys}
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from otel_grpo.runreader import read_run
+
+    try:
+        records = read_run(args.run_dir)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"otel-grpo inspect: {exc}", file=sys.stderr)
+        return 2
+    grouped = group_keys(latest_values(records.history))
+    if args.json:
+        print(json.dumps({"run": str(records.path), "rows": len(records.history), "panels": grouped},
+                         indent=2, sort_keys=True, default=str))
+        return 0
+    print(f"run: {records.path}  ({len(records.history)} rows)")
+    for title, keys in grouped.items():
+        print(f"\n== {title} ==")
+        width = max(len(k) for k in keys)
+        for key, value in keys.items():
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            print(f"  {key:<{width}}  {shown}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("otel-grpo run: give the command to run, e.g. otel-grpo run -- python train.py",
+              file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    if args.config:
+        from otel_grpo.config import ConfigError, load_config
+
+        try:
+            load_config(args.config)
+        except ConfigError as exc:
+            print(f"otel-grpo run: {exc}", file=sys.stderr)
+            return 2
+        env[CONFIG_ENV] = str(Path(args.config).resolve())
+    bootstrap = str(Path(__file__).parent / "bootstrap")
+    project_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, project_root, env.get("PYTHONPATH")) if p)
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        print(f"otel-grpo run: cannot run {command[0]!r}: {exc}", file=sys.stderr)
+        return 127
+    return 0  # not reached
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from otel_grpo.config import check_config_cli
+
+    return check_config_cli(args.file)
+
+
+def _cmd_judge_server(args: argparse.Namespace, extra: list[str]) -> int:
+    from otel_grpo.demo.judge_server import main as judge_main
+
+    return judge_main(extra)
+
+
+def _cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
+    from otel_grpo.demo.cli import main as demo_main
+
+    return demo_main(extra)
+
+
+def _cmd_dashboard(args: argparse.Namespace, extra: list[str]) -> int:
+    from otel_grpo.dashboards.wandb_workspace import main as dashboard_main
+
+    return dashboard_main(extra)
+
+
+def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
+    from otel_grpo.report import main as report_main
+
+    return report_main(extra)
+
+
+_PASSTHROUGH = {"demo": _cmd_demo, "judge-server": _cmd_judge_server, "dashboard": _cmd_dashboard,
+                "report": _cmd_report}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``otel-grpo`` command."""
+    parser = argparse.ArgumentParser(
+        prog="otel-grpo",
+        description="OpenTelemetry instrumentation for GRPO training, with a WandB exporter.")
+    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND")
+    sub.add_parser("demo", help="run an instrumented GRPO demo on embedded defaults (--help for options)",
+                   add_help=False)
+    run = sub.add_parser("run", help="run a training command with auto-instrumentation (no code change)")
+    run.add_argument("--config", help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
+    sub.add_parser("judge-server", help="start the local OpenAI-compatible judge server (--help)",
+                   add_help=False)
+    inspect_cmd = sub.add_parser("inspect", help="print the keys and latest values of a WandB run dir")
+    inspect_cmd.add_argument("run_dir", help="an offline-run-* directory, a wandb/ directory, or a .wandb file")
+    inspect_cmd.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("dashboard", help="build the WandB workspace (--dry-run prints it)", add_help=False)
+    sub.add_parser("report", help="render a local HTML report of a run dir", add_help=False)
+    check = sub.add_parser("check-config", help="validate a telemetry YAML file")
+    check.add_argument("file", nargs="?", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``otel-grpo`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in _PASSTHROUGH:
+        return _PASSTHROUGH[argv[0]](argparse.Namespace(), argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command_name == "run":
+        return _cmd_run(args)
+    if args.command_name == "inspect":
+        return _cmd_inspect(args)
+    if args.command_name == "check-config":
+        return _cmd_check_config(args)
+    parser.print_help()
+    return 0 if not argv else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Who is being served right now: step, split and sample, carried in contextvars.
+
+asyncio tasks inherit a copy of the context they were created in, so the per-sample
+tasks a trainer gathers each see their own sample. Threads that were not given a
+context fall back to the process-wide window (one trainer per process).
+
+Also home of the label normalisation: lower-cased sources, problem types derived
+from the dataset table, and a cardinality guard that folds unexpected sources into
+``other`` once the limit is reached, so a typo cannot explode Prometheus or WandB.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_grpo import semconv
+
+logger = logging.getLogger(__name__)
+
+_LABEL_UNSAFE = re.compile(r"[^a-z0-9_.\-]+")
+_MAX_LABEL_LEN = 64
+
+
+def _clean_label(value: Any) -> str:
+    """Lower-case ``value`` and strip characters that would break a WandB key."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = str(value).strip().lower()
+    text = _LABEL_UNSAFE.sub("_", text).strip("_")
+    return text[:_MAX_LABEL_LEN]
+
+
+class LabelGuard:
+    """Normalises ``source`` and ``problem_type`` labels with a cardinality limit.
+
+    Known sources always pass. Up to ``max_sources`` other distinct sources are kept
+    as they are; after that they become ``other`` with a single warning.
+    """
+
+    _MAX_PROBLEM_TYPES = 16
+
+    def __init__(self, known_sources: Iterable[str] = semconv.DEFAULT_DATASETS,
+                 max_sources: int = 32) -> None:
+        self._known = {_clean_label(s) for s in known_sources} | {semconv.UNKNOWN, semconv.OTHER}
+        self._max_extra = max_sources
+        self._extra: set[str] = set()
+        self._ptypes: set[str] = {"math", "code", "qa", semconv.UNKNOWN}
+        self._lock = threading.Lock()
+        self._warned_source = False
+        self._warned_ptype = False
+        self._cache: dict[Any, str] = {}
+
+    def source(self, raw: Any) -> str:
+        """Return the normalised source label for ``raw``."""
+        try:
+            return self._cache[raw]
+        except (KeyError, TypeError):
+            pass
+        label = _clean_label(raw) or semconv.UNKNOWN
+        if label not in self._known and label not in self._extra:
+            with self._lock:
+                if len(self._extra) < self._max_extra:
+                    self._extra.add(label)
+                else:
+                    if not self._warned_source:
+                        self._warned_source = True
+                        logger.warning(
+                            "otel-grpo: more than %d distinct unexpected dataset sources; "
+                            "source %r and any further new ones are recorded as 'other' "
+                            "(raise metrics.max_sources or list them in wandb.dashboard.datasets)",
+                            self._max_extra, label,
+                        )
+                    label = semconv.OTHER
+        try:
+            if len(self._cache) < 4096:
+                self._cache[raw] = label
+        except TypeError:
+            pass
+        return label
+
+    def problem_type(self, raw: Any, source: str) -> str:
+        """Return the normalised problem type, derived from ``source`` when missing."""
+        label = _clean_label(raw)
+        if not label:
+            return semconv.PROBLEM_TYPE_BY_SOURCE.get(source, semconv.UNKNOWN)
+        if label not in self._ptypes:
+            with self._lock:
+                if len(self._ptypes) < self._MAX_PROBLEM_TYPES:
+                    self._ptypes.add(label)
+                else:
+                    if not self._warned_ptype:
+                        self._warned_ptype = True
+                        logger.warning("otel-grpo: too many distinct problem types; %r recorded as 'other'", label)
+                    return semconv.OTHER
+        return label
+
+
+@dataclass(eq=False)
+class SampleState:
+    """What has been recorded so far for the sample served in this context."""
+
+    source: str
+    problem_type: str
+    group: Any = None
+    executed: bool = False
+    execution_ok: bool = True
+    recorded: bool = False
+    window: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_sample_var: ContextVar[SampleState | None] = ContextVar("otel_grpo_sample", default=None)
+_split_var: ContextVar[str | None] = ContextVar("otel_grpo_split", default=None)
+_window_var: ContextVar[Any] = ContextVar("otel_grpo_window", default=None)
+
+
+def current_sample() -> SampleState | None:
+    """Return the sample being served in this context, if any."""
+    return _sample_var.get()
+
+
+def set_sample(state: SampleState | None):  # noqa: ANN201 - returns a contextvars.Token
+    """Make ``state`` the current sample; returns a token for :func:`reset_sample`."""
+    return _sample_var.set(state)
+
+
+def reset_sample(token) -> None:  # noqa: ANN001
+    """Restore the sample that was current before :func:`set_sample`."""
+    try:
+        _sample_var.reset(token)
+    except ValueError:  # token created in another context (e.g. across a thread hop)
+        _sample_var.set(None)
+
+
+def current_window_var() -> ContextVar[Any]:
+    """The contextvar holding the innermost open window in this context."""
+    return _window_var
+
+
+def current_split_var() -> ContextVar[str | None]:
+    """The contextvar holding the split (train|val) of this context."""
+    return _split_var
+
+
+@dataclass(eq=False)
+class JudgeAttempt:
+    """One HTTP request made while a judge evaluation runs."""
+
+    error_type: str | None = None  # None: a reply with content came back
+    status_code: int | None = None
+    content: str | None = None  # kept in memory only, to classify parse failures
+    finish_reason: str | None = None
+
+
+@dataclass(eq=False)
+class JudgeEvaluationState:
+    """The judge evaluation running in this context and the HTTP attempts it made."""
+
+    source: str
+    problem_type: str
+    attempts: list[JudgeAttempt] = field(default_factory=list)
+
+
+_judge_var: ContextVar[JudgeEvaluationState | None] = ContextVar("otel_grpo_judge", default=None)
+
+
+def current_judge_evaluation() -> JudgeEvaluationState | None:
+    """The judge evaluation running in this context, if any (HTTP attempts attach to it)."""
+    return _judge_var.get()
+
+
+def judge_evaluation_var() -> ContextVar[JudgeEvaluationState | None]:
+    """The contextvar holding the running judge evaluation."""
+    return _judge_var

@@ -1,0 +1,1 @@
+"""Instrumentors: the trainer's roles (step, validation, executor, reward, judge) and judge HTTP."""

@@ -1,0 +1,110 @@
+"""Zero-code instrumentation: patch the configured ``module:Class.method`` targets on import.
+
+:class:`GrpoInstrumentor` is registered under the ``opentelemetry_instrumentor`` entry
+point, so ``opentelemetry-instrument python train.py`` loads it; ``otel-grpo run``
+loads it through its own bootstrap. Targets default to the trainer of
+trainer-shape.md and are changed in the config's ``instrumentation.targets``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_grpo.api import get_telemetry, setup
+from otel_grpo.config import parse_target
+from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
+
+logger = logging.getLogger(__name__)
+
+
+def _resolve_owner(module: Any, qualname: str) -> tuple[Any, str]:
+    parts = qualname.split(".")
+    owner = module
+    for part in parts[:-1]:
+        owner = getattr(owner, part)
+    return owner, parts[-1]
+
+
+def _sdk_providers() -> dict[str, Any]:
+    """Reuse providers that ``opentelemetry-instrument`` built with our step reader."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from exporters.step_reader import StepMetricReader
+
+    reader = StepMetricReader.latest()
+    meter_provider = metrics.get_meter_provider()
+    if reader is None or not isinstance(meter_provider, MeterProvider):
+        return {}
+    tracer_provider = trace.get_tracer_provider()
+    return {"step_reader": reader, "meter_provider": meter_provider,
+            "tracer_provider": tracer_provider if isinstance(tracer_provider, TracerProvider) else None}
+
+
+class GrpoInstrumentor(BaseInstrumentor):
+    """Patches the trainer roles named in the config when their modules are imported."""
+
+    def __init__(self) -> None:
+        self._patched: list[tuple[str, str]] = []
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """No library requirement: the targets are the user's own modules."""
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tel = get_telemetry()
+        if tel is None:
+            tel = setup(kwargs.get("config"), **_sdk_providers())
+        options = tel.config.instrumentation
+        if not options.enabled:
+            return
+        for role, target in options.targets.enabled_targets().items():
+            module_name, qualname = parse_target(target)
+            wrapper = ROLE_WRAPPERS[role](options)
+            wrapt.register_post_import_hook(self._patcher(module_name, qualname, wrapper), module_name)
+        try:
+            from otel_grpo.instrumentation.judge_http import instrument_http
+
+            instrument_http(get_telemetry)
+        except ImportError:
+            logger.debug("otel-grpo: judge HTTP instrumentation unavailable")
+
+    def _patcher(self, module_name: str, qualname: str, wrapper: Any) -> Any:
+        def patch(module: Any) -> None:
+            try:
+                owner, attr = _resolve_owner(module, qualname)
+                current = getattr(owner, attr)
+                if getattr(current, "otel_grpo_role", None) or isinstance(current, wrapt.ObjectProxy) \
+                        and getattr(current, "_self_wrapper", None) is wrapper:
+                    return
+                wrapt.wrap_function_wrapper(owner, attr, wrapper)
+                self._patched.append((module_name, qualname))
+                logger.info("otel-grpo: instrumented %s:%s", module_name, qualname)
+            except AttributeError:
+                logger.warning("otel-grpo: target %s:%s not found; check instrumentation.targets",
+                               module_name, qualname)
+        return patch
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import sys
+
+        for module_name, qualname in self._patched:
+            module = sys.modules.get(module_name)
+            if module is None:
+                continue
+            owner, attr = _resolve_owner(module, qualname)
+            unwrap(owner, attr)
+        self._patched.clear()
+        try:
+            from otel_grpo.instrumentation.judge_http import uninstrument_http
+
+            uninstrument_http()
+        except ImportError:
+            pass

@@ -1,0 +1,113 @@
+"""Builds the MeterProvider and TracerProvider: step reader, OTLP, Prometheus."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from exporters.step_reader import StepMetricReader
+from otel_grpo import semconv
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Providers:
+    """The SDK providers otel-grpo records into, and what feeds off them."""
+
+    meter_provider: MeterProvider
+    tracer_provider: TracerProvider | None
+    step_reader: StepMetricReader
+    resource: Resource
+    run_id: str
+    prometheus: Any = None
+    closers: list = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        """Flush and stop every reader, processor and endpoint (bounded by the SDK timeouts)."""
+        for close in (self._shutdown_traces, self._shutdown_metrics, *self.closers):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - shutdown must not raise into the trainer
+                logger.warning("otel-grpo: error during shutdown: %s: %s", type(exc).__qualname__, exc)
+
+    def _shutdown_traces(self) -> None:
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+
+    def _shutdown_metrics(self) -> None:
+        self.meter_provider.shutdown(timeout_millis=10_000)
+
+
+def make_resource(service_name: str, run_id: str) -> Resource:
+    """Resource with service.name, a per-process service.instance.id, run id and host."""
+    return Resource.create({
+        "service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name,
+        "service.instance.id": uuid.uuid4().hex,
+        semconv.ATTR_RUN_ID: run_id,
+        "host.name": socket.gethostname(),
+        "process.pid": os.getpid(),
+    })
+
+
+def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
+                    span_processors: Sequence[SpanProcessor] = (),
+                    step_reader: StepMetricReader | None = None,
+                    meter_provider: MeterProvider | None = None,
+                    tracer_provider: TracerProvider | None = None) -> Providers:
+    """Build providers from a :class:`~otel_grpo.config.TelemetryConfig`.
+
+    ``metric_readers`` and ``span_processors`` are extra sinks (tests use in-memory
+    ones). OTLP and the Prometheus endpoint are added when the config enables them.
+    With ``meter_provider`` (one ``opentelemetry-instrument`` built around our
+    ``step_reader``) nothing is built: those providers are used as they are.
+    """
+    if meter_provider is not None and step_reader is not None:
+        resource = meter_provider._sdk_config.resource
+        run_id = str(resource.attributes.get(semconv.ATTR_RUN_ID) or uuid.uuid4().hex[:12])
+        return Providers(meter_provider=meter_provider, tracer_provider=tracer_provider,
+                         step_reader=step_reader, resource=resource, run_id=run_id)
+    run_id = os.environ.get("OTEL_GRPO_RUN_ID") or uuid.uuid4().hex[:12]
+    resource = make_resource(cfg.service_name, run_id)
+    step_reader = step_reader or StepMetricReader()
+    readers: list[MetricReader] = [step_reader, *metric_readers]
+    processors: list[SpanProcessor] = list(span_processors)
+    closers: list = []
+    prometheus = None
+    if cfg.otlp.enabled and cfg.otlp.endpoint:
+        from otel_grpo import otlp
+
+        if cfg.otlp.metrics:
+            reader = otlp.build_otlp_metric_reader(cfg.otlp)
+            if reader is not None:
+                readers.append(reader)
+        if cfg.otlp.traces:
+            processor = otlp.build_otlp_span_processor(cfg.otlp)
+            if processor is not None:
+                processors.append(processor)
+    if cfg.prometheus.enabled:
+        from otel_grpo.prometheus_endpoint import start_prometheus_reader
+
+        prometheus = start_prometheus_reader(cfg.prometheus.host, cfg.prometheus.port)
+        readers.append(prometheus.reader)
+        closers.append(prometheus.stop)
+        logger.info("otel-grpo: Prometheus metrics at %s", prometheus.url)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    tracer_provider = None
+    if processors:
+        tracer_provider = TracerProvider(resource=resource)
+        for processor in processors:
+            tracer_provider.add_span_processor(processor)
+    return Providers(meter_provider=meter_provider, tracer_provider=tracer_provider,
+                     step_reader=step_reader, resource=resource, run_id=run_id,
+                     prometheus=prometheus, closers=closers)

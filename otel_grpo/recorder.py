@@ -1,0 +1,481 @@
+"""The hot path: what one sample, executor run and judge evaluation records.
+
+Per-sample figures are pre-aggregated into plain Python accumulators under one lock
+(about a microsecond per sample) and published through *observable* instruments,
+which the SDK reads only when a reader collects. Slow events (executor runs, judge
+evaluations and requests) also go to SDK histograms/counters, where ~10 µs is noise.
+
+Windows: a training step and a validation pass each open a :class:`Window`. Samples
+land in the window and are committed to the cumulative accumulators when it closes;
+a step that raised is discarded, so its samples never leak into the next row.
+Executor cost and judge calls are committed at once: they were spent either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from otel_grpo import semconv
+from otel_grpo.context import (
+    LabelGuard,
+    SampleState,
+    current_sample,
+    current_split_var,
+    current_window_var,
+)
+from otel_grpo.values import InvalidValueLog, to_cost, to_float, to_reward
+
+logger = logging.getLogger(__name__)
+
+SeriesKey = tuple[str, str, str]  # (split, source, problem_type)
+
+
+@dataclass(slots=True)
+class SampleStats:
+    """Sums over scored samples of one series."""
+
+    samples: int = 0
+    correct: int = 0
+    reward_sum: float = 0.0
+    correctness_sum: float = 0.0
+    reward_min: float = math.inf
+    reward_max: float = -math.inf
+
+    def add(self, reward: float, correctness: float, correct: bool) -> None:
+        """Add one sample."""
+        self.samples += 1
+        self.correct += correct
+        self.reward_sum += reward
+        self.correctness_sum += correctness
+        if reward < self.reward_min:
+            self.reward_min = reward
+        if reward > self.reward_max:
+            self.reward_max = reward
+
+    def merge(self, other: SampleStats) -> None:
+        """Add every sample of ``other``."""
+        self.samples += other.samples
+        self.correct += other.correct
+        self.reward_sum += other.reward_sum
+        self.correctness_sum += other.correctness_sum
+        self.reward_min = min(self.reward_min, other.reward_min)
+        self.reward_max = max(self.reward_max, other.reward_max)
+
+
+@dataclass(slots=True)
+class ExecStats:
+    """Executor runs and cost of one series."""
+
+    runs: int = 0
+    cost: float = 0.0
+    invalid_cost: int = 0
+
+
+@dataclass(eq=False)
+class Window:
+    """One training step or one validation pass."""
+
+    split: str
+    step: int
+    samples: dict[tuple[str, str], SampleStats] = field(default_factory=dict)
+    groups: dict[Any, list] = field(default_factory=dict)  # key -> [source, first reward, all equal, n]
+    scalars: dict[str, float] = field(default_factory=dict)
+    pending: set = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+
+class Recorder:
+    """Pre-aggregating recorder bound to one :class:`~opentelemetry.metrics.Meter`."""
+
+    def __init__(self, meter: Meter, *, accuracy_threshold: float = 0.9,
+                 labels: LabelGuard | None = None,
+                 judge_prices: tuple[float, float] = (0.0, 0.0),
+                 health: Callable[[], dict[str, int]] | None = None) -> None:
+        self.threshold = accuracy_threshold
+        self.labels = labels or LabelGuard()
+        self.invalid = InvalidValueLog()
+        self._prices = judge_prices
+        self._health = health or (lambda: {})
+        self._lock = threading.Lock()
+        self._samples: dict[SeriesKey, SampleStats] = {}
+        self._exec: dict[tuple[str, str, str, str], ExecStats] = {}
+        self._groups: dict[tuple[str, str], list[int]] = {}  # (split, source) -> [groups, zero_adv]
+        self._sealed_minmax: dict[SeriesKey, tuple[float, float]] = {}
+        self._sealed_scalars: dict[str, float] = {}
+        self._steps = [0, 0, 0]  # completed, failed, val runs
+        self._last_step: int | None = None
+        self._global_windows: list[Window] = []  # open windows, innermost last (thread fallback)
+        self._create_instruments(meter)
+
+    # --- instruments -----------------------------------------------------------------
+    def _create_instruments(self, meter: Meter) -> None:
+        def obs_counter(spec, cb, updown=False):  # noqa: ANN001, ANN202
+            name, unit, desc = spec
+            make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
+            return make(name, callbacks=[cb], unit=unit, description=desc)
+
+        obs_counter(semconv.SAMPLES, self._observe_samples("samples"))
+        obs_counter(semconv.SAMPLES_CORRECT, self._observe_samples("correct"))
+        obs_counter(semconv.REWARD_SUM, self._observe_samples("reward_sum"), updown=True)
+        obs_counter(semconv.CORRECTNESS_SUM, self._observe_samples("correctness_sum"), updown=True)
+        obs_counter(semconv.EXECUTOR_RUNS, self._observe_exec("runs"))
+        obs_counter(semconv.EXECUTOR_COST, self._observe_exec("cost"))
+        obs_counter(semconv.EXECUTOR_COST_INVALID, self._observe_exec("invalid_cost"))
+        obs_counter(semconv.GROUPS, self._observe_groups(0))
+        obs_counter(semconv.GROUPS_ZERO_ADVANTAGE, self._observe_groups(1))
+        obs_counter(semconv.TRAIN_STEPS, self._observe_steps(0))
+        obs_counter(semconv.TRAIN_STEPS_FAILED, self._observe_steps(1))
+        obs_counter(semconv.VAL_RUNS, self._observe_steps(2))
+        obs_counter(semconv.EXPORTER_EVENTS, self._observe_health)
+        for spec, idx in ((semconv.REWARD_MIN, 0), (semconv.REWARD_MAX, 1)):
+            meter.create_observable_gauge(spec[0], callbacks=[self._observe_minmax(idx)],
+                                          unit=spec[1], description=spec[2])
+        meter.create_observable_gauge(semconv.TRAIN_SCALAR[0], callbacks=[self._observe_scalars],
+                                      unit=semconv.TRAIN_SCALAR[1], description=semconv.TRAIN_SCALAR[2])
+        meter.create_observable_gauge(semconv.TRAIN_STEP[0], callbacks=[self._observe_last_step],
+                                      unit=semconv.TRAIN_STEP[1], description=semconv.TRAIN_STEP[2])
+        duration = semconv.DURATION_BUCKETS_S
+        self._exec_duration = meter.create_histogram(
+            semconv.EXECUTOR_DURATION[0], unit="s", description=semconv.EXECUTOR_DURATION[2],
+            explicit_bucket_boundaries_advisory=list(duration))
+        self._judge_evals = meter.create_counter(
+            semconv.JUDGE_EVALUATIONS[0], unit=semconv.JUDGE_EVALUATIONS[1],
+            description=semconv.JUDGE_EVALUATIONS[2])
+        self._judge_duration = meter.create_histogram(
+            semconv.JUDGE_DURATION[0], unit="s", description=semconv.JUDGE_DURATION[2],
+            explicit_bucket_boundaries_advisory=list(duration))
+        self._judge_requests = meter.create_counter(
+            semconv.JUDGE_REQUESTS[0], unit=semconv.JUDGE_REQUESTS[1], description=semconv.JUDGE_REQUESTS[2])
+        self._judge_cost = meter.create_counter(
+            semconv.JUDGE_COST[0], unit="USD", description=semconv.JUDGE_COST[2])
+        self.genai_duration = meter.create_histogram(
+            semconv.GEN_AI_OPERATION_DURATION[0], unit="s",
+            description=semconv.GEN_AI_OPERATION_DURATION[2],
+            explicit_bucket_boundaries_advisory=list(duration))
+        self.genai_tokens = meter.create_histogram(
+            semconv.GEN_AI_TOKEN_USAGE[0], unit="{token}", description=semconv.GEN_AI_TOKEN_USAGE[2],
+            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS))
+
+    def _observe_samples(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        def callback(_options: CallbackOptions) -> Iterator[Observation]:
+            with self._lock:
+                items = [(k, getattr(v, field_name)) for k, v in self._samples.items()]
+            for (split, source, ptype), value in items:
+                yield Observation(value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source,
+                                          semconv.ATTR_PROBLEM_TYPE: ptype})
+        return callback
+
+    def _observe_exec(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        def callback(_options: CallbackOptions) -> Iterator[Observation]:
+            with self._lock:
+                items = [(k, getattr(v, field_name)) for k, v in self._exec.items()]
+            merged: dict[tuple, float] = {}
+            for (split, source, ptype, ok), value in items:
+                if field_name == "runs":
+                    key = (split, source, ptype, ok)
+                elif field_name == "cost":
+                    key = (split, source, ptype)
+                else:
+                    key = (split, source)
+                merged[key] = merged.get(key, 0) + value
+            for key, value in merged.items():
+                attrs = {semconv.ATTR_SPLIT: key[0], semconv.ATTR_SOURCE: key[1]}
+                if len(key) > 2:
+                    attrs[semconv.ATTR_PROBLEM_TYPE] = key[2]
+                if len(key) > 3:
+                    attrs[semconv.ATTR_SUCCESS] = key[3]
+                yield Observation(value, attrs)
+        return callback
+
+    def _observe_groups(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        def callback(_options: CallbackOptions) -> Iterator[Observation]:
+            with self._lock:
+                items = [(k, v[idx]) for k, v in self._groups.items()]
+            for (split, source), value in items:
+                yield Observation(value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source})
+        return callback
+
+    def _observe_steps(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        def callback(_options: CallbackOptions) -> Iterator[Observation]:
+            yield Observation(self._steps[idx])
+        return callback
+
+    def _observe_minmax(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        def callback(_options: CallbackOptions) -> Iterator[Observation]:
+            with self._lock:
+                items = list(self._sealed_minmax.items())
+            for (split, source, ptype), pair in items:
+                yield Observation(pair[idx], {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source,
+                                              semconv.ATTR_PROBLEM_TYPE: ptype})
+        return callback
+
+    def _observe_scalars(self, _options: CallbackOptions) -> Iterator[Observation]:
+        with self._lock:
+            items = list(self._sealed_scalars.items())
+        for name, value in items:
+            yield Observation(value, {semconv.ATTR_SCALAR_NAME: name})
+
+    def _observe_last_step(self, _options: CallbackOptions) -> Iterator[Observation]:
+        if self._last_step is not None:
+            yield Observation(self._last_step)
+
+    def _observe_health(self, _options: CallbackOptions) -> Iterator[Observation]:
+        counts = dict(self._health())
+        counts[semconv.HEALTH_INVALID_VALUES] = self.invalid.total()
+        for event, value in counts.items():
+            yield Observation(value, {semconv.ATTR_HEALTH_EVENT: event})
+
+    # --- windows -------------------------------------------------------------------------
+    def open_window(self, split: str, step: int | None = None) -> tuple[Window, tuple]:
+        """Open a step (``train``) or validation (``val``) window in this context."""
+        if step is None:
+            step = self._last_step if self._last_step is not None else 0
+        window = Window(split=split, step=int(step))
+        with self._lock:
+            self._global_windows.append(window)
+        tokens = (current_window_var().set(window), current_split_var().set(split))
+        return window, tokens
+
+    def close_window(self, window: Window, tokens: tuple | None, ok: bool) -> None:
+        """Close ``window``: commit its samples when ``ok``, discard them otherwise."""
+        if tokens is not None:
+            for var, token in zip((current_window_var(), current_split_var()), tokens, strict=False):
+                try:
+                    var.reset(token)
+                except ValueError:
+                    var.set(None)
+        with self._lock:
+            if window.closed:
+                return
+            window.closed = True
+            try:
+                self._global_windows.remove(window)
+            except ValueError:
+                pass
+            pending = list(window.pending)
+        for state in pending:  # executed but never scored: an incorrect sample
+            self._finish_unscored(state, window)
+        with self._lock:
+            if window.split == semconv.SPLIT_TRAIN:
+                self._last_step = window.step
+                if ok:
+                    self._steps[0] += 1
+                else:
+                    self._steps[1] += 1
+            elif ok:
+                self._steps[2] += 1
+            if not ok:
+                return
+            for (source, ptype), stats in window.samples.items():
+                key = (window.split, source, ptype)
+                self._samples.setdefault(key, SampleStats()).merge(stats)
+            self._sealed_minmax = {k: v for k, v in self._sealed_minmax.items() if k[0] != window.split}
+            for (source, ptype), stats in window.samples.items():
+                if stats.samples:
+                    self._sealed_minmax[(window.split, source, ptype)] = (stats.reward_min, stats.reward_max)
+            for source, _first, all_equal, n in window.groups.values():
+                if n < 2:
+                    continue
+                counts = self._groups.setdefault((window.split, source), [0, 0])
+                counts[0] += 1
+                counts[1] += bool(all_equal)
+            if window.split == semconv.SPLIT_TRAIN:
+                self._sealed_scalars = dict(window.scalars)
+
+    def current_window(self) -> Window | None:
+        """The innermost open window of this context, else the process-wide one."""
+        window = current_window_var().get()
+        if window is not None and not window.closed:
+            return window
+        windows = self._global_windows
+        return windows[-1] if windows else None
+
+    def current_split(self) -> str:
+        """``val`` inside a validation window, else ``train``."""
+        split = current_split_var().get()
+        if split is not None:
+            return split
+        window = self.current_window()
+        return window.split if window is not None else semconv.SPLIT_TRAIN
+
+    @property
+    def last_step(self) -> int | None:
+        """Number of the most recent training step window."""
+        return self._last_step
+
+    # --- labels --------------------------------------------------------------------------
+    def resolve_labels(self, source: Any = None, problem_type: Any = None) -> tuple[str, str]:
+        """Labels for an event: the current sample's, else the given ones, normalised."""
+        state = current_sample()
+        if state is not None:
+            return state.source, state.problem_type
+        src = self.labels.source(source)
+        return src, self.labels.problem_type(problem_type, src)
+
+    def new_sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleState:
+        """A sample state with normalised labels (not yet made current)."""
+        src = self.labels.source(source)
+        return SampleState(source=src, problem_type=self.labels.problem_type(problem_type, src),
+                           group=group)
+
+    # --- recording -----------------------------------------------------------------------
+    def record_sample(self, reward: Any, correctness: Any = None, *, source: Any = None,
+                      problem_type: Any = None, group: Any = None,
+                      state: SampleState | None = None) -> None:
+        """Record one scored sample (correctness defaults to the reward)."""
+        reward_value, invalid = to_reward(reward, self.invalid)
+        if correctness is None or invalid:
+            correctness_value = 0.0 if invalid else reward_value
+        else:
+            correctness_value = to_float(correctness)
+            if correctness_value is None:
+                self.invalid.report("correctness", correctness)
+                correctness_value = 0.0
+        if state is None:
+            state = current_sample()
+        if state is not None and state.recorded and state.executed and not state.execution_ok:
+            return  # already counted: a failed execution is an incorrect sample with reward 0
+        if state is not None:
+            src, ptype = state.source, state.problem_type
+            group = group if group is not None else state.group
+            state.recorded = True
+        else:
+            src = self.labels.source(source)
+            ptype = self.labels.problem_type(problem_type, src)
+        window = (state.window if state is not None and state.window is not None else None) \
+            or self.current_window()
+        self._add_sample(window, src, ptype, reward_value, correctness_value, group)
+        if state is not None and window is not None:
+            with self._lock:
+                window.pending.discard(state)
+
+    def _add_sample(self, window: Window | None, source: str, ptype: str, reward: float,
+                    correctness: float, group: Any) -> None:
+        correct = correctness >= self.threshold
+        with self._lock:
+            if window is None or window.closed:  # outside any window: commit straight away
+                key = (self.current_split(), source, ptype)
+                stats = self._samples.get(key)
+                if stats is None:
+                    stats = self._samples[key] = SampleStats()
+                stats.add(reward, correctness, correct)
+                return
+            stats = window.samples.get((source, ptype))
+            if stats is None:
+                stats = window.samples[(source, ptype)] = SampleStats()
+            stats.add(reward, correctness, correct)
+            if group is not None:
+                entry = window.groups.get(group)
+                if entry is None:
+                    window.groups[group] = [source, reward, True, 1]
+                else:
+                    entry[2] = entry[2] and entry[1] == reward
+                    entry[3] += 1
+
+    def _finish_unscored(self, state: SampleState, window: Window) -> None:
+        if not state.recorded:
+            state.recorded = True
+            self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group)
+
+    def mark_executed(self, state: SampleState, success: bool) -> None:
+        """Note that ``state``'s workflow ran; it is scored later or counted incorrect."""
+        state.executed = True
+        state.execution_ok = success
+        window = self.current_window()
+        state.window = window
+        if window is None:
+            return
+        if success:
+            with self._lock:
+                window.pending.add(state)
+        else:  # a failed execution is an incorrect sample with reward 0
+            self._finish_unscored(state, window)
+
+    def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
+                            source: Any = None, problem_type: Any = None) -> None:
+        """Record one workflow execution: its cost (USD), wall time and outcome."""
+        src, ptype = self.resolve_labels(source, problem_type)
+        split = self.current_split()
+        value, invalid = to_cost(cost, self.invalid)
+        ok = "true" if success else "false"
+        key = (split, src, ptype, ok)
+        with self._lock:
+            stats = self._exec.get(key)
+            if stats is None:
+                stats = self._exec[key] = ExecStats()
+            stats.runs += 1
+            stats.cost += value
+            stats.invalid_cost += invalid
+        state = current_sample()
+        if state is not None and not state.recorded:
+            self.mark_executed(state, bool(success))
+        seconds = to_float(duration_s)
+        if seconds is not None and seconds >= 0:
+            self._exec_duration.record(seconds, {
+                semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src,
+                semconv.ATTR_PROBLEM_TYPE: ptype, semconv.ATTR_SUCCESS: ok})
+
+    def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
+                                error_type: str | None = None, source: Any = None,
+                                problem_type: Any = None) -> None:
+        """Record one judge evaluation ending in ``success``, ``parse_failure`` or ``api_failure``."""
+        if outcome not in semconv.JUDGE_OUTCOMES:
+            self.invalid.report("judge outcome", outcome)
+            outcome = semconv.OUTCOME_API_FAILURE
+            error_type = error_type or semconv.ERROR_OTHER
+        src, ptype = self.resolve_labels(source, problem_type)
+        split = self.current_split()
+        if outcome == semconv.OUTCOME_SUCCESS and verdict is not None:
+            verdict_label = semconv.VERDICT_CORRECT if verdict else semconv.VERDICT_INCORRECT
+        else:
+            verdict_label = semconv.VERDICT_NONE
+        attrs = {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_PROBLEM_TYPE: ptype,
+                 semconv.ATTR_JUDGE_OUTCOME: outcome, semconv.ATTR_JUDGE_VERDICT: verdict_label}
+        if outcome == semconv.OUTCOME_API_FAILURE:
+            attrs[semconv.ATTR_ERROR_TYPE] = error_type or semconv.ERROR_OTHER
+        self._judge_evals.add(1, attrs)
+        seconds = to_float(duration_s)
+        if seconds is not None and seconds >= 0:
+            self._judge_duration.record(seconds, {
+                semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_JUDGE_OUTCOME: outcome})
+
+    def record_judge_request(self, *, error_type: str | None = None, input_tokens: Any = None,
+                             output_tokens: Any = None, source: Any = None) -> None:
+        """Record one HTTP request to the judge endpoint and price its tokens."""
+        src, _ = self.resolve_labels(source, None)
+        attrs = {semconv.ATTR_SPLIT: self.current_split(), semconv.ATTR_SOURCE: src}
+        if error_type:
+            attrs = {**attrs, semconv.ATTR_ERROR_TYPE: error_type}
+        self._judge_requests.add(1, attrs)
+        price_in, price_out = self._prices
+        tokens_in, tokens_out = to_float(input_tokens) or 0.0, to_float(output_tokens) or 0.0
+        cost = (tokens_in * price_in + tokens_out * price_out) / 1e6
+        if cost > 0:
+            self._judge_cost.add(cost, {semconv.ATTR_SPLIT: attrs[semconv.ATTR_SPLIT],
+                                        semconv.ATTR_SOURCE: src})
+
+    def record_scalars(self, values: dict[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
+        window = self.current_window()
+        items = values.items() if isinstance(values, dict) else values
+        for name, raw in items:
+            value = to_float(raw)
+            if value is None:
+                if raw is not None:
+                    self.invalid.report(f"scalar {name!s:.40}", raw)
+                continue
+            label = str(name)
+            if window is not None and not window.closed:
+                window.scalars[label] = value
+            else:
+                with self._lock:
+                    self._sealed_scalars[label] = value

@@ -1,0 +1,146 @@
+"""Every attribute key, instrument name, unit and bucket boundary otel-grpo uses.
+
+Names follow OpenTelemetry conventions: lower-case dotted instrument names, UCUM
+units (``s``, ``USD``, ``{sample}``), and the GenAI semantic conventions for the
+judge's HTTP calls. The Collector's Prometheus exporter turns ``grpo.samples`` with
+unit ``{sample}`` into ``grpo_samples_total`` and ``grpo.judge.duration`` (``s``)
+into ``grpo_judge_duration_seconds_bucket``; :data:`PROMETHEUS_NAMES` lists the
+translation for every instrument so dashboards and tests share one table.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+METER_NAME: Final = "otel_grpo"
+TRACER_NAME: Final = "otel_grpo"
+
+# --- attribute keys -----------------------------------------------------------------
+ATTR_SOURCE: Final = "grpo.source"
+ATTR_PROBLEM_TYPE: Final = "grpo.problem_type"
+ATTR_SPLIT: Final = "grpo.split"
+ATTR_STEP: Final = "grpo.step"
+ATTR_SUCCESS: Final = "grpo.executor.success"
+ATTR_JUDGE_OUTCOME: Final = "grpo.judge.outcome"
+ATTR_JUDGE_VERDICT: Final = "grpo.judge.verdict"
+ATTR_SCALAR_NAME: Final = "grpo.scalar.name"
+ATTR_HEALTH_EVENT: Final = "grpo.exporter.event"
+ATTR_ERROR_TYPE: Final = "error.type"
+ATTR_RUN_ID: Final = "grpo.run.id"
+ATTR_LLM_ROLE: Final = "grpo.llm.role"  # judge | executor
+
+# GenAI semantic conventions (judge HTTP requests).
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+
+# --- attribute values ----------------------------------------------------------------
+SPLIT_TRAIN: Final = "train"
+SPLIT_VAL: Final = "val"
+UNKNOWN: Final = "unknown"
+OTHER: Final = "other"
+
+OUTCOME_SUCCESS: Final = "success"
+OUTCOME_PARSE_FAILURE: Final = "parse_failure"
+OUTCOME_API_FAILURE: Final = "api_failure"
+JUDGE_OUTCOMES: Final = (OUTCOME_SUCCESS, OUTCOME_PARSE_FAILURE, OUTCOME_API_FAILURE)
+
+VERDICT_CORRECT: Final = "correct"
+VERDICT_INCORRECT: Final = "incorrect"
+VERDICT_NONE: Final = "none"
+
+# error.type values for judge api failures.
+ERROR_TIMEOUT: Final = "timeout"
+ERROR_CONNECTION: Final = "connection"
+ERROR_HTTP_STATUS: Final = "http_status"
+ERROR_EMPTY_CONTENT: Final = "empty_content"
+ERROR_OTHER: Final = "_OTHER"
+
+# --- datasets ---------------------------------------------------------------------------
+DEFAULT_DATASETS: Final = (
+    "gsm8k", "math", "humaneval", "mbpp", "hotpotqa", "commonsenseqa", "mmlu",
+)
+PROBLEM_TYPE_BY_SOURCE: Final = {
+    "gsm8k": "math",
+    "math": "math",
+    "humaneval": "code",
+    "mbpp": "code",
+    "hotpotqa": "qa",
+    "commonsenseqa": "qa",
+    "mmlu": "qa",
+}
+
+# --- instruments: name, unit, description -------------------------------------------------
+# Pre-aggregated per-sample figures (observable; read from accumulators at collection).
+SAMPLES = ("grpo.samples", "{sample}", "Samples scored (one executed workflow each)")
+SAMPLES_CORRECT = ("grpo.samples.correct", "{sample}", "Samples with correctness >= threshold")
+REWARD_SUM = ("grpo.reward.sum", "{reward}", "Sum of rewards of scored samples")
+CORRECTNESS_SUM = ("grpo.correctness.sum", "{score}", "Sum of correctness scores of scored samples")
+REWARD_MIN = ("grpo.reward.min", "{reward}", "Lowest reward in the last completed window")
+REWARD_MAX = ("grpo.reward.max", "{reward}", "Highest reward in the last completed window")
+EXECUTOR_RUNS = ("grpo.executor.runs", "{run}", "Workflow executions")
+EXECUTOR_COST = ("grpo.executor.cost", "USD", "Executor cost")
+EXECUTOR_COST_INVALID = (
+    "grpo.executor.cost.invalid", "{run}", "Executor runs whose reported cost was not a valid number",
+)
+GROUPS = ("grpo.groups", "{group}", "GRPO groups (K samples of one question) completed")
+GROUPS_ZERO_ADVANTAGE = (
+    "grpo.groups.zero_advantage", "{group}", "GRPO groups whose rewards were all equal",
+)
+TRAIN_SCALAR = ("grpo.train.scalar", "{value}", "Last value the trainer reported in the step")
+TRAIN_STEP = ("grpo.train.step", "{step}", "Last completed training step")
+TRAIN_STEPS = ("grpo.train.steps", "{step}", "Training steps completed")
+TRAIN_STEPS_FAILED = ("grpo.train.steps.failed", "{step}", "Training steps that raised")
+VAL_RUNS = ("grpo.val.runs", "{run}", "Validation passes completed")
+
+# Event instruments (SDK; recorded for slow events only).
+EXECUTOR_DURATION = ("grpo.executor.duration", "s", "Workflow execution wall time")
+JUDGE_EVALUATIONS = ("grpo.judge.evaluations", "{evaluation}", "Judge evaluations by outcome")
+JUDGE_DURATION = ("grpo.judge.duration", "s", "Judge evaluation wall time, retries included")
+JUDGE_REQUESTS = ("grpo.judge.requests", "{request}", "HTTP requests sent to the judge endpoint")
+JUDGE_COST = ("grpo.judge.cost", "USD", "Judge token cost priced from config")
+GEN_AI_OPERATION_DURATION = (
+    "gen_ai.client.operation.duration", "s", "GenAI operation duration",
+)
+GEN_AI_TOKEN_USAGE = ("gen_ai.client.token.usage", "{token}", "Measures number of input and output tokens used")
+EXPORTER_EVENTS = ("grpo.exporter.events", "{event}", "Exporter health: rows written, dropped, errors")
+
+# Bucket boundaries.
+DURATION_BUCKETS_S: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # GenAI semantic conventions, gen_ai.client.operation.duration
+TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # GenAI semantic conventions, gen_ai.client.token.usage
+
+# Exporter health event values.
+HEALTH_ROWS_WRITTEN: Final = "rows_written"
+HEALTH_ROWS_DROPPED: Final = "rows_dropped"
+HEALTH_EXPORT_ERRORS: Final = "export_errors"
+HEALTH_INVALID_VALUES: Final = "invalid_values"
+
+
+def prometheus_name(instrument: tuple[str, str, str], *, monotonic_sum: bool = False) -> str:
+    """Return the base name the Collector's Prometheus exporter gives ``instrument``.
+
+    Dots become underscores; a unit in braces (an annotation) is dropped; ``s``
+    appends ``_seconds`` and ``USD`` appends ``_USD``; monotonic sums get ``_total``.
+    Histograms are exposed as ``<base>_bucket``, ``<base>_sum`` and ``<base>_count``.
+    """
+    name, unit, _ = instrument
+    base = name.replace(".", "_")
+    suffix = {"s": "seconds", "USD": "USD"}.get(unit, "")
+    if suffix and not base.endswith("_" + suffix):
+        base = f"{base}_{suffix}"
+    return base + "_total" if monotonic_sum else base
