@@ -31,7 +31,7 @@ def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int
             kind = "exec_raise"
         elif roll < 0.16:
             kind = "reward_raise"
-        elif roll < 0.40 and PTYPE[source] != "code":
+        elif roll < 0.40:
             kind = "judge"
         else:
             kind = "reward"

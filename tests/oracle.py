@@ -1,0 +1,205 @@
+"""An independent, deliberately plain statement of SPEC.md used to compute expected rows.
+
+It shares no code with otel_grpo: it works from the list of events a test generated.
+Events are dicts:
+- sample: {"source", "ptype", "reward", "correctness" (None = reward), "cost", "exec": "ok"|"fail"|"none",
+           "group" (optional)}; exec "fail" means reward 0 / correctness 0 whatever "reward" says.
+- judge: {"source", "outcome", "verdict", "requests"}
+A window is {"split": "train"|"val", "step", "samples", "judges", "scalars", "raises"}.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+PTYPE = {"gsm8k": "math", "math": "math", "humaneval": "code", "mbpp": "code",
+         "hotpotqa": "qa", "commonsenseqa": "qa", "mmlu": "qa"}
+THRESHOLD = 0.9
+
+
+def norm_source(source: Any) -> str:
+    return str(source).strip().lower() if source not in (None, "") else "unknown"
+
+
+def norm_ptype(ptype: Any, source: str) -> str:
+    return str(ptype).strip().lower() if ptype not in (None, "") else PTYPE.get(source, "unknown")
+
+
+def cost_value(cost: Any) -> tuple[float, bool]:
+    try:
+        value = float(cost)
+    except (TypeError, ValueError):
+        return 0.0, True
+    if not math.isfinite(value) or value < 0:
+        return 0.0, True
+    return value, False
+
+
+def sample_values(s: dict) -> tuple[str, str, float, float]:
+    src = norm_source(s.get("source"))
+    pt = norm_ptype(s.get("ptype"), src)
+    if s.get("exec") == "fail":
+        return src, pt, 0.0, 0.0
+    reward = float(s["reward"])
+    correctness = reward if s.get("correctness") is None else float(s["correctness"])
+    return src, pt, reward, correctness
+
+
+class Oracle:
+    """Cumulative state across windows, producing the row SPEC.md asks for per window."""
+
+    def __init__(self) -> None:
+        self.judge_outcomes = {"success": 0, "parse_failure": 0, "api_failure": 0}
+        self.verdicts = {"correct": 0, "incorrect": 0}
+        self.judge_by_source: dict[str, list[int]] = {}
+        self.judge_requests = 0
+        self.cost_total = 0.0
+        self.exec_runs = 0
+        self.invalid_costs = 0
+        self.rows_written = 0
+
+    def _spend(self, window: dict) -> tuple[dict[str, float], dict[str, int]]:
+        cost_by_source: dict[str, float] = {}
+        ok_by_source: dict[str, int] = {}
+        for s in window["samples"]:
+            if s.get("exec", "ok") == "none":
+                continue
+            value, invalid = cost_value(s.get("cost"))
+            src = norm_source(s.get("source"))
+            self.cost_total += value
+            self.exec_runs += 1
+            self.invalid_costs += invalid
+            cost_by_source[src] = cost_by_source.get(src, 0.0) + value
+            if s.get("exec", "ok") == "ok":
+                ok_by_source[src] = ok_by_source.get(src, 0) + 1
+        step_judges = {"success": 0, "parse_failure": 0, "api_failure": 0}
+        for j in window["judges"]:
+            src = norm_source(j["source"])
+            self.judge_outcomes[j["outcome"]] += 1
+            step_judges[j["outcome"]] += 1
+            if j["outcome"] == "success":
+                self.verdicts["correct" if j["verdict"] else "incorrect"] += 1
+            entry = self.judge_by_source.setdefault(src, [0, 0])
+            entry[0] += 1
+            entry[1] += j["outcome"] == "success"
+            self.judge_requests += j.get("requests", 1)
+        return cost_by_source, {"_ok": sum(ok_by_source.values()), **step_judges}
+
+    def window_row(self, window: dict) -> dict[str, Any] | None:
+        """The row for ``window`` (None: a step that raised, or an empty validation)."""
+        cost_by_source, extra = self._spend(window)
+        if window.get("raises"):
+            return None
+        values = [sample_values(s) for s in window["samples"]]
+        row: dict[str, Any] = {"train/step": window["step"]}
+        n = len(values)
+        if window["split"] == "train":
+            for name, value in window.get("scalars", {}).items():
+                row[f"train/{name}"] = value
+            if n:
+                rewards = [v[2] for v in values]
+                row["train/avg_reward"] = sum(rewards) / n
+                row["train/max_reward"] = max(rewards)
+                row["train/min_reward"] = min(rewards)
+                row["train/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in values) / n
+            for pt in sorted({v[1] for v in values}):
+                group = [v for v in values if v[1] == pt]
+                row[f"train/accuracy_{pt}"] = 100.0 * sum(v[3] >= THRESHOLD for v in group) / len(group)
+                row[f"train/avg_score_{pt}"] = sum(v[3] for v in group) / len(group)
+                row[f"train/count_{pt}"] = len(group)
+            for src in sorted({v[0] for v in values}):
+                group = [v for v in values if v[0] == src]
+                row[f"dataset/{src}/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in group) / len(group)
+                row[f"dataset/{src}/count"] = len(group)
+                row[f"dataset/{src}/avg_reward"] = sum(v[2] for v in group) / len(group)
+                row[f"dataset/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / len(group)
+            self._groups(window, row)
+            total = sum(extra[k] for k in ("success", "parse_failure", "api_failure"))
+            if total:
+                for k in ("success", "parse_failure", "api_failure"):
+                    row[f"judge/step_{k}_rate"] = extra[k] / total
+        else:
+            if not n:
+                return None
+            row["val/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in values) / n
+            row["val/avg_correctness"] = sum(v[3] for v in values) / n
+            row["val/success_rate"] = 100.0 * extra["_ok"] / n
+            row["val/avg_cost"] = sum(cost_by_source.values()) / n
+            for src in sorted({v[0] for v in values}):
+                group = [v for v in values if v[0] == src]
+                row[f"val/{src}/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in group) / len(group)
+                row[f"val/{src}/count"] = len(group)
+                row[f"val/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / len(group)
+        self._cumulative(row)
+        return row
+
+    def _groups(self, window: dict, row: dict[str, Any]) -> None:
+        groups: dict[Any, list] = {}
+        for s in window["samples"]:
+            if s.get("group") is None:
+                continue
+            src, _pt, reward, _c = sample_values(s)
+            groups.setdefault(s["group"], [src, []])[1].append(reward)
+        per_source: dict[str, list[int]] = {}
+        for src, rewards in groups.values():
+            if len(rewards) < 2:
+                continue
+            entry = per_source.setdefault(src, [0, 0])
+            entry[0] += 1
+            entry[1] += len(set(rewards)) == 1
+        for src, (count, zero) in per_source.items():
+            row[f"grpo/{src}/zero_advantage_rate"] = zero / count
+        if per_source:
+            row["grpo/zero_advantage_rate"] = sum(z for _c, z in per_source.values()) / sum(
+                c for c, _z in per_source.values())
+
+    def _cumulative(self, row: dict[str, Any]) -> None:
+        total = sum(self.judge_outcomes.values())
+        if total:
+            row["judge/total_calls"] = total
+            for k, v in self.judge_outcomes.items():
+                row[f"judge/{k}_rate"] = v / total
+            row["judge/correct_predictions"] = self.verdicts["correct"]
+            row["judge/incorrect_predictions"] = self.verdicts["incorrect"]
+            if sum(self.verdicts.values()):
+                row["judge/correct_ratio"] = self.verdicts["correct"] / sum(self.verdicts.values())
+            for src, (evals, success) in self.judge_by_source.items():
+                row[f"judge/{src}_success_rate"] = success / evals
+        if self.exec_runs:
+            row["cost/total_cost"] = self.cost_total
+            row["cost/executor_calls"] = self.exec_runs
+            row["cost/avg_cost_per_sample"] = self.cost_total / self.exec_runs
+        if self.exec_runs or self.judge_requests:
+            row["cost/judge_calls"] = self.judge_requests
+            row["cost/judge_cost"] = 0.0
+            row["cost/invalid_cost_count"] = self.invalid_costs
+        self.rows_written += 1
+        row["exporter/rows_written"] = self.rows_written
+        row["exporter/rows_dropped"] = 0
+        row["exporter/export_errors"] = 0
+
+
+def expected_rows(windows: list[dict]) -> list[dict[str, Any]]:
+    """The rows SPEC.md asks for, in order, for a scripted run."""
+    oracle = Oracle()
+    rows = []
+    for window in windows:
+        row = oracle.window_row(window)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def assert_rows_equal(actual: list[dict[str, Any]], expected: list[dict[str, Any]],
+                      ignore_prefixes: tuple[str, ...] = ()) -> None:
+    """Every key of every row equal (floats to 1e-9 relative), no key missing or extra."""
+    assert len(actual) == len(expected), f"{len(actual)} rows written, {len(expected)} expected"
+    for i, (got, want) in enumerate(zip(actual, expected, strict=True)):
+        got = {k: v for k, v in got.items() if not k.startswith(("_", *ignore_prefixes))}
+        want = {k: v for k, v in want.items() if not k.startswith(ignore_prefixes)}
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        assert not missing and not extra, f"row {i}: missing {missing}, unexpected {extra}"
+        for key, value in want.items():
+            assert math.isclose(float(got[key]), float(value), rel_tol=1e-9, abs_tol=1e-12), \
+                f"row {i} {key}: got {got[key]!r}, expected {value!r}"

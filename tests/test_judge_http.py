@@ -1,0 +1,494 @@
+"""Judge HTTP instrumentation: real HTTP on 127.0.0.1 against the local judge server.
+
+Every test compares with what an uninstrumented client sees, so the instrumentation is
+checked for transparency as well as for the spans, metrics and judge accounting it adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import httpx2
+import openai
+import pytest
+import requests
+import wrapt
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_grpo
+from otel_grpo.context import JudgeEvaluationState, judge_evaluation_var
+from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
+from otel_grpo.instrumentation.judge_http import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    classify_exception,
+    instrument_http,
+    is_http_instrumented,
+    uninstrument_http,
+)
+
+MODEL = "gpt-oss-120b"
+SECRET_QUESTION = "How many ducks does Zanzibar-Quokka own?"
+PROMPT = [
+    {"role": "system", "content": "You are a strict grader."},
+    {"role": "user", "content": f"Question: {SECRET_QUESTION}\nPrediction: 18\nGround truth: 18"},
+]
+BODY = {"model": MODEL, "messages": PROMPT, "temperature": 0.0, "max_tokens": 800}
+FAULT = "X-Judge-Fault"
+
+
+# --- fixtures -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server() -> Iterator[JudgeServer]:
+    with JudgeServer(faults=FaultConfig(hang_s=1.0)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture
+def make_tel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Set otel-grpo up with in-memory sinks and instrument HTTP; undone afterwards."""
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    made = []
+
+    def make(ports: list[int], capture: bool = False, instrument: bool = True) -> SimpleNamespace:
+        reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
+        tel = otel_grpo.setup(
+            {"wandb": {"mode": "disabled"}, "judge": {"ports": ports, "capture_content": capture}},
+            metric_readers=[reader], span_processors=[SimpleSpanProcessor(exporter)])
+        if instrument:
+            instrument_http(otel_grpo.get_telemetry)
+        handle = SimpleNamespace(tel=tel, reader=reader, exporter=exporter)
+        made.append(handle)
+        return handle
+
+    yield make
+    uninstrument_http()
+    for handle in made:
+        handle.tel.shutdown()
+
+
+def chat_spans(handle: SimpleNamespace) -> list[Any]:
+    return [s for s in handle.exporter.get_finished_spans() if s.name.startswith("chat")]
+
+
+def points(handle: SimpleNamespace, name: str) -> list[Any]:
+    data = handle.reader.get_metrics_data()
+    found = []
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == name:
+                    found.extend(metric.data.data_points)
+    return found
+
+
+def judge_requests(handle: SimpleNamespace) -> dict[str | None, int]:
+    """grpo.judge.requests by error.type (None = no error)."""
+    out: dict[str | None, int] = {}
+    for dp in points(handle, "grpo.judge.requests"):
+        key = dp.attributes.get("error.type")
+        out[key] = out.get(key, 0) + dp.value
+    return out
+
+
+def client(server: JudgeServer, **kwargs: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url, api_key="sk-dummy", **kwargs)
+
+
+def aclient(server: JudgeServer, **kwargs: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.url, api_key="sk-dummy", **kwargs)
+
+
+def dump(obj: Any) -> Any:
+    return obj.model_dump(exclude={"id", "created"})
+
+
+def sync_calls(server: JudgeServer, max_retries: int | None) -> dict[str, Any]:
+    kwargs = {} if max_retries is None else {"max_retries": max_retries}
+    with client(server, **kwargs) as c:
+        create = c.chat.completions.create
+        normal = create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800)
+        null = create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800,
+                      extra_headers={FAULT: "null_content"})
+        short = create(model=MODEL, messages=PROMPT, max_tokens=2)  # content null, length
+        stream = create(model=MODEL, messages=PROMPT, stream=True,
+                        stream_options={"include_usage": True})
+        chunks = [dump(chunk) for chunk in stream]
+        raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=PROMPT)
+        return {"normal": dump(normal), "null": dump(null), "short": dump(short), "stream": chunks,
+                "raw_status": raw.status_code, "raw_headers": sorted(k for k in raw.headers if k != "date"),
+                "raw_parsed": dump(raw.parse())}
+
+
+async def async_calls(server: JudgeServer, max_retries: int | None) -> dict[str, Any]:
+    kwargs = {} if max_retries is None else {"max_retries": max_retries}
+    async with aclient(server, **kwargs) as c:
+        create = c.chat.completions.create
+        normal = await create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800)
+        null = await create(model=MODEL, messages=PROMPT, extra_headers={FAULT: "null_content"})
+        stream = await create(model=MODEL, messages=PROMPT, stream=True,
+                              stream_options={"include_usage": True})
+        chunks = [dump(chunk) async for chunk in stream]
+        return {"normal": dump(normal), "null": dump(null), "stream": chunks}
+
+
+# --- transparency ---------------------------------------------------------------------------
+@pytest.mark.parametrize("max_retries", [0, None])
+def test_sync_openai_returns_what_an_uninstrumented_client_returns(server, make_tel, max_retries):
+    baseline = sync_calls(server, max_retries)
+    handle = make_tel([server.port])
+    instrumented = sync_calls(server, max_retries)
+    assert instrumented == baseline
+    assert baseline["null"]["choices"][0]["message"]["content"] is None
+    assert baseline["short"]["choices"][0]["finish_reason"] == "length"
+    spans = chat_spans(handle)
+    assert len(spans) == 5  # one per HTTP request, the stream's ended when it was exhausted
+    assert judge_requests(handle) == {None: 3, "empty_content": 2}
+
+
+@pytest.mark.parametrize("max_retries", [0, None])
+def test_async_openai_returns_what_an_uninstrumented_client_returns(server, make_tel, max_retries):
+    baseline = asyncio.run(async_calls(server, max_retries))
+    handle = make_tel([server.port])
+    instrumented = asyncio.run(async_calls(server, max_retries))
+    assert instrumented == baseline
+    assert len(chat_spans(handle)) == 3
+    assert judge_requests(handle) == {None: 2, "empty_content": 1}
+    stream_span = chat_spans(handle)[-1]
+    usage = baseline["stream"][-1]["usage"]
+    assert stream_span.attributes["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
+    assert stream_span.attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+
+
+def _failure(make_call: Any) -> tuple[type, Any]:
+    try:
+        make_call()
+    except Exception as exc:  # noqa: BLE001
+        return type(exc), getattr(exc, "status_code", None)
+    raise AssertionError("expected an exception")
+
+
+FAULT_CASES = [("http_500", "http_status"), ("http_503", "http_status"), ("timeout", "timeout"),
+               ("refused", "connection")]
+
+
+def _fault_call(server: JudgeServer, closed_port: int, fault: str, is_async: bool) -> Any:
+    url = f"http://127.0.0.1:{closed_port}/v1" if fault == "refused" else server.url
+    headers = {} if fault == "refused" else {FAULT: fault}
+
+    if is_async:
+        async def run() -> Any:
+            async with openai.AsyncOpenAI(base_url=url, api_key="sk-dummy", max_retries=0,
+                                          timeout=0.3) as c:
+                return await c.chat.completions.create(model=MODEL, messages=PROMPT,
+                                                       extra_headers=headers)
+        return lambda: asyncio.run(run())
+
+    def call() -> Any:
+        with openai.OpenAI(base_url=url, api_key="sk-dummy", max_retries=0, timeout=0.3) as c:
+            return c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers=headers)
+    return call
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_failures_raise_the_same_exceptions_and_are_classified(server, closed_port, make_tel, is_async):
+    baseline = {fault: _failure(_fault_call(server, closed_port, fault, is_async)) for fault, _ in FAULT_CASES}
+    handle = make_tel([server.port, closed_port])
+    for fault, error_type in FAULT_CASES:
+        assert _failure(_fault_call(server, closed_port, fault, is_async)) == baseline[fault], fault
+        span = chat_spans(handle)[-1]
+        assert span.attributes["error.type"] == error_type, fault
+        assert span.status.status_code is StatusCode.ERROR
+    assert baseline["http_500"][0] is openai.InternalServerError
+    assert baseline["timeout"][0] is openai.APITimeoutError
+    assert baseline["refused"][0] is openai.APIConnectionError
+    assert judge_requests(handle) == {"http_status": 2, "timeout": 1, "connection": 1}
+    statuses = [s.attributes.get("http.response.status_code") for s in chat_spans(handle)]
+    assert statuses == [500, 503, None, None]
+    durations = {dp.attributes.get("error.type"): dp.count
+                 for dp in points(handle, "gen_ai.client.operation.duration")}
+    assert durations == {"http_status": 2, "timeout": 1, "connection": 1}
+
+
+def test_transport_exception_is_the_same_object(make_tel):
+    handle = make_tel([8002])
+    boom = httpx.ConnectError("refused")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise boom
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as c, pytest.raises(httpx.ConnectError) as info:
+        c.post("http://127.0.0.1:8002/v1/chat/completions", json=BODY)
+    assert info.value is boom
+    assert judge_requests(handle) == {"connection": 1}
+
+
+# --- spans and metrics ----------------------------------------------------------------------
+def test_default_retries_give_one_span_and_one_judge_request_per_attempt(make_tel):
+    with JudgeServer(faults=FaultConfig(schedule=["http_500", "http_500", "ok"])) as srv:
+        handle = make_tel([srv.port])
+        with client(srv) as c:
+            out = c.chat.completions.create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800)
+        assert srv.stats["total"] == 3
+    assert out.choices[0].message.content
+    spans = chat_spans(handle)
+    assert [s.attributes.get("error.type") for s in spans] == ["http_status", "http_status", None]
+    assert judge_requests(handle) == {"http_status": 2, None: 1}
+    assert sum(dp.count for dp in points(handle, "gen_ai.client.operation.duration")) == 3
+
+
+def test_span_and_metric_attributes_follow_the_genai_conventions(server, make_tel):
+    handle = make_tel([server.port])
+    with otel_grpo.sample(source="GSM8K", problem_type="math"), client(server, max_retries=0) as c:
+        out = c.chat.completions.create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800)
+    (span,) = chat_spans(handle)
+    assert span.name == f"chat {MODEL}"
+    assert span.kind is SpanKind.CLIENT
+    expected = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "vllm",
+        "gen_ai.request.model": MODEL, "gen_ai.request.temperature": 0.0,
+        "gen_ai.request.max_tokens": 800, "server.address": "127.0.0.1", "server.port": server.port,
+        "gen_ai.response.model": MODEL, "gen_ai.response.id": out.id,
+        "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.usage.input_tokens": out.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": out.usage.completion_tokens,
+        "http.response.status_code": 200, "grpo.source": "gsm8k", "grpo.problem_type": "math",
+        "grpo.split": "train", "grpo.llm.role": "judge",
+    }
+    assert {k: span.attributes.get(k) for k in expected} == expected
+    assert "error.type" not in span.attributes
+
+    (duration,) = points(handle, "gen_ai.client.operation.duration")
+    assert duration.count == 1
+    assert dict(duration.attributes) == {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "vllm", "gen_ai.request.model": MODEL,
+        "gen_ai.response.model": MODEL, "server.address": "127.0.0.1", "server.port": server.port,
+        "grpo.llm.role": "judge", "grpo.source": "gsm8k", "grpo.split": "train"}
+    tokens = {dp.attributes["gen_ai.token.type"]: dp.sum for dp in points(handle, "gen_ai.client.token.usage")}
+    assert tokens == {"input": out.usage.prompt_tokens, "output": out.usage.completion_tokens}
+    (requests_dp,) = points(handle, "grpo.judge.requests")
+    assert dict(requests_dp.attributes) == {"grpo.split": "train", "grpo.source": "gsm8k"}
+
+
+def test_other_port_is_an_executor_call_and_other_paths_get_nothing(server, closed_port, make_tel):
+    handle = make_tel([closed_port])  # the server is not the judge here
+    with client(server, max_retries=0) as c:
+        c.chat.completions.create(model=MODEL, messages=PROMPT)
+    (span,) = chat_spans(handle)
+    assert span.attributes["grpo.llm.role"] == "executor"
+    assert points(handle, "grpo.judge.requests") == []
+    (duration,) = points(handle, "gen_ai.client.operation.duration")
+    assert duration.attributes["grpo.llm.role"] == "executor"
+
+    handle = make_tel([server.port])
+    with client(server, max_retries=0) as c:
+        models = c.models.list()
+    assert [m.id for m in models] == [MODEL]
+    requests.get(f"{server.url}/models", timeout=5).raise_for_status()
+    httpx.get(f"http://127.0.0.1:{server.port}/health").raise_for_status()
+    assert handle.exporter.get_finished_spans() == ()
+    assert points(handle, "gen_ai.client.operation.duration") == []
+    assert points(handle, "grpo.judge.requests") == []
+
+
+def test_attempts_are_appended_to_the_running_judge_evaluation(server, make_tel):
+    handle = make_tel([server.port])
+    state = JudgeEvaluationState(source="math", problem_type="math")
+    token = judge_evaluation_var().set(state)
+    try:
+        with handle.tel.tracer.start_as_current_span("judge evaluation") as parent, \
+                client(server, max_retries=0) as c:
+            for fault in ("null_content", "http_500", "ok"):
+                try:
+                    c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers={FAULT: fault})
+                except openai.InternalServerError:
+                    pass
+    finally:
+        judge_evaluation_var().reset(token)
+    assert [(a.error_type, a.status_code, a.finish_reason) for a in state.attempts] == [
+        ("empty_content", 200, "length"), ("http_status", 500, None), (None, 200, "stop")]
+    assert state.attempts[0].content is None
+    assert "<true_false>True</true_false>" in state.attempts[2].content
+    spans = chat_spans(handle)
+    assert all(s.parent.span_id == parent.get_span_context().span_id for s in spans)
+    assert {s.attributes["grpo.source"] for s in spans} == {"math"}
+
+
+# --- content capture ------------------------------------------------------------------------
+def _all_span_text(handle: SimpleNamespace) -> str:
+    parts = []
+    for span in handle.exporter.get_finished_spans():
+        parts.append(json.dumps({k: str(v) for k, v in span.attributes.items()}))
+        for event in span.events:
+            parts.append(event.name + json.dumps({k: str(v) for k, v in event.attributes.items()}))
+    return "\n".join(parts)
+
+
+def test_message_content_is_not_captured_by_default(server, make_tel):
+    handle = make_tel([server.port])
+    with client(server, max_retries=0) as c:
+        out = c.chat.completions.create(model=MODEL, messages=PROMPT)
+        list(c.chat.completions.create(model=MODEL, messages=PROMPT, stream=True))
+    text = _all_span_text(handle)
+    assert len(chat_spans(handle)) == 2
+    assert SECRET_QUESTION not in text and "strict grader" not in text
+    assert out.choices[0].message.content not in text and "true_false" not in text
+    assert GEN_AI_INPUT_MESSAGES not in text and GEN_AI_OUTPUT_MESSAGES not in text
+
+
+def test_message_content_is_captured_when_enabled(server, make_tel):
+    handle = make_tel([server.port], capture=True)
+    with client(server, max_retries=0) as c:
+        out = c.chat.completions.create(model=MODEL, messages=PROMPT)
+        chunks = list(c.chat.completions.create(model=MODEL, messages=PROMPT, stream=True))
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    spans = chat_spans(handle)
+    for span, reply in zip(spans, (out.choices[0].message.content, streamed)):
+        inputs = json.loads(span.attributes[GEN_AI_INPUT_MESSAGES])
+        assert [m["role"] for m in inputs] == ["system", "user"]
+        assert SECRET_QUESTION in inputs[1]["parts"][0]["content"]
+        (output,) = json.loads(span.attributes[GEN_AI_OUTPUT_MESSAGES])
+        assert output["role"] == "assistant" and output["finish_reason"] == "stop"
+        assert {"type": "text", "content": reply} in output["parts"]
+
+
+# --- other clients ----------------------------------------------------------------------------
+def test_requests_and_plain_httpx_judge_calls_are_counted(server, make_tel):
+    url = f"{server.url}/chat/completions"
+    stream_body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
+    baseline = {
+        "requests": requests.post(url, json=BODY, timeout=5).json()["choices"],
+        "requests_stream": b"".join(requests.post(url, json=stream_body, stream=True, timeout=5).iter_content(None)),
+        "httpx": httpx.post(url, json=BODY).json()["choices"],
+    }
+    handle = make_tel([server.port])
+    got_requests = requests.post(url, json=BODY, timeout=5).json()["choices"]
+    with requests.post(url, json=stream_body, stream=True, timeout=5) as resp:
+        lines = [line for line in resp.iter_lines() if line]
+    got_httpx = httpx.post(url, json=BODY).json()["choices"]
+    with httpx.Client() as c, c.stream("POST", url, json=stream_body) as resp:
+        httpx_stream = b"".join(resp.iter_bytes())
+
+    async def async_httpx2() -> Any:
+        async with httpx2.AsyncClient() as c:
+            async with c.stream("POST", url, json=stream_body) as resp:
+                return b"".join([part async for part in resp.aiter_bytes()])
+
+    httpx2_stream = asyncio.run(async_httpx2())
+
+    assert got_requests == baseline["requests"] and got_httpx == baseline["httpx"]
+    assert lines[-1] == b"data: [DONE]" and len(lines) == baseline["requests_stream"].count(b"data:")
+    for streamed in (httpx_stream, httpx2_stream):
+        assert streamed.count(b"data:") == baseline["requests_stream"].count(b"data:")
+    spans = chat_spans(handle)
+    assert len(spans) == 5
+    assert all(s.attributes["gen_ai.usage.output_tokens"] > 0 for s in spans)
+    assert judge_requests(handle) == {None: 5}
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+def test_uninstrument_removes_the_patches_and_instrument_is_idempotent(server, make_tel):
+    handle = make_tel([server.port])
+    instrument_http(otel_grpo.get_telemetry)  # twice: still one wrapper
+    assert is_http_instrumented()
+    for cls in (httpx.Client, httpx.AsyncClient, httpx2.Client, httpx2.AsyncClient, requests.Session):
+        assert isinstance(vars(cls)["send"], wrapt.FunctionWrapper)
+        assert not isinstance(vars(cls)["send"].__wrapped__, wrapt.FunctionWrapper)
+    with client(server, max_retries=0) as c:
+        c.chat.completions.create(model=MODEL, messages=PROMPT)
+    assert len(chat_spans(handle)) == 1
+
+    uninstrument_http()
+    uninstrument_http()
+    assert not is_http_instrumented()
+    for cls in (httpx.Client, httpx.AsyncClient, httpx2.Client, httpx2.AsyncClient, requests.Session):
+        assert not isinstance(vars(cls)["send"], wrapt.FunctionWrapper)
+    with client(server, max_retries=0) as c:
+        c.chat.completions.create(model=MODEL, messages=PROMPT)
+    requests.post(f"{server.url}/chat/completions", json=BODY, timeout=5)
+    assert len(chat_spans(handle)) == 1
+    assert judge_requests(handle) == {None: 1}
+
+
+def test_without_telemetry_requests_pass_through(server, make_tel):
+    handle = make_tel([server.port], instrument=False)
+    instrument_http(lambda: None)
+    with client(server, max_retries=0) as c:
+        assert c.chat.completions.create(model=MODEL, messages=PROMPT).choices[0].message.content
+    assert handle.exporter.get_finished_spans() == ()
+
+
+def test_internal_errors_never_reach_the_caller(server, make_tel, monkeypatch, caplog):
+    handle = make_tel([server.port])
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("recorder is broken")
+
+    monkeypatch.setattr(handle.tel.recorder, "record_judge_request", broken)
+    monkeypatch.setattr(handle.tel.recorder.genai_tokens, "record", broken)
+    with client(server, max_retries=0) as c:
+        out = c.chat.completions.create(model=MODEL, messages=PROMPT)
+        chunks = list(c.chat.completions.create(model=MODEL, messages=PROMPT, stream=True))
+    assert out.choices[0].message.content and chunks
+    assert len(chat_spans(handle)) == 2  # spans still end
+
+    monkeypatch.setattr(handle.tel.tracer, "start_span", broken)
+    with client(server, max_retries=0) as c:
+        assert c.chat.completions.create(model=MODEL, messages=PROMPT).choices[0].message.content
+    instrument_http(lambda: 1 / 0)  # a broken telemetry getter
+    with client(server, max_retries=0) as c:
+        assert c.chat.completions.create(model=MODEL, messages=PROMPT).choices[0].message.content
+
+
+def test_classify_exception_covers_the_client_libraries():
+    import urllib3
+
+    assert classify_exception(httpx.ReadTimeout("t")) == "timeout"
+    assert classify_exception(httpx2.ConnectTimeout("t")) == "timeout"
+    assert classify_exception(requests.exceptions.ConnectTimeout()) == "timeout"
+    assert classify_exception(httpx.ConnectError("c")) == "connection"
+    assert classify_exception(httpx2.RemoteProtocolError("c")) == "connection"
+    assert classify_exception(requests.exceptions.ConnectionError()) == "connection"
+    assert classify_exception(urllib3.exceptions.ProtocolError("c")) == "connection"
+    assert classify_exception(ConnectionRefusedError()) == "connection"
+    assert classify_exception(httpx.LocalProtocolError("bug")) == "_OTHER"
+    assert classify_exception(ValueError()) == "_OTHER"
+
+
+def test_modules_imported_later_are_wrapped_by_post_import_hooks():
+    code = textwrap.dedent("""
+        import sys
+        from otel_grpo.instrumentation.judge_http import instrument_http, uninstrument_http
+        assert "requests" not in sys.modules and "httpx" not in sys.modules
+        instrument_http(lambda: None)
+        import httpx, requests, wrapt
+        assert isinstance(vars(httpx.Client)["send"], wrapt.FunctionWrapper)
+        assert isinstance(vars(requests.Session)["send"], wrapt.FunctionWrapper)
+        uninstrument_http()
+        assert not isinstance(vars(httpx.Client)["send"], wrapt.FunctionWrapper)
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
