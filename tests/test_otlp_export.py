@@ -243,8 +243,9 @@ def test_hanging_collector_never_blocks_and_memory_stays_bounded(hanging_server,
             provider.force_flush(timeout_millis=10_000)
             tracer_provider.force_flush(timeout_millis=10_000)
         elapsed = time.monotonic() - started
-        # One flush may wait FORCE_FLUSH_MAX_WAIT_S while the first export is in flight.
-        assert elapsed < 20 * 2 * otlp.FORCE_FLUSH_MAX_WAIT_S + 2, elapsed
+        # Only the first flush of each signal may wait (FORCE_FLUSH_MAX_WAIT_S) behind the
+        # export in flight; then the hung export is known and flushes return at once.
+        assert elapsed < 2 * otlp.FORCE_FLUSH_MAX_WAIT_S + 2.5, elapsed
         assert hanging_server.connections, "the exporter never reached the server"
         # The worker holds at most one pending metrics snapshot: older ones were superseded.
         assert delta(before, "metrics_snapshots_superseded") >= 10

@@ -66,5 +66,9 @@ def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int
                           if k2 in ("kind", "reward", "judge_fault", "cost")})
                 batch.append(s)
         train[step] = batch
+    for s in train[steps][:k]:  # one group with no labels at all: "unknown"
+        s["source"], s["problem_type"] = None, None
+    for s in train[1][-k:]:  # one group with an upper-case source
+        s["source"] = s["source"].upper()
     val = [sample(i, f"v{i}") for i in range(val_questions)]
     return {"train": train, "val": val, "raise_once": {2}}
