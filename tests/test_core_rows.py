@@ -28,7 +28,7 @@ def j(source, outcome, verdict=None, requests=1):
 def scripted_windows() -> list[dict]:
     """3+ steps, 7 sources, 3 problem types, judge outcomes, failures, a raising step, validation."""
     step1 = [s(src, pt, r, 0.01 * (i + 1), group=f"q{i}") for i, ((src, pt), r) in
-             enumerate(zip(SOURCES, [1.0, 0.7, 1.0, 0.0, 0.4, 1.0, 0.2]))]
+             enumerate(zip(SOURCES, [1.0, 0.7, 1.0, 0.0, 0.4, 1.0, 0.2], strict=False))]
     step1 += [s("gsm8k", "math", 1.0, "0.0125", group="q0"),  # numeric string cost; q0 all equal
               s("MBPP", None, 0.9, None, group="q3"),          # case, derived ptype, invalid cost
               s("math", "math", 0.5, 0.02, exec_="fail"),      # failed execution: incorrect, reward 0
@@ -40,7 +40,7 @@ def scripted_windows() -> list[dict]:
     step2 += [s("commonsenseqa", "qa", 1.0, 0.03, correctness=0.95),
               s("humaneval", "code", 0.0, 0.01, exec_="fail"),
               s("mmlu", "qa", 0.89, float("nan"))]
-    val = [s(src, pt, r, 0.004) for (src, pt), r in zip(SOURCES, [1.0, 0.0, 1.0, 1.0, 0.4, 0.0, 1.0])]
+    val = [s(src, pt, r, 0.004) for (src, pt), r in zip(SOURCES, [1.0, 0.0, 1.0, 1.0, 0.4, 0.0, 1.0], strict=False)]
     val += [s("gsm8k", "math", 0.0, 0.006, exec_="fail")]
     step3 = [s(src, pt, 1.0 if i % 2 else -10.0, 0.001) for i, (src, pt) in enumerate(SOURCES)]
     return [
@@ -129,10 +129,9 @@ def test_accuracy_threshold_is_configurable(tmp_path):
 def test_log_frequency_writes_every_nth_step_and_keeps_cumulative_totals(tmp_path):
     tel = otel_grpo.setup(None, wandb={"mode": "disabled", "log_frequency": 2})
     for step in range(1, 5):
-        with otel_grpo.step(step):
-            with otel_grpo.sample("math"):
-                otel_grpo.record_executor_run(cost=1.0)
-                otel_grpo.record_sample(1.0)
+        with otel_grpo.step(step), otel_grpo.sample("math"):
+            otel_grpo.record_executor_run(cost=1.0)
+            otel_grpo.record_sample(1.0)
     assert [r["train/step"] for r in tel.rows] == [2, 4]
     assert [r["cost/total_cost"] for r in tel.rows] == [2.0, 4.0]
     assert [r["dataset/math/count"] for r in tel.rows] == [1, 1]
@@ -168,9 +167,8 @@ def test_host_logging_with_increasing_explicit_steps_loses_nothing(tmp_path):
     tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)})
     for step in range(1, 4):
         wandb.log({"host/metric": step}, step=step * 100)
-        with otel_grpo.step(step):
-            with otel_grpo.sample("mmlu"):
-                otel_grpo.record_sample(1.0)
+        with otel_grpo.step(step), otel_grpo.sample("mmlu"):
+            otel_grpo.record_sample(1.0)
     run_dir = Path(run.dir).parent
     tel.shutdown()
     run.finish()
@@ -225,10 +223,9 @@ def test_validation_defaults_to_the_latest_step_and_attributes_by_context():
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
     with otel_grpo.step(7):
         pass
-    with otel_grpo.validation():
-        with otel_grpo.sample("HotpotQA"):
-            otel_grpo.record_judge_evaluation("success", True, source="code_llm_judge")
-            otel_grpo.record_sample(1.0)
+    with otel_grpo.validation(), otel_grpo.sample("HotpotQA"):
+        otel_grpo.record_judge_evaluation("success", True, source="code_llm_judge")
+        otel_grpo.record_sample(1.0)
     row = tel.rows[-1]
     assert row["train/step"] == 7 and row["val/hotpotqa/count"] == 1
     assert row["judge/hotpotqa_success_rate"] == 1.0
