@@ -335,6 +335,11 @@ def rollup(points: Iterable[Point], totals: RunTotals, window: WindowEnd) -> dic
     or a validation pass with no samples. ``totals`` is updated in place.
     """
     accumulate(totals, points)
+    return window_row(totals, window)
+
+
+def window_row(totals: RunTotals, window: WindowEnd) -> dict[str, Any]:
+    """The row for ``window`` from already accumulated ``totals``; resets its split's window."""
     agg = totals.pending.get(window.split)
     if agg is None:
         return {}

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from exporters.rollup import RunTotals, WindowEnd, flatten, rollup
+from exporters.rollup import RunTotals, WindowEnd, accumulate, flatten, window_row
 from exporters.step_reader import StepMetricReader
 from otel_grpo import semconv
 
@@ -138,9 +138,13 @@ class WandbStepExporter:
                     self.health[semconv.HEALTH_ROWS_DROPPED] += 1
                 return {}
             try:
+                accumulate(self.totals, points)
+            except Exception as exc:  # noqa: BLE001
+                self._fault("accumulate", exc)
+            try:
                 self.totals.health = {**self._extra_health(), **self.health}
                 self.totals.health[semconv.HEALTH_ROWS_WRITTEN] += 1
-                row = rollup(points, self.totals, window)
+                row = window_row(self.totals, window)
             except Exception as exc:  # noqa: BLE001
                 self._fault("rollup", exc)
                 if ok and write:

@@ -118,6 +118,7 @@ class Telemetry:
             meter, accuracy_threshold=config.metrics.accuracy_threshold, labels=labels,
             judge_prices=(config.judge.price_input_per_mtok, config.judge.price_output_per_mtok),
             health=self.exporter.health_counts,
+            max_sample_rows=config.wandb.dashboard.sample_table_rows,
         )
         self._closed = False
         self._pid = os.getpid()

@@ -89,6 +89,7 @@ class Window:
     groups: dict[Any, list] = field(default_factory=dict)  # key -> [source, first reward, all equal, n]
     scalars: dict[str, float] = field(default_factory=dict)
     pending: set = field(default_factory=set)
+    sample_rows: list = field(default_factory=list)  # the first ``max_sample_rows`` samples, for tables
     started: float = field(default_factory=time.monotonic)
     closed: bool = False
 
@@ -99,8 +100,11 @@ class Recorder:
     def __init__(self, meter: Meter, *, accuracy_threshold: float = 0.9,
                  labels: LabelGuard | None = None,
                  judge_prices: tuple[float, float] = (0.0, 0.0),
-                 health: Callable[[], dict[str, int]] | None = None) -> None:
+                 health: Callable[[], dict[str, int]] | None = None,
+                 max_sample_rows: int = 16) -> None:
         self.threshold = accuracy_threshold
+        self.max_sample_rows = max_sample_rows
+        self.last_closed: dict[str, Window] = {}  # split -> the last window closed (tables read it)
         self.labels = labels or LabelGuard()
         self.invalid = InvalidValueLog()
         self._prices = judge_prices
@@ -257,6 +261,7 @@ class Recorder:
             if window.closed:
                 return
             window.closed = True
+            self.last_closed[window.split] = window
             try:
                 self._global_windows.remove(window)
             except ValueError:
@@ -353,13 +358,13 @@ class Recorder:
             ptype = self.labels.problem_type(problem_type, src)
         window = (state.window if state is not None and state.window is not None else None) \
             or self.current_window()
-        self._add_sample(window, src, ptype, reward_value, correctness_value, group)
+        self._add_sample(window, src, ptype, reward_value, correctness_value, group, state)
         if state is not None and window is not None:
             with self._lock:
                 window.pending.discard(state)
 
     def _add_sample(self, window: Window | None, source: str, ptype: str, reward: float,
-                    correctness: float, group: Any) -> None:
+                    correctness: float, group: Any, state: SampleState | None = None) -> None:
         correct = correctness >= self.threshold
         with self._lock:
             if window is None or window.closed:  # outside any window: commit straight away
@@ -373,6 +378,10 @@ class Recorder:
             if stats is None:
                 stats = window.samples[(source, ptype)] = SampleStats()
             stats.add(reward, correctness, correct)
+            if len(window.sample_rows) < self.max_sample_rows:
+                extra = state.extra if state is not None else {}
+                window.sample_rows.append((source, ptype, reward, correctness, extra.get("cost"),
+                                           extra.get("judge"), extra.get("latency")))
             if group is not None:
                 entry = window.groups.get(group)
                 if entry is None:
@@ -384,7 +393,7 @@ class Recorder:
     def _finish_unscored(self, state: SampleState, window: Window) -> None:
         if not state.recorded:
             state.recorded = True
-            self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group)
+            self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state)
 
     def mark_executed(self, state: SampleState, success: bool) -> None:
         """Note that ``state``'s workflow ran; it is scored later or counted incorrect."""
@@ -416,8 +425,11 @@ class Recorder:
             stats.cost += value
             stats.invalid_cost += invalid
         state = current_sample()
-        if state is not None and not state.recorded:
-            self.mark_executed(state, bool(success))
+        if state is not None:
+            state.extra["cost"] = value
+            state.extra["latency"] = to_float(duration_s)
+            if not state.recorded:
+                self.mark_executed(state, bool(success))
         seconds = to_float(duration_s)
         if seconds is not None and seconds >= 0:
             self._exec_duration.record(seconds, {
@@ -443,6 +455,9 @@ class Recorder:
         if outcome == semconv.OUTCOME_API_FAILURE:
             attrs[semconv.ATTR_ERROR_TYPE] = error_type or semconv.ERROR_OTHER
         self._judge_evals.add(1, attrs)
+        state = current_sample()
+        if state is not None:
+            state.extra["judge"] = outcome
         seconds = to_float(duration_s)
         if seconds is not None and seconds >= 0:
             self._judge_duration.record(seconds, {

@@ -1,0 +1,988 @@
+"""GenAI client spans and metrics for LLM HTTP requests; judge requests counted one by one.
+
+Every HTTP request an LLM client sends passes through one of a few transport-level
+``send`` methods: ``httpx.Client.send`` / ``httpx.AsyncClient.send``, the same two in
+``httpx2`` (what ``openai`` 3.x is built on), and ``requests.Session.send``. Wrapping
+those (``wrapt`` + :func:`opentelemetry.instrumentation.utils.unwrap`, installed with
+post-import hooks for modules imported later) sees **every HTTP attempt**, including the
+retries the OpenAI client makes by itself (``max_retries=2``). That is what SPEC.md
+calls a *judge request*; an instrumentation of ``Completions.create`` (such as
+``opentelemetry-instrumentation-openai-v2``) sees one call per logical operation and
+cannot count them.
+
+Per request:
+
+* a POST whose port is in ``judge.ports`` (or whose host is in ``judge.hosts``) and whose
+  path starts with one of ``judge.path_prefixes`` is a **judge request**: a GenAI client
+  span, ``gen_ai.client.*`` metrics with ``grpo.llm.role=judge``, one
+  :meth:`~otel_grpo.recorder.Recorder.record_judge_request` and, inside a judge
+  evaluation, one :class:`~otel_grpo.context.JudgeAttempt`;
+* any other POST whose path ends in ``/chat/completions`` or ``/completions`` is an
+  **executor LLM call**: the same span and metrics with ``grpo.llm.role=executor``, no
+  judge request;
+* anything else passes through untouched (and so does everything when otel-grpo is
+  not set up: one ``get_telemetry()`` call).
+
+Judge request outcomes (``error.type``): ``timeout``, ``connection``, ``http_status``
+(status >= 400), ``empty_content`` (a 200 whose ``choices[0].message.content`` is null
+or empty, what gpt-oss does when it runs out of ``max_tokens``), ``_OTHER``; none when
+content came back. Executor calls only report the transport and HTTP status errors.
+
+Transparency: the wrapped ``send`` is called with the caller's arguments, its response
+is returned as is and its exception re-raised as the same object. A body that is
+already read (``stream=False``) is parsed from the response's content; a body that is
+not read yet is never read by us: the response's byte stream is wrapped so the bytes
+are observed as the caller reads them, and the span ends when that stream is
+exhausted or closed. Message content goes on spans only when ``judge.capture_content``
+is true (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), as the opt-in
+``gen_ai.input.messages`` / ``gen_ai.output.messages`` attributes of the current GenAI
+conventions (JSON strings). Any internal error is logged once and swallowed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+from urllib.parse import urlsplit
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_grpo import semconv
+from otel_grpo.context import JudgeAttempt, current_judge_evaluation, current_sample
+
+__all__ = [
+    "GEN_AI_INPUT_MESSAGES",
+    "GEN_AI_OUTPUT_MESSAGES",
+    "ROLE_EXECUTOR",
+    "ROLE_JUDGE",
+    "classify_exception",
+    "instrument_http",
+    "is_http_instrumented",
+    "uninstrument_http",
+]
+
+logger = logging.getLogger(__name__)
+
+# Opt-in content attributes of the GenAI conventions (semconv >= 1.37; JSON strings on spans).
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+
+ROLE_JUDGE = "judge"
+ROLE_EXECUTOR = "executor"
+_OP_CHAT = "chat"
+_OP_TEXT_COMPLETION = "text_completion"
+
+_MAX_OBSERVED_BODY = 8 * 1024 * 1024  # bytes of a streamed reply kept for parsing
+
+# Provider names by host suffix for executor calls; anything else (a local OpenAI-compatible
+# server) gets ``judge.provider``.
+_PROVIDER_BY_HOST_SUFFIX = (
+    ("openai.azure.com", "azure.ai.openai"),
+    ("openai.com", "openai"),
+    ("anthropic.com", "anthropic"),
+    ("deepseek.com", "deepseek"),
+    ("mistral.ai", "mistral_ai"),
+    ("groq.com", "groq"),
+    ("x.ai", "x_ai"),
+    ("googleapis.com", "gcp.gemini"),
+)
+
+GetTelemetry = Callable[[], Any]
+
+
+# --- state --------------------------------------------------------------------------------
+class _State:
+    lock = threading.RLock()
+    get_telemetry: GetTelemetry | None = None
+    active = False
+    patched: list[tuple[type, str, Callable]] = []  # (class, module name, wrapper), in order
+    hooks: set[str] = set()  # module names with a registered post-import hook
+    endpoint: tuple[Any, _Endpoint] | None = None  # (judge config object, classifier)
+    warned = False
+
+
+_in_llm_call: ContextVar[bool] = ContextVar("otel_grpo_in_llm_call", default=False)
+
+
+def _internal_error(where: str, exc: BaseException) -> None:
+    """Log an instrumentation fault once (then at DEBUG); never raises."""
+    try:
+        if not _State.warned:
+            _State.warned = True
+            logger.warning(
+                "otel-grpo: internal error in the LLM HTTP instrumentation (%s: %s: %s); requests "
+                "are unaffected, further errors are logged at DEBUG", where, type(exc).__qualname__,
+                exc, exc_info=exc)
+        else:
+            logger.debug("otel-grpo: LLM HTTP instrumentation error in %s", where, exc_info=exc)
+    except Exception:  # noqa: BLE001 - logging must not break a request either
+        pass
+
+
+# --- public API -------------------------------------------------------------------------
+def instrument_http(get_telemetry: GetTelemetry) -> None:
+    """Wrap the ``send`` methods of httpx, httpx2 and requests; idempotent.
+
+    ``get_telemetry`` is called once per request; when it returns None the request
+    passes through untouched. Modules not imported yet are wrapped when they are
+    (``wrapt`` post-import hooks). Calling again only replaces ``get_telemetry``.
+    """
+    with _State.lock:
+        _State.get_telemetry = get_telemetry
+        if _State.active:
+            return
+        _State.active = True
+        for name in _TARGETS:
+            module = sys.modules.get(name)
+            if module is not None:
+                _patch_module(name, module)
+            if name not in _State.hooks:
+                _State.hooks.add(name)
+                # Fires at once when already imported (a no-op then: classes are patched once).
+                wrapt.register_post_import_hook(_on_import, name)
+
+
+def uninstrument_http() -> None:
+    """Remove every wrapper :func:`instrument_http` installed; idempotent.
+
+    A wrapper that another library has since wrapped again is left in place (removing
+    it would drop theirs) but becomes inert. Responses already handed out keep their
+    observed streams, which finish their spans normally when closed.
+    """
+    with _State.lock:
+        _State.active = False
+        for cls, _module, wrapper in reversed(_State.patched):
+            try:
+                current = vars(cls).get("send")
+                if isinstance(current, wrapt.FunctionWrapper) and current._self_wrapper is wrapper:
+                    unwrap(cls, "send")
+                else:
+                    logger.debug("otel-grpo: %s.send was re-wrapped by someone else; leaving our "
+                                 "(now inert) wrapper in place", cls.__qualname__)
+            except Exception as exc:  # noqa: BLE001
+                _internal_error("unwrap", exc)
+        _State.patched = []
+
+
+def is_http_instrumented() -> bool:
+    """True between :func:`instrument_http` and :func:`uninstrument_http`."""
+    return _State.active
+
+
+def classify_exception(exc: BaseException) -> str:
+    """``timeout``, ``connection`` or ``_OTHER`` for an exception raised by an HTTP client.
+
+    Works for httpx, httpx2, requests/urllib3 and the built-in socket errors by class
+    names in the exception's MRO, so no client library has to be imported.
+    """
+    names = set()
+    for klass in type(exc).__mro__:
+        names.add(klass.__name__)
+        if klass.__name__ == "ProtocolError" and klass.__module__.startswith("urllib3"):
+            names.add("urllib3.ProtocolError")
+    if names & _TIMEOUT_NAMES:
+        return semconv.ERROR_TIMEOUT
+    if names & _CONNECTION_NAMES:
+        return semconv.ERROR_CONNECTION
+    return semconv.ERROR_OTHER
+
+
+_TIMEOUT_NAMES = frozenset({
+    "TimeoutException",  # httpx / httpx2 (ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout)
+    "Timeout",  # requests (ConnectTimeout, ReadTimeout)
+    "TimeoutError",  # built-in, socket.timeout, asyncio.TimeoutError
+    "ReadTimeoutError", "ConnectTimeoutError",  # urllib3
+    "APITimeoutError",  # openai
+})
+_CONNECTION_NAMES = frozenset({
+    "NetworkError", "ConnectError", "RemoteProtocolError", "ProxyError",  # httpx / httpx2
+    "ConnectionError",  # requests, built-in (refused, reset, aborted)
+    "ChunkedEncodingError",  # requests
+    "NewConnectionError", "MaxRetryError", "urllib3.ProtocolError",  # urllib3
+    "APIConnectionError",  # openai
+})
+
+
+# --- patching -----------------------------------------------------------------------------
+def _on_import(module: Any) -> None:
+    try:
+        with _State.lock:
+            if _State.active:
+                _patch_module(module.__name__, module)
+    except Exception as exc:  # noqa: BLE001
+        _internal_error("post-import hook", exc)
+
+
+def _patch_module(name: str, module: Any) -> None:
+    """Wrap ``send`` on the module's client classes (each class once, even when aliased)."""
+    for cls_name, make_wrapper in _TARGETS.get(name, ()):
+        cls = getattr(module, cls_name, None)
+        if cls is None or "send" not in vars(cls) or any(cls is done for done, _, _ in _State.patched):
+            continue
+        try:
+            wrapper = make_wrapper(module)
+            wrapt.wrap_function_wrapper(cls, "send", wrapper)
+            _State.patched.append((cls, name, wrapper))
+        except Exception as exc:  # noqa: BLE001
+            _internal_error(f"wrap {name}.{cls_name}.send", exc)
+
+
+def _telemetry() -> Any:
+    """The current telemetry when this request should be looked at, else None."""
+    get = _State.get_telemetry
+    if get is None or not _State.active or _in_llm_call.get():
+        return None
+    try:
+        tel = get()
+        if tel is None or not is_instrumentation_enabled():
+            return None
+        return tel
+    except Exception as exc:  # noqa: BLE001
+        _internal_error("get_telemetry", exc)
+        return None
+
+
+# --- classification -------------------------------------------------------------------------
+class _Endpoint:
+    """Decides whether a request is a judge request, an executor LLM call, or neither."""
+
+    __slots__ = ("ports", "hosts", "prefixes", "provider", "model")
+
+    def __init__(self, judge: Any) -> None:
+        self.ports = frozenset(int(p) for p in (getattr(judge, "ports", None) or ()))
+        self.hosts = frozenset(str(h).lower().strip("[]") for h in (getattr(judge, "hosts", None) or ()))
+        prefixes = getattr(judge, "path_prefixes", None) or ()
+        self.prefixes = tuple(p if p.startswith("/") else "/" + p for p in map(str, prefixes))
+        self.provider = str(getattr(judge, "provider", None) or "vllm")
+        self.model = getattr(judge, "model", None)
+
+    def role(self, method: str, host: str, port: int | None, path: str) -> str | None:
+        if method != "POST":
+            return None
+        if (port in self.ports or host in self.hosts) and path.startswith(self.prefixes):
+            return ROLE_JUDGE
+        if path.endswith(("/completions", "/completions/")):
+            return ROLE_EXECUTOR
+        return None
+
+    def provider_for(self, role: str, host: str) -> str:
+        if role == ROLE_JUDGE:
+            return self.provider
+        for suffix, name in _PROVIDER_BY_HOST_SUFFIX:
+            if host == suffix or host.endswith("." + suffix):
+                return name
+        return self.provider
+
+
+def _endpoint(tel: Any) -> _Endpoint:
+    judge = tel.config.judge
+    cached = _State.endpoint
+    if cached is not None and cached[0] is judge:
+        return cached[1]
+    endpoint = _Endpoint(judge)
+    _State.endpoint = (judge, endpoint)
+    return endpoint
+
+
+def _default_port(scheme: str) -> int | None:
+    return {"https": 443, "http": 80}.get(scheme.lower())
+
+
+# --- one LLM request ------------------------------------------------------------------------
+class _Reply:
+    """What was read from a chat/completions reply (JSON or SSE)."""
+
+    __slots__ = ("id", "model", "choices", "input_tokens", "output_tokens", "parsed")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.choices: dict[int, list] = {}  # index -> [content parts, reasoning parts, finish_reason]
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.parsed = False
+
+    def choice(self, index: Any) -> list:
+        key = index if isinstance(index, int) else 0
+        entry = self.choices.get(key)
+        if entry is None:
+            entry = self.choices[key] = [[], [], None]
+        return entry
+
+    def usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            tokens_in = usage.get("prompt_tokens", usage.get("input_tokens"))
+            tokens_out = usage.get("completion_tokens", usage.get("output_tokens"))
+            if isinstance(tokens_in, int):
+                self.input_tokens = tokens_in
+            if isinstance(tokens_out, int):
+                self.output_tokens = tokens_out
+
+    def header(self, body: dict) -> None:
+        if self.id is None and isinstance(body.get("id"), str):
+            self.id = body["id"]
+        if self.model is None and isinstance(body.get("model"), str):
+            self.model = body["model"]
+        if body.get("usage") is not None:
+            self.usage(body.get("usage"))
+
+    def content(self, index: int = 0) -> str | None:
+        entry = self.choices.get(index)
+        if entry is None or not entry[0]:
+            return None
+        return "".join(entry[0])
+
+    def finish_reason(self, index: int = 0) -> str | None:
+        entry = self.choices.get(index)
+        return entry[2] if entry is not None else None
+
+    def finish_reasons(self) -> list[str]:
+        return [str(self.choices[i][2]) for i in sorted(self.choices) if self.choices[i][2] is not None]
+
+
+def _parse_json_reply(data: Any) -> _Reply | None:
+    if not isinstance(data, dict):
+        return None
+    reply = _Reply()
+    reply.header(data)
+    choices = data.get("choices")
+    if isinstance(choices, list):
+        for position, choice in enumerate(choices):
+            if not isinstance(choice, dict):
+                continue
+            entry = reply.choice(choice.get("index", position))
+            message = choice.get("message")
+            if isinstance(message, dict):
+                text = message.get("content")
+                reasoning = message.get("reasoning_content") or message.get("reasoning")
+            else:  # text completion
+                text, reasoning = choice.get("text"), None
+            if isinstance(text, str) and text:
+                entry[0].append(text)
+            if isinstance(reasoning, str) and reasoning:
+                entry[1].append(reasoning)
+            if choice.get("finish_reason") is not None:
+                entry[2] = choice.get("finish_reason")
+    reply.parsed = isinstance(choices, list)
+    return reply
+
+
+def _parse_sse_reply(text: str) -> _Reply | None:
+    reply = _Reply()
+    seen = False
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if not payload or payload == "[DONE]":
+            continue
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        seen = True
+        reply.header(chunk)
+        for position, choice in enumerate(chunk.get("choices") or ()):
+            if not isinstance(choice, dict):
+                continue
+            entry = reply.choice(choice.get("index", position))
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                text_part = delta.get("content")
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            else:
+                text_part, reasoning = choice.get("text"), None
+            if isinstance(text_part, str) and text_part:
+                entry[0].append(text_part)
+            if isinstance(reasoning, str) and reasoning:
+                entry[1].append(reasoning)
+            if choice.get("finish_reason") is not None:
+                entry[2] = choice.get("finish_reason")
+    reply.parsed = seen
+    return reply if seen else None
+
+
+_DECODABLE = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+
+
+def _decode_body(body: bytes, encoding: str) -> bytes:
+    """Undo a gzip/deflate content encoding when the observed bytes are still encoded."""
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(body)
+        except zlib.error:
+            try:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+            except zlib.error:
+                return body  # already decoded
+    return body
+
+
+def _parse_reply(body: bytes | None, content_type: str, encoding: str) -> _Reply | None:
+    if not body:
+        return None
+    if encoding:
+        body = _decode_body(body, encoding)
+    text = body.decode("utf-8", "replace")
+    if "event-stream" in content_type or text.lstrip().startswith("data:"):
+        return _parse_sse_reply(text)
+    try:
+        return _parse_json_reply(json.loads(text))
+    except ValueError:
+        return None
+
+
+def _messages_json(messages: Any) -> str | None:
+    """``gen_ai.input.messages`` from an OpenAI ``messages`` list."""
+    if not isinstance(messages, list):
+        return None
+    out = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts: list[dict[str, Any]] = []
+        if isinstance(content, str):
+            parts.append({"type": "text", "content": content})
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    parts.append({"type": "text", "content": part["text"]})
+        out.append({"role": str(message.get("role") or "user"), "parts": parts})
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _output_json(reply: _Reply) -> str:
+    """``gen_ai.output.messages`` from a reply."""
+    out = []
+    for index in sorted(reply.choices):
+        text_parts, reasoning_parts, finish = reply.choices[index]
+        parts: list[dict[str, Any]] = []
+        if reasoning_parts:
+            parts.append({"type": "reasoning", "content": "".join(reasoning_parts)})
+        if text_parts:
+            parts.append({"type": "text", "content": "".join(text_parts)})
+        out.append({"role": "assistant", "parts": parts, "finish_reason": finish or "error"})
+    return json.dumps(out, ensure_ascii=False)
+
+
+class _Call:
+    """One LLM HTTP request: its span, its metrics and, for the judge, its accounting."""
+
+    __slots__ = ("tel", "role", "span", "started", "metric_attrs", "judge_state", "source",
+                 "capture", "buffer", "size", "overflow", "done", "lock", "content_type",
+                 "encoding", "status")
+
+    def __init__(self, tel: Any, role: str, span: Any, metric_attrs: dict[str, Any],
+                 judge_state: Any, source: str, capture: bool) -> None:
+        self.tel = tel
+        self.role = role
+        self.span = span
+        self.metric_attrs = metric_attrs
+        self.judge_state = judge_state
+        self.source = source
+        self.capture = capture
+        self.buffer: list[bytes] = []
+        self.size = 0
+        self.overflow = False
+        self.done = False
+        self.lock = threading.Lock()
+        self.content_type = ""
+        self.encoding = ""
+        self.status: int | None = None
+        self.started = time.perf_counter()
+
+    # -- observing a streamed body --------------------------------------------------------
+    def feed(self, chunk: Any) -> None:
+        try:
+            if self.overflow or not chunk:
+                return
+            data = bytes(chunk) if not isinstance(chunk, bytes) else chunk
+            self.size += len(data)
+            if self.size > _MAX_OBSERVED_BODY:
+                self.overflow = True
+                self.buffer = []
+            else:
+                self.buffer.append(data)
+        except Exception as exc:  # noqa: BLE001
+            _internal_error("feed", exc)
+
+    def finish_stream(self) -> None:
+        """The observed stream was exhausted or closed: parse what flowed and finish."""
+        if self.done:
+            return
+        try:
+            body = None if self.overflow else b"".join(self.buffer)
+            self.buffer = []
+            reply = None if body is None else _parse_reply(body, self.content_type, self.encoding)
+            undecodable = reply is None and self.encoding.strip().lower() not in _DECODABLE
+            self.finish(self.status, reply, unknown_body=self.overflow or undecodable)
+        except Exception as exc:  # noqa: BLE001
+            _internal_error("finish stream", exc)
+
+    # -- ending ----------------------------------------------------------------------------
+    def fail(self, exc: BaseException) -> None:
+        """The request (or reading its body) raised ``exc``."""
+        try:
+            self.finish(self.status, None, exc=exc)
+        except Exception as inner:  # noqa: BLE001
+            _internal_error("fail", inner)
+
+    def finish(self, status: int | None, reply: _Reply | None, *, exc: BaseException | None = None,
+               unknown_body: bool = False) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        duration = time.perf_counter() - self.started
+        error_type = self._error_type(status, reply, exc, unknown_body)
+        content = reply.content() if reply is not None else None
+        finish_reason = reply.finish_reason() if reply is not None else None
+        tokens_in = reply.input_tokens if reply is not None else None
+        tokens_out = reply.output_tokens if reply is not None else None
+
+        if self.role == ROLE_JUDGE and self.judge_state is not None:
+            try:
+                self.judge_state.attempts.append(
+                    JudgeAttempt(error_type=error_type, status_code=status, content=content,
+                                 finish_reason=finish_reason))
+            except Exception as inner:  # noqa: BLE001
+                _internal_error("judge attempt", inner)
+        try:
+            self._end_span(status, reply, exc, error_type)
+        except Exception as inner:  # noqa: BLE001
+            _internal_error("span", inner)
+        try:
+            self._record_metrics(duration, reply, error_type, tokens_in, tokens_out)
+        except Exception as inner:  # noqa: BLE001
+            _internal_error("metrics", inner)
+        if self.role == ROLE_JUDGE:
+            try:
+                self.tel.recorder.record_judge_request(
+                    error_type=error_type, input_tokens=tokens_in, output_tokens=tokens_out,
+                    source=self.source)
+            except Exception as inner:  # noqa: BLE001
+                _internal_error("judge request", inner)
+
+    def _error_type(self, status: int | None, reply: _Reply | None, exc: BaseException | None,
+                    unknown_body: bool) -> str | None:
+        if exc is not None:
+            return classify_exception(exc)
+        if status is not None and status >= 400:
+            return semconv.ERROR_HTTP_STATUS
+        if self.role != ROLE_JUDGE or unknown_body:
+            return None
+        if reply is None or not reply.parsed:
+            return semconv.ERROR_OTHER
+        return None if reply.content() else semconv.ERROR_EMPTY_CONTENT
+
+    def _end_span(self, status: int | None, reply: _Reply | None, exc: BaseException | None,
+                  error_type: str | None) -> None:
+        span = self.span
+        if status is not None:
+            span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
+        if reply is not None:
+            if reply.model:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, reply.model)
+            if reply.id:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_ID, reply.id)
+            reasons = reply.finish_reasons()
+            if reasons:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+            if reply.input_tokens is not None:
+                span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, reply.input_tokens)
+            if reply.output_tokens is not None:
+                span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, reply.output_tokens)
+            if self.capture and reply.choices:
+                span.set_attribute(GEN_AI_OUTPUT_MESSAGES, _output_json(reply))
+        if error_type:
+            span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
+            if exc is not None:
+                span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__ if exc is not None
+                                   else error_type))
+        span.end()
+
+    def _record_metrics(self, duration: float, reply: _Reply | None, error_type: str | None,
+                        tokens_in: int | None, tokens_out: int | None) -> None:
+        attrs = self.metric_attrs
+        if reply is not None and reply.model:
+            attrs = {**attrs, semconv.GEN_AI_RESPONSE_MODEL: reply.model}
+        if error_type:
+            attrs = {**attrs, semconv.ATTR_ERROR_TYPE: error_type}
+        recorder = self.tel.recorder
+        recorder.genai_duration.record(duration, attrs)
+        if tokens_in is not None:
+            recorder.genai_tokens.record(tokens_in, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "input"})
+        if tokens_out is not None:
+            recorder.genai_tokens.record(tokens_out, {**attrs, semconv.GEN_AI_TOKEN_TYPE: "output"})
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _begin(tel: Any, method: str, scheme: str, host: str, port: int | None, path: str,
+           body_of: Callable[[], Any]) -> _Call | None:
+    """Start a :class:`_Call` for an LLM request, or None for anything else."""
+    endpoint = _endpoint(tel)
+    host = (host or "").lower()
+    if port is None:
+        port = _default_port(scheme)
+    role = endpoint.role(method.upper(), host, port, path)
+    if role is None:
+        return None
+    request: Any = None
+    raw = body_of()
+    if raw:
+        try:
+            request = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            request = None
+    if not isinstance(request, dict):
+        request = {}
+    chat = path.rstrip("/").endswith("/chat/completions") or "messages" in request
+    operation = _OP_CHAT if chat else _OP_TEXT_COMPLETION
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        model = endpoint.model if role == ROLE_JUDGE else None
+    provider = endpoint.provider_for(role, host)
+
+    judge_state = current_judge_evaluation() if role == ROLE_JUDGE else None
+    recorder = tel.recorder
+    if current_sample() is None and judge_state is not None:
+        source, ptype = judge_state.source, judge_state.problem_type
+    else:
+        source, ptype = recorder.resolve_labels()
+    split = recorder.current_split()
+
+    metric_attrs: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+        semconv.SERVER_ADDRESS: host,
+        semconv.ATTR_LLM_ROLE: role,
+        semconv.ATTR_SOURCE: source,
+        semconv.ATTR_SPLIT: split,
+    }
+    if port is not None:
+        metric_attrs[semconv.SERVER_PORT] = port
+    if model:
+        metric_attrs[semconv.GEN_AI_REQUEST_MODEL] = model
+    span_attrs = dict(metric_attrs)
+    span_attrs[semconv.ATTR_PROBLEM_TYPE] = ptype
+    temperature = _number(request.get("temperature"))
+    if temperature is not None:
+        span_attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] = temperature
+    max_tokens = request.get("max_completion_tokens", request.get("max_tokens"))
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        span_attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    capture = bool(getattr(tel.config.judge, "capture_content", False))
+    if capture:
+        messages = _messages_json(request.get("messages"))
+        if messages is None and isinstance(request.get("prompt"), str):
+            messages = json.dumps([{"role": "user", "parts": [
+                {"type": "text", "content": request["prompt"]}]}], ensure_ascii=False)
+        if messages is not None:
+            span_attrs[GEN_AI_INPUT_MESSAGES] = messages
+    name = f"{operation} {model}" if model else operation
+    span = tel.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+    return _Call(tel, role, span, metric_attrs, judge_state, source, capture)
+
+
+def _safe_begin(tel: Any, describe: Callable[[], tuple], body_of: Callable[[], Any]) -> _Call | None:
+    try:
+        method, scheme, host, port, path = describe()
+        return _begin(tel, method, scheme, host, port, path, body_of)
+    except Exception as exc:  # noqa: BLE001
+        _internal_error("request", exc)
+        return None
+
+
+# --- httpx / httpx2 -------------------------------------------------------------------------
+_stream_classes: dict[tuple[type, bool], type] = {}
+
+
+def _observed_stream_class(base: type, is_async: bool) -> type:
+    """A subclass of the library's byte-stream base that reports bytes to a :class:`_Call`."""
+    key = (base, is_async)
+    cls = _stream_classes.get(key)
+    if cls is None:
+        mixin = _AsyncObservedStream if is_async else _SyncObservedStream
+        cls = type(f"OtelGrpo{mixin.__name__.lstrip('_')}", (mixin, base), {})
+        _stream_classes[key] = cls
+    return cls
+
+
+class _ObservedStreamBase:
+    """Delegates unknown attributes (e.g. ``elapsed``) to the wrapped stream."""
+
+    def __init__(self, inner: Any, call: _Call) -> None:
+        self._otel_inner = inner
+        self._otel_call = call
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("_otel_inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+
+class _SyncObservedStream(_ObservedStreamBase):
+    def __iter__(self) -> Any:
+        call = self._otel_call
+        try:
+            for chunk in self._otel_inner:
+                call.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        call.finish_stream()
+
+    def close(self) -> None:
+        try:
+            self._otel_inner.close()
+        except BaseException as exc:
+            self._otel_call.fail(exc)
+            raise
+        self._otel_call.finish_stream()
+
+
+class _AsyncObservedStream(_ObservedStreamBase):
+    async def __aiter__(self) -> Any:
+        call = self._otel_call
+        try:
+            async for chunk in self._otel_inner:
+                call.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        call.finish_stream()
+
+    async def aclose(self) -> None:
+        try:
+            await self._otel_inner.aclose()
+        except BaseException as exc:
+            self._otel_call.fail(exc)
+            raise
+        self._otel_call.finish_stream()
+
+
+def _httpx_request(args: tuple, kwargs: dict) -> Any:
+    return args[0] if args else kwargs.get("request")
+
+
+def _httpx_describe(request: Any) -> Callable[[], tuple]:
+    def describe() -> tuple:
+        url = request.url
+        return request.method, url.scheme, url.host, url.port, url.path
+    return describe
+
+
+def _httpx_body(request: Any) -> Callable[[], Any]:
+    def body() -> Any:
+        try:
+            return request.content
+        except Exception:  # noqa: BLE001 - a streaming request body: not ours to read
+            return None
+    return body
+
+
+def _httpx_observe(call: _Call, response: Any, module: Any, is_async: bool) -> None:
+    """Finish now if the body was read by ``send``; else watch the caller read it."""
+    try:
+        call.status = int(response.status_code)
+        headers = response.headers
+        call.content_type = headers.get("content-type", "") or ""
+        try:
+            body = response.content  # raises ResponseNotRead while the body is unread
+        except Exception:  # noqa: BLE001
+            body = None
+        if body is not None:
+            call.finish(call.status, _parse_reply(body, call.content_type, ""))
+            return
+        call.encoding = headers.get("content-encoding", "") or ""
+        base = getattr(module, "AsyncByteStream" if is_async else "SyncByteStream", None)
+        stream = response.stream
+        if response.is_closed or base is None or not isinstance(stream, base):
+            call.finish(call.status, None, unknown_body=True)
+            return
+        response.stream = _observed_stream_class(base, is_async)(stream, call)
+    except Exception as exc:  # noqa: BLE001
+        _internal_error("response", exc)
+        call.finish(call.status, None, unknown_body=True)
+
+
+def _make_httpx_sync(module: Any) -> Callable:
+    def send_wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        tel = _telemetry()
+        if tel is None:
+            return wrapped(*args, **kwargs)
+        request = _httpx_request(args, kwargs)
+        call = _safe_begin(tel, _httpx_describe(request), _httpx_body(request))
+        if call is None:
+            return wrapped(*args, **kwargs)
+        guard = _in_llm_call.set(True)
+        ctx = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            otel_context.detach(ctx)
+            _in_llm_call.reset(guard)
+        _httpx_observe(call, response, module, is_async=False)
+        return response
+    return send_wrapper
+
+
+def _make_httpx_async(module: Any) -> Callable:
+    async def send_wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        tel = _telemetry()
+        if tel is None:
+            return await wrapped(*args, **kwargs)
+        request = _httpx_request(args, kwargs)
+        call = _safe_begin(tel, _httpx_describe(request), _httpx_body(request))
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        guard = _in_llm_call.set(True)
+        ctx = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            otel_context.detach(ctx)
+            _in_llm_call.reset(guard)
+        _httpx_observe(call, response, module, is_async=True)
+        return response
+    return send_wrapper
+
+
+# --- requests ------------------------------------------------------------------------------
+class _ObservedRaw(wrapt.ObjectProxy):
+    """A urllib3 response proxy reporting the bytes ``requests`` reads to a :class:`_Call`."""
+
+    def __init__(self, raw: Any, call: _Call) -> None:
+        super().__init__(raw)
+        self._self_call = call
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        call = self._self_call
+        try:
+            for chunk in self.__wrapped__.stream(*args, **kwargs):
+                call.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        call.finish_stream()
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        call = self._self_call
+        try:
+            data = self.__wrapped__.read(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        call.feed(data)
+        amt = args[0] if args else kwargs.get("amt")
+        if not data or amt is None:
+            call.finish_stream()
+        return data
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_call.finish_stream()
+
+
+def _requests_describe(request: Any) -> Callable[[], tuple]:
+    def describe() -> tuple:
+        parts = urlsplit(request.url)
+        return request.method or "GET", parts.scheme, parts.hostname or "", parts.port, parts.path
+    return describe
+
+
+def _requests_body(request: Any) -> Callable[[], Any]:
+    def body() -> Any:
+        data = request.body
+        return data if isinstance(data, (bytes, str)) else None
+    return body
+
+
+def _requests_observe(call: _Call, response: Any) -> None:
+    try:
+        call.status = int(response.status_code)
+        headers = response.headers
+        call.content_type = headers.get("content-type", "") or ""
+        body = getattr(response, "_content", False)
+        if body is not False:  # read by send (stream=False): bytes, or None without a body
+            call.finish(call.status, _parse_reply(body, call.content_type, ""))
+            return
+        raw = response.raw
+        if raw is None:
+            call.finish(call.status, None, unknown_body=True)
+            return
+        call.encoding = headers.get("content-encoding", "") or ""
+        response.raw = _ObservedRaw(raw, call)
+    except Exception as exc:  # noqa: BLE001
+        _internal_error("response", exc)
+        call.finish(call.status, None, unknown_body=True)
+
+
+def _make_requests(module: Any) -> Callable:
+    def send_wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        tel = _telemetry()
+        if tel is None:
+            return wrapped(*args, **kwargs)
+        request = args[0] if args else kwargs.get("request")
+        call = _safe_begin(tel, _requests_describe(request), _requests_body(request))
+        if call is None:
+            return wrapped(*args, **kwargs)
+        guard = _in_llm_call.set(True)
+        ctx = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            otel_context.detach(ctx)
+            _in_llm_call.reset(guard)
+        _requests_observe(call, response)
+        return response
+    return send_wrapper
+
+
+_TARGETS: dict[str, tuple[tuple[str, Callable[[Any], Callable]], ...]] = {
+    "httpx": (("Client", _make_httpx_sync), ("AsyncClient", _make_httpx_async)),
+    "httpx2": (("Client", _make_httpx_sync), ("AsyncClient", _make_httpx_async)),
+    "requests": (("Session", _make_requests),),
+}
