@@ -55,6 +55,8 @@ class WandbStepExporter:
         self._train_steps_seen = 0
         self._pid = os.getpid()
         self.row_listeners: list[Callable[[dict[str, Any], WindowEnd], None]] = []
+        # Extras (e.g. wandb.Table objects) logged in the same call as the row they belong to.
+        self.row_extras: list[Callable[[dict[str, Any], WindowEnd], dict[str, Any] | None]] = []
         if not self._disabled:
             os.environ.setdefault(_FLUSH_ENV, str(getattr(wandb_config, "flush_interval_s", 1.0)))
 
@@ -152,7 +154,13 @@ class WandbStepExporter:
                 return {}
             if not row:
                 return {}
-            self._write(row)
+            extras: dict[str, Any] = {}
+            for make_extras in list(self.row_extras):
+                try:
+                    extras.update(make_extras(row, window) or {})
+                except Exception as exc:  # noqa: BLE001
+                    self._fault("row extras", exc)
+            self._write(row, extras)
             self.rows.append(row)
             for listener in list(self.row_listeners):
                 try:
@@ -161,7 +169,7 @@ class WandbStepExporter:
                     self._fault("row listener", exc)
             return row
 
-    def _write(self, row: dict[str, Any]) -> None:
+    def _write(self, row: dict[str, Any], extras: dict[str, Any] | None = None) -> None:
         if self._disabled:
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
             return
@@ -170,7 +178,7 @@ class WandbStepExporter:
             self.health[semconv.HEALTH_ROWS_DROPPED] += 1
             return
         try:
-            run.log(row)
+            run.log({**row, **extras} if extras else row)
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
             if getattr(self._cfg, "debug_logging", False):
                 logger.info("otel-grpo: wrote row train/step=%s with %d keys", row.get("train/step"), len(row))

@@ -122,6 +122,9 @@ class Telemetry:
         )
         self._closed = False
         self._pid = os.getpid()
+        from otel_grpo.tables import attach_tables
+
+        attach_tables(self)
 
     @staticmethod
     def _otlp_health() -> dict[str, int]:

@@ -84,7 +84,7 @@ def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
     processors: list[SpanProcessor] = list(span_processors)
     closers: list = []
     prometheus = None
-    if cfg.otlp.enabled and cfg.otlp.endpoint:
+    if cfg.otlp.enabled:
         from otel_grpo import otlp
 
         if cfg.otlp.metrics:

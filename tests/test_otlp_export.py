@@ -98,7 +98,8 @@ def our_warnings(caplog) -> list[logging.LogRecord]:
 
 
 def test_signal_endpoint_like_the_sdk(monkeypatch):
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    for signal in ("", "METRICS_", "TRACES_"):
+        name = f"OTEL_EXPORTER_OTLP_{signal}ENDPOINT"
         monkeypatch.delenv(name, raising=False)
     http = otlp.PROTOCOL_HTTP
     assert otlp.signal_endpoint("http://c:4318", http, "metrics") == "http://c:4318/v1/metrics"

@@ -219,6 +219,7 @@ class _JudgeHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # listen backlog: hundreds of concurrent judge calls, like vLLM takes
 
     def __init__(self, address: tuple[str, int], judge: JudgeServer) -> None:
         self.judge = judge
