@@ -481,6 +481,9 @@ class Recorder:
     def record_scalars(self, values: dict[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
         window = self.current_window()
+        if window is not None and window.split != semconv.SPLIT_TRAIN:  # scalars belong to the step
+            trains = [w for w in self._global_windows if w.split == semconv.SPLIT_TRAIN]
+            window = trains[-1] if trains else None
         items = values.items() if isinstance(values, dict) else values
         for name, raw in items:
             value = to_float(raw)

@@ -88,18 +88,15 @@ def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
 
 
 def uninstrument_trainer(trainer: Any) -> Any:
-    """Remove every wrapper :func:`instrument_trainer` put on ``trainer``."""
+    """Remove every wrapper :func:`instrument_trainer` put on ``trainer`` and its parts."""
     tel = get_telemetry()
-    owners = [trainer]
-    for attr in ("executor", "reward_computer"):
-        if tel is not None:
-            attr = getattr(tel.config.instrumentation, f"{attr}_attribute", attr) \
-                if attr != "reward_computer" else tel.config.instrumentation.reward_attribute
-        owner = getattr(trainer, attr, None)
-        if owner is not None:
-            owners.append(owner)
+    options = tel.config.instrumentation if tel is not None else None
+    attrs = (options.executor_attribute, options.reward_attribute) if options else ("executor", "reward_computer")
+    owners = [trainer, *(getattr(trainer, attr, None) for attr in attrs)]
     for owner in owners:
-        for name, value in list(vars(owner).items()) if hasattr(owner, "__dict__") else []:
+        if owner is None or not hasattr(owner, "__dict__"):
+            continue
+        for name, value in list(vars(owner).items()):
             if getattr(value, _MARK, None) is not None:
                 delattr(owner, name)
     return trainer
