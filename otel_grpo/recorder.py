@@ -409,6 +409,22 @@ class Recorder:
         else:  # a failed execution is an incorrect sample with reward 0
             self._finish_unscored(state, window)
 
+    def claim_pending(self, problem_key: Any) -> SampleState | None:
+        """An executed, not yet scored sample of this window whose problem matches ``problem_key``.
+
+        Pairs a reward computation with its executor run when the two ran in different
+        contexts (e.g. the reward offloaded to a thread pool with ``run_in_executor``).
+        """
+        window = self.current_window()
+        if window is None or problem_key is None:
+            return None
+        with self._lock:
+            for state in window.pending:
+                if state.extra.get("problem_key") == problem_key and not state.extra.get("rewarded"):
+                    state.extra["rewarded"] = True
+                    return state
+        return None
+
     def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
                             source: Any = None, problem_type: Any = None) -> None:
         """Record one workflow execution: its cost (USD), wall time and outcome."""

@@ -223,3 +223,36 @@ def test_opentelemetry_instrument_finds_the_entry_points(tmp_path):
     proc = subprocess.run(["opentelemetry-instrument", sys.executable, str(script)], capture_output=True,
                           text=True, timeout=120, env=env, cwd=tmp_path)
     assert "ROWS [3] 0.5" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_reward_computed_in_a_thread_pool_pairs_with_its_execution():
+    """Variation: compute_reward offloaded with run_in_executor (no context copied)."""
+
+    class Executor:
+        async def execute_workflow(self, workflow_code, problem, problem_type="math", **kwargs):
+            return "42", 0.25, {"success": True}
+
+    class Scorer:
+        def compute_reward(self, problem, prediction, ground_truth, problem_type="math", source=None):
+            return 1.0 if problem.endswith("0") else 0.0
+
+    class Trainer:
+        def __init__(self):
+            self.executor, self.reward_computer = Executor(), Scorer()
+
+        async def one(self, i):
+            answer, cost, meta = await self.executor.execute_workflow("wf", f"q{i}", "math", source="gsm8k")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, self.reward_computer.compute_reward, f"q{i}", answer, "42")
+
+        async def train_step(self, step):
+            rewards = await asyncio.gather(*(self.one(i) for i in range(20)))
+            return {"loss": sum(rewards)}
+
+    otel_grpo.setup(None, wandb={"mode": "disabled"})
+    trainer = otel_grpo.instrument_trainer(Trainer())
+    asyncio.run(trainer.train_step(1))
+    row = otel_grpo.get_telemetry().rows[-1]
+    assert row["dataset/gsm8k/count"] == 20  # one sample per workflow, not 40
+    assert row["dataset/gsm8k/accuracy"] == 10.0  # q0 and q10
+    assert row["cost/total_cost"] == 5.0

@@ -250,6 +250,7 @@ def executor_wrapper(options: Any) -> Wrapper:
         problem = bind_argument(wrapped, args, kwargs, "problem", position=1)
         group = _group_key(problem, source)
         state = tel.recorder.new_sample(source, ptype, group)
+        state.extra["problem_key"] = _problem_key(problem)
         set_sample(state)  # stays current in this task so the reward computation pairs with it
         span_cm = tel.tracer.start_as_current_span(
             "grpo.execute_workflow", attributes=_span_attrs(tel, state), end_on_exit=True)
@@ -271,6 +272,15 @@ def executor_wrapper(options: Any) -> Wrapper:
                 span_cm.__exit__(None, None, None)
 
     return _make("execute", before, after)
+
+
+def _problem_key(problem: Any) -> Any:
+    if problem is None:
+        return None
+    try:
+        return hash(problem if isinstance(problem, str) else repr(problem)[:2048])
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _group_key(problem: Any, source: Any) -> Any:
@@ -309,6 +319,12 @@ def reward_wrapper(options: Any) -> Wrapper:
         reusable = state is not None and state.executed and not state.extra.get("rewarded") \
             and (state.window is None or state.window is window)
         token = None
+        if not reusable:  # scored in another context than its execution (a thread pool)?
+            problem = bind_argument(wrapped, args, kwargs, "problem", position=0)
+            claimed = tel.recorder.claim_pending(_problem_key(problem))
+            if claimed is not None:
+                state, reusable = claimed, True
+                token = set_sample(claimed)
         if reusable:
             state.extra["rewarded"] = True
             if state.source == semconv.UNKNOWN:
