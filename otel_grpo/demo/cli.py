@@ -1,0 +1,344 @@
+"""``otel-grpo demo``: an instrumented GRPO run on the packaged data, in about a minute.
+
+It starts the local judge server (unless ``--judge-url`` points at one), sets otel-grpo
+up through the public API only (:func:`otel_grpo.setup`, :func:`otel_grpo.instrument_trainer`),
+trains the reference trainer of the user's shape (:mod:`otel_grpo.demo.trainer`) with a
+progress bar, and ends with a summary: per-dataset accuracy, judge rates, cost, and where
+the WandB run is with the commands to inspect or upload it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from otel_grpo.demo.datasets import DATASETS
+
+__all__ = ["DemoError", "DemoResult", "build_parser", "main", "parse_args", "run_demo"]
+
+logger = logging.getLogger(__name__)
+
+_QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "otel_grpo.demo.judge_server")
+
+
+class DemoError(Exception):
+    """A bad command line or configuration: reported as a message and exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise DemoError(f"{self.prog}: error: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``otel-grpo demo`` argument parser."""
+    p = _Parser(
+        prog="otel-grpo demo",
+        description="Run an instrumented GRPO demo (simulated policy, real rewards, local judge server) "
+                    "and write an offline WandB run.",
+    )
+    p.add_argument("--steps", type=int, default=12, help="training steps (default 12)")
+    p.add_argument("--batch", type=int, default=14,
+                   help="questions per step, round-robin over the 7 datasets (default 14 = 2 per dataset)")
+    p.add_argument("--k", type=int, default=4, help="workflows per question, a GRPO group (default 4)")
+    p.add_argument("--eval-every", type=int, default=4, help="validate every E steps; 0 = never (default 4)")
+    p.add_argument("--val-samples", type=int, default=28, help="validation questions (default 28)")
+    p.add_argument("--judge-url", default=None,
+                   help="use this OpenAI-compatible judge (e.g. http://127.0.0.1:8002/v1) instead of "
+                        "starting the local judge server")
+    p.add_argument("--wandb-mode", choices=("offline", "online", "disabled"), default=None,
+                   help="WandB mode (default offline, or the --config file's)")
+    p.add_argument("--wandb-dir", default=None, help="parent of the wandb/ run directory (default: cwd)")
+    p.add_argument("--otlp-endpoint", default=None, help="also export over OTLP, e.g. http://localhost:4318")
+    p.add_argument("--prometheus-port", type=int, default=None,
+                   help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)")
+    p.add_argument("--judge-fault-rate", type=float, default=0.05,
+                   help="share of judge requests answered with a fault, split evenly among HTTP 500, "
+                        "an unparsable reply and null content (default 0.05; local server only)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--config", default=None, help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
+    p.add_argument("--oom-step", type=int, default=2,
+                   help="step whose first attempt hits a simulated CUDA OOM and is retried; 0 = none (default 2)")
+    return p
+
+
+def _judge_port(url: str) -> int:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DemoError(f"otel-grpo demo: --judge-url must be an http(s) URL such as "
+                        f"http://127.0.0.1:8002/v1 (got {url!r})")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise DemoError(f"otel-grpo demo: --judge-url has an invalid port: {exc}") from None
+    return port or (443 if parts.scheme == "https" else 80)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and validate the demo options; raises :class:`DemoError`."""
+    args = build_parser().parse_args(list(argv or []))
+    checks = [
+        (args.steps >= 1, "--steps must be at least 1"),
+        (args.batch >= 1, "--batch must be at least 1"),
+        (args.k >= 1, "--k must be at least 1"),
+        (args.eval_every >= 0, "--eval-every must be 0 (never) or more"),
+        (args.val_samples >= 1, "--val-samples must be at least 1"),
+        (math.isfinite(args.judge_fault_rate) and 0.0 <= args.judge_fault_rate <= 1.0,
+         "--judge-fault-rate must be between 0 and 1"),
+        (args.prometheus_port is None or 0 <= args.prometheus_port <= 65535,
+         "--prometheus-port must be between 0 and 65535"),
+        (args.oom_step >= 0, "--oom-step must be 0 (none) or a step number"),
+        (args.config is None or Path(args.config).is_file(), f"--config: no such file: {args.config}"),
+        (args.otlp_endpoint is None or urlsplit(args.otlp_endpoint).scheme in ("http", "https"),
+         f"--otlp-endpoint must be an http(s) URL such as http://localhost:4318 (got {args.otlp_endpoint!r})"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DemoError(f"otel-grpo demo: {message}")
+    args.judge_port = _judge_port(args.judge_url) if args.judge_url else None
+    return args
+
+
+@dataclass
+class DemoResult:
+    """Everything a finished demo leaves behind (for the summary and for tests)."""
+
+    trainer: Any
+    rows: list[dict[str, Any]]
+    run_dir: Path | None
+    judge_url: str
+    judge_stats: dict[str, int] | None
+    wall_s: float
+    config: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _latest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+    for row in rows:
+        latest.update(row)
+    return latest
+
+
+def _overrides(args: argparse.Namespace, judge_port: int) -> dict[str, Any]:
+    wandb: dict[str, Any] = {}
+    if args.wandb_mode is not None or args.config is None:
+        wandb["mode"] = args.wandb_mode or "offline"
+    if args.wandb_dir is not None or args.config is None:
+        wandb["dir"] = str(Path(args.wandb_dir or ".").resolve())
+    overrides: dict[str, Any] = {"wandb": wandb, "judge": {"ports": [judge_port]}}
+    if args.otlp_endpoint:
+        overrides["otlp"] = {"enabled": True, "endpoint": args.otlp_endpoint}
+    if args.prometheus_port is not None:
+        overrides["prometheus"] = {"enabled": True, "port": args.prometheus_port}
+    return overrides
+
+
+def run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides: Any) -> DemoResult:
+    """Run the demo described by ``args`` (from :func:`parse_args`).
+
+    ``trainer_overrides`` set further :class:`~otel_grpo.demo.trainer.TrainerConfig`
+    fields (tests use them). Raises :class:`DemoError` for a bad configuration.
+    """
+    import otel_grpo
+    from otel_grpo.config import ConfigError
+    from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
+    from otel_grpo.demo.trainer import GRPOTrainer, TrainerConfig
+
+    started = time.perf_counter()
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    server = None
+    tel = None
+    trainer = None
+    try:
+        if args.judge_url:
+            judge_url, judge_port = args.judge_url, args.judge_port
+        else:
+            third = args.judge_fault_rate / 3.0
+            faults = FaultConfig(error_rate=third, unparsable_rate=third, null_content_rate=third, seed=args.seed)
+            server = JudgeServer(host="127.0.0.1", port=0, faults=faults).start()
+            judge_url, judge_port = server.url, server.port
+        try:
+            tel = otel_grpo.setup(args.config, **_overrides(args, judge_port))
+        except ConfigError as exc:
+            raise DemoError(f"otel-grpo demo: {exc}") from None
+        wandb_cfg = tel.config.wandb
+        mode = wandb_cfg.mode if wandb_cfg.enabled else "disabled"
+        cfg = TrainerConfig(
+            max_steps=args.steps, batch_size=args.batch, num_workflows=args.k, eval_every=args.eval_every,
+            val_samples=args.val_samples, judge_url=judge_url, wandb_mode=mode, wandb_dir=wandb_cfg.dir,
+            seed=args.seed, oom_steps=(args.oom_step,) if args.oom_step else (),
+        )
+        for key, value in trainer_overrides.items():
+            if not hasattr(cfg, key):
+                raise TypeError(f"run_demo: unknown TrainerConfig field {key!r}")
+            setattr(cfg, key, value)
+        trainer = GRPOTrainer(cfg)
+        otel_grpo.instrument_trainer(trainer)
+        _train_with_progress(trainer, console)
+        run = trainer.wandb_run
+        run_dir = Path(run.dir).parent if run is not None and getattr(run, "dir", None) else None
+        rows = tel.rows
+        tel.shutdown()  # flush otel-grpo's last rows into the trainer's run, then finish it
+        if run is not None:
+            trainer.wandb_run = None
+            run.finish()
+        stats = server.stats if server is not None else None
+        return DemoResult(trainer=trainer, rows=rows, run_dir=run_dir, judge_url=judge_url, judge_stats=stats,
+                          wall_s=time.perf_counter() - started, config=tel.config)
+    finally:  # on an error too: no half-open run, no server left behind
+        if tel is not None:
+            tel.shutdown()
+        if trainer is not None and trainer.wandb_run is not None:
+            trainer.wandb_run.finish(exit_code=1)
+        if server is not None:
+            server.stop()
+
+
+def _train_with_progress(trainer: Any, console: Any) -> None:
+    trainer_module = type(trainer).__module__
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]GRPO[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+               TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=trainer.max_steps, status="")
+
+        def on_step(step: int, metrics: dict[str, Any]) -> None:
+            status = (f"acc {metrics.get('accuracy', 0.0):5.1f}%  reward {metrics.get('avg_reward', 0.0):+.2f}  "
+                      f"loss {metrics.get('loss', 0.0):.3f}")
+            progress.update(task, completed=step, status=status)
+
+        def on_eval(step: int, metrics: dict[str, Any]) -> None:
+            progress.console.print(f"step {step:>3}: validation accuracy {metrics.get('val_accuracy', 0.0):.1f}%, "
+                                 f"success {metrics.get('val_success_rate', 0.0):.1f}%, "
+                                 f"avg cost ${metrics.get('val_avg_cost', 0.0):.4f}")
+
+        trainer.on_step_end, trainer.on_eval_end = on_step, on_eval
+        trainer_logger = logging.getLogger(trainer_module)
+        handler = _ConsoleHandler(progress.console)
+        saved = trainer_logger.propagate, trainer_logger.level
+        trainer_logger.addHandler(handler)
+        trainer_logger.propagate, trainer_logger.level = False, logging.WARNING
+        try:
+            asyncio.run(trainer.train())
+        finally:
+            trainer.on_step_end = trainer.on_eval_end = None
+            trainer_logger.removeHandler(handler)
+            trainer_logger.propagate, trainer_logger.level = saved
+
+
+class _ConsoleHandler(logging.Handler):
+    """Trainer log lines (a CUDA OOM retry, a WandB fallback) printed above the progress bar."""
+
+    def __init__(self, console: Any) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(f"trainer: {record.getMessage()}", style="yellow", markup=False, highlight=False)
+        except Exception:  # noqa: BLE001 - logging must never break the run
+            self.handleError(record)
+
+
+def _fmt(value: Any, spec: str, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    try:
+        return f"{format(float(value), spec)}{suffix}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def print_summary(result: DemoResult, console: Any) -> None:
+    """The closing report: per-dataset table, judge, cost, run directory and next commands."""
+    from rich.table import Table
+
+    latest = _latest(result.rows)
+    table = Table(title=f"Per-dataset results (latest, train/step {latest.get('train/step', '-')})")
+    for column, justify in (("dataset", "left"), ("type", "left"), ("train acc", "right"),
+                            ("train count", "right"), ("avg reward", "right"), ("val acc", "right"),
+                            ("judge success", "right")):
+        table.add_column(column, justify=justify)
+    from otel_grpo.demo.datasets import PROBLEM_TYPES
+
+    for source in DATASETS:
+        table.add_row(
+            source, PROBLEM_TYPES[source],
+            _fmt(latest.get(f"dataset/{source}/accuracy"), ".1f", "%"),
+            _fmt(latest.get(f"dataset/{source}/count"), ".0f"),
+            _fmt(latest.get(f"dataset/{source}/avg_reward"), ".2f"),
+            _fmt(latest.get(f"val/{source}/accuracy"), ".1f", "%"),
+            _fmt(latest.get(f"judge/{source}_success_rate"), ".1%"),
+        )
+    table.add_section()
+    table.add_row("all", "", _fmt(latest.get("train/accuracy"), ".1f", "%"), "",
+                  _fmt(latest.get("train/avg_reward"), ".2f"), _fmt(latest.get("val/accuracy"), ".1f", "%"),
+                  _fmt(latest.get("judge/success_rate"), ".1%"))
+    console.print(table)
+
+    judge = Table(title="LLM judge (cumulative)", show_header=True)
+    for column in ("evaluations", "success", "parse failure", "API failure", "correct ratio", "HTTP requests"):
+        judge.add_column(column, justify="right")
+    judge.add_row(_fmt(latest.get("judge/total_calls"), ".0f"), _fmt(latest.get("judge/success_rate"), ".1%"),
+                  _fmt(latest.get("judge/parse_failure_rate"), ".1%"),
+                  _fmt(latest.get("judge/api_failure_rate"), ".1%"), _fmt(latest.get("judge/correct_ratio"), ".2f"),
+                  _fmt(latest.get("cost/judge_calls"), ".0f"))
+    console.print(judge)
+    console.print(f"Executor cost: [bold]${_fmt(latest.get('cost/total_cost'), '.4f')}[/bold] over "
+                  f"{_fmt(latest.get('cost/executor_calls'), '.0f')} runs "
+                  f"(${_fmt(latest.get('cost/avg_cost_per_sample'), '.5f')} per sample)")
+    stats = result.judge_stats
+    if stats:
+        console.print(f"Judge server ({result.judge_url}): {stats.get('total', 0)} chat requests, "
+                      f"{stats.get('http_500', 0)} HTTP 500, {stats.get('unparsable', 0)} unparsable, "
+                      f"{stats.get('null_content', 0)} null content injected")
+    console.print(f"Finished in {result.wall_s:.1f}s.")
+    if result.run_dir is not None:
+        console.print(f"\nWandB run: [bold]{result.run_dir}[/bold]", soft_wrap=True)
+        console.print(f"  inspect:  otel-grpo inspect {result.run_dir}", soft_wrap=True, highlight=False)
+        console.print(f"  upload:   wandb sync {result.run_dir}", soft_wrap=True, highlight=False)
+    else:
+        console.print("\nWandB disabled: no run directory was written.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``otel-grpo demo ARGS``: returns 0 on success, 2 on bad arguments."""
+    from rich.console import Console
+
+    console = Console()
+    errors = Console(stderr=True)
+    try:
+        args = parse_args(argv)
+    except DemoError as exc:
+        build_parser().print_usage(sys.stderr)
+        errors.print(str(exc), style="red", markup=False, highlight=False)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    os.environ.setdefault("WANDB_SILENT", "true")  # the progress bar and the summary tell the story
+    try:
+        result = run_demo(args, console=console)
+    except DemoError as exc:
+        errors.print(str(exc), style="red", markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        errors.print("otel-grpo demo: interrupted", style="red")
+        return 130
+    except Exception:  # noqa: BLE001 - a crash in training: show it, exit 1
+        errors.print_exception(max_frames=8)
+        return 1
+    print_summary(result, console)
+    return 0

@@ -1,0 +1,240 @@
+"""``otel-grpo demo`` end to end: the WandB run on disk carries the SPEC.md contract.
+
+One in-process run with a faulty judge (30% of judge requests faulted) is read back from
+its offline run directory and checked against ledgers the demo keeps independently of
+otel-grpo (the executor's reported costs, the reward computer's judge outcomes, the judge
+server's own counters) and against the fault rates derived from the client's retry
+logic. A second test runs the judge server and the demo (default options) as two
+processes talking real HTTP, and checks the default run stays within its time budget.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from otel_grpo.demo import cli as demo_cli
+from otel_grpo.demo.datasets import DATASETS
+from otel_grpo.demo.trainer import parse_cost
+from otel_grpo.runreader import read_run
+
+PTYPES = ("math", "code", "qa")
+FAULT_RATE = 0.3
+STEPS = 5
+EVAL_EVERY = 2
+SEED = 3
+
+
+def _latest(history: list[dict]) -> dict:
+    latest: dict = {}
+    for row in history:
+        latest.update({k: v for k, v in row.items() if v is not None})
+    return latest
+
+
+def _within(observed: float, p: float, n: int, sigmas: float = 4.0) -> bool:
+    """Binomial tolerance for a rate observed over ``n`` trials."""
+    return abs(observed - p) <= sigmas * math.sqrt(max(p * (1 - p), 1e-12) / n) + 1.0 / n
+
+
+def expected_judge_rates(fault_rate: float, client_retries: int, attempts: int = 2) -> dict[str, float]:
+    """Outcome probabilities of one judge evaluation given the injected fault rate.
+
+    The server answers each request, independently, with HTTP 500 (a), an unparsable
+    reply (a) or null content (a), a = fault_rate / 3, else a verdict. The OpenAI client
+    retries a 500 ``client_retries`` times, so one ``create`` raises with probability
+    a**(r+1) and otherwise returns the first non-500 reply: outcome X with probability
+    p_X * (1 + a + ... + a**r). The reward computer makes up to ``attempts`` attempts,
+    retrying after null content or an exception (q per attempt): the evaluation is an
+    api_failure when every attempt fails (q**attempts), a parse_failure when the first
+    readable reply has no verdict, a success otherwise.
+    """
+    a = fault_rate / 3.0
+    reach = sum(a ** i for i in range(client_retries + 1))
+    p_raise = a ** (client_retries + 1)
+    p_ok, p_unparsable, p_null = (1 - fault_rate) * reach, a * reach, a * reach
+    q = p_null + p_raise
+    before_last = sum(q ** i for i in range(attempts))
+    return {"api_failure": q ** attempts, "parse_failure": p_unparsable * before_last,
+            "success": p_ok * before_last}
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory: pytest.TempPathFactory):
+    """One in-process demo run against a judge server faulting 30% of requests."""
+    workdir = tmp_path_factory.mktemp("demo_faulty")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("WANDB_", "OTEL_")):
+                mp.delenv(key, raising=False)
+        mp.setenv("WANDB_SILENT", "true")
+        mp.chdir(workdir)
+        args = demo_cli.parse_args(["--steps", str(STEPS), "--eval-every", str(EVAL_EVERY),
+                                    "--judge-fault-rate", str(FAULT_RATE), "--seed", str(SEED),
+                                    "--wandb-dir", str(workdir)])
+        result = demo_cli.run_demo(args, inconclusive_rate=0.45)  # more judge evaluations
+    assert result.run_dir is not None and result.run_dir.is_dir()
+    records = read_run(result.run_dir)
+    return result, records
+
+
+def test_every_spec_key_group_is_written(faulty_run):
+    result, records = faulty_run
+    keys = records.keys()
+    expected = {"train/step", "train/loss", "train/kl_div", "train/temperature", "train/avg_reward",
+                "train/max_reward", "train/min_reward", "train/accuracy",
+                "judge/total_calls", "judge/success_rate", "judge/parse_failure_rate", "judge/api_failure_rate",
+                "judge/correct_predictions", "judge/incorrect_predictions", "judge/correct_ratio",
+                "val/accuracy", "val/avg_correctness", "val/success_rate", "val/avg_cost",
+                "cost/total_cost", "cost/avg_cost_per_sample", "cost/executor_calls", "cost/judge_calls"}
+    for ptype in PTYPES:
+        expected |= {f"train/accuracy_{ptype}", f"train/avg_score_{ptype}", f"train/count_{ptype}"}
+    for source in DATASETS:
+        expected |= {f"dataset/{source}/{m}" for m in ("accuracy", "count", "avg_reward")}
+        expected |= {f"val/{source}/{m}" for m in ("accuracy", "count", "avg_cost")}
+    judged = {source for source, _ in result.trainer.reward_computer.judge_outcomes}
+    assert set(DATASETS) - {"humaneval", "mbpp"} <= judged  # rules are inconclusive for every QA/math set
+    expected |= {f"judge/{source}_success_rate" for source in judged}
+    missing = sorted(expected - keys)
+    assert not missing, f"keys missing from the run on disk: {missing}"
+
+    # One train row per step (step 2 hit a CUDA OOM once and was retried), every row with train/step.
+    train_rows = records.rows_with("train/loss")
+    assert [row["train/step"] for row in train_rows] == list(range(1, STEPS + 1))
+    assert all("train/step" in row for row in records.history if any(k.startswith("judge/") for k in row))
+    assert result.trainer.step_attempts[2] == 2
+    val_steps = [row["train/step"] for row in records.rows_with("val/accuracy")]
+    assert val_steps == list(range(EVAL_EVERY, STEPS + 1, EVAL_EVERY))
+    # Units: percentages under train/ and val/, fractions under judge/.
+    for row in train_rows:
+        assert 0.0 <= row["train/accuracy"] <= 100.0
+        assert row["train/count_math"] + row["train/count_code"] + row["train/count_qa"] == 14 * 4
+    latest = _latest(records.history)
+    assert 0.0 <= latest["judge/success_rate"] <= 1.0
+    total = latest["judge/success_rate"] + latest["judge/parse_failure_rate"] + latest["judge/api_failure_rate"]
+    assert total == pytest.approx(1.0)
+
+
+def test_judge_rates_match_the_injected_faults(faulty_run):
+    result, records = faulty_run
+    latest = _latest(records.history)
+    rc = result.trainer.reward_computer
+    ledger = Counter()
+    for (_source, outcome), n in rc.judge_outcomes.items():
+        ledger[outcome.split("_")[0] if outcome.startswith("success") else outcome] += n
+    evaluations = sum(ledger.values())
+
+    # Exactly what the reward computer saw, one outcome per evaluation.
+    assert latest["judge/total_calls"] == evaluations
+    for outcome in ("success", "parse_failure", "api_failure"):
+        assert latest[f"judge/{outcome}_rate"] == pytest.approx(ledger[outcome] / evaluations), outcome
+    verdicts = Counter(outcome for (_s, outcome), n in rc.judge_outcomes.items() for _ in range(n))
+    assert latest["judge/correct_predictions"] == verdicts["success_true"]
+    assert latest["judge/incorrect_predictions"] == verdicts["success_false"]
+    # Every HTTP request the server answered is a judge request (client retries included).
+    stats = result.judge_stats
+    assert latest["cost/judge_calls"] == stats["total"]
+
+    # The server injected what it was asked to, per request ...
+    for outcome in ("http_500", "unparsable", "null_content"):
+        assert _within(stats[outcome] / stats["total"], FAULT_RATE / 3, stats["total"]), (outcome, stats)
+    # ... and the evaluation outcomes follow from the retry logic.
+    expected = expected_judge_rates(FAULT_RATE, client_retries=rc.client.max_retries)
+    assert evaluations >= 100
+    for outcome, p in expected.items():
+        observed = latest[f"judge/{outcome}_rate"]
+        assert _within(observed, p, evaluations), (outcome, observed, p, evaluations)
+
+
+def test_total_cost_is_the_sum_of_reported_costs(faulty_run):
+    result, records = faulty_run
+    latest = _latest(records.history)
+    executor = result.trainer.executor
+    reported = executor.reported_costs
+    assert any(isinstance(c, str) for c in reported), "the demo executor should report some costs as strings"
+    assert latest["cost/total_cost"] == pytest.approx(math.fsum(parse_cost(c) for c in reported), rel=1e-9)
+    assert latest["cost/total_cost"] == pytest.approx(executor.total_reported_cost, rel=1e-9)
+    # Runs that raised are executor runs too (with no cost).
+    assert latest["cost/executor_calls"] == executor.calls == len(reported) + executor.exceptions
+    assert latest["cost/avg_cost_per_sample"] == pytest.approx(latest["cost/total_cost"] / executor.calls)
+
+
+def test_bad_arguments_exit_with_2(capsys):
+    assert demo_cli.main(["--steps", "0"]) == 2
+    assert demo_cli.main(["--judge-fault-rate", "1.5"]) == 2
+    assert demo_cli.main(["--judge-url", "localhost:8002"]) == 2
+    assert demo_cli.main(["--no-such-option"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _command(*args: str) -> list[str]:
+    script = shutil.which("otel-grpo")
+    return [script, *args] if script else [sys.executable, "-m", "otel_grpo.cli", *args]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"judge server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"judge server not healthy at {url}")
+
+
+def test_demo_against_a_judge_server_process(tmp_path: Path):
+    """Two processes, real HTTP; default demo options otherwise, within the 2-minute budget."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
+    env["WANDB_SILENT"] = "true"
+    server = subprocess.Popen(_command("judge-server", "--port", str(port), "--unparsable-rate", "0.1",
+                                       "--log-level", "WARNING"),
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/health", server)
+        started = time.monotonic()
+        demo = subprocess.run(_command("demo", "--judge-url", f"http://127.0.0.1:{port}/v1"),
+                              cwd=tmp_path, env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
+                              timeout=150)
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert elapsed < 120, f"default demo took {elapsed:.1f}s"
+    run_dirs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 1
+    assert f"otel-grpo inspect {run_dirs[0]}" in demo.stdout
+    assert f"wandb sync {run_dirs[0]}" in demo.stdout
+    records = read_run(run_dirs[0])
+    latest = _latest(records.history)
+    assert [r["train/step"] for r in records.rows_with("train/loss")] == list(range(1, 13))
+    assert latest["judge/total_calls"] > 0
+    assert latest["cost/judge_calls"] >= latest["judge/total_calls"]
+    assert 0.0 < latest["judge/parse_failure_rate"] < 0.35  # the server's 10% unparsable replies
+    for source in DATASETS:
+        assert f"dataset/{source}/accuracy" in latest and f"val/{source}/accuracy" in latest
