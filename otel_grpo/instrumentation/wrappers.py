@@ -431,7 +431,8 @@ def judge_wrapper(options: Any) -> Wrapper:
         stats_before = _counter_snapshot(getattr(instance, attr, None)) if attr and instance is not None else None
         span_cm = tel.tracer.start_as_current_span(
             "grpo.judge.evaluate", attributes={semconv.ATTR_SOURCE: src, semconv.ATTR_PROBLEM_TYPE: pt,
-                                               semconv.ATTR_SPLIT: tel.recorder.current_split()},
+                                               semconv.ATTR_SPLIT: tel.recorder.current_split(),
+                                               semconv.ATTR_STEP: tel.recorder.last_step or 0},
             end_on_exit=True)
         span = span_cm.__enter__()
         return evaluation, token, stats_before, span_cm, span, time.perf_counter()
