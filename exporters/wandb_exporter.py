@@ -36,7 +36,7 @@ class WandbStepExporter:
     def __init__(self, reader: StepMetricReader, wandb_config: Any, *,
                  run_config: dict[str, Any] | None = None,
                  extra_health: Callable[[], dict[str, int]] | None = None,
-                 keep_rows: int = 1000) -> None:
+                 keep_rows: int = 100) -> None:
         self._reader = reader
         self._cfg = wandb_config
         self._run_config = run_config or {}

@@ -66,6 +66,8 @@ class WindowScope(_Scope):
         tel = self._tel
         self._window, self._tokens = tel.recorder.open_window(self.split, self.step)
         self.step = self._window.step
+        if not tel.tracing:
+            return
         name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
         self._span_cm = tel.tracer.start_as_current_span(
             name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split},
@@ -106,8 +108,9 @@ class Telemetry:
         self.config = config
         self.providers = providers
         meter = providers.meter_provider.get_meter(semconv.METER_NAME)
+        self.tracing = providers.tracer_provider is not None
         self.tracer = (providers.tracer_provider.get_tracer(semconv.TRACER_NAME)
-                       if providers.tracer_provider is not None else trace.NoOpTracer())
+                       if self.tracing else trace.NoOpTracer())
         labels = LabelGuard(config.wandb.dashboard.datasets, config.metrics.max_sources)
         self.exporter = WandbStepExporter(
             providers.step_reader, config.wandb,
@@ -195,7 +198,7 @@ class Telemetry:
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The rows written so far (the last 1000)."""
+        """The rows written so far (the last 100)."""
         return list(self.exporter.rows)
 
     @property

@@ -189,9 +189,9 @@ class DashboardConfig(_Section):
         ],
         description="Data sources with their own panels (others are capped).",
     )
-    table_every: int = Field(default=1, ge=0, description="Dataset Statistics table every N steps; 0 = off.")
+    table_every: int = Field(default=10, ge=0, description="Dataset Statistics table every N steps; 0 = off.")
     sample_table_rows: int = Field(
-        default=16,
+        default=0,
         ge=0,
         description="Max rows per step of the per-sample table; 0 = off.",
     )

@@ -57,6 +57,7 @@ class LabelGuard:
         self._warned_source = False
         self._warned_ptype = False
         self._cache: dict[Any, str] = {}
+        self._ptype_cache: dict[tuple[Any, str], str] = {}
 
     def source(self, raw: Any) -> str:
         """Return the normalised source label for ``raw``."""
@@ -88,6 +89,19 @@ class LabelGuard:
 
     def problem_type(self, raw: Any, source: str) -> str:
         """Return the normalised problem type, derived from ``source`` when missing."""
+        try:
+            return self._ptype_cache[(raw, source)]
+        except (KeyError, TypeError):
+            pass
+        label = self._problem_type(raw, source)
+        try:
+            if len(self._ptype_cache) < 4096:
+                self._ptype_cache[(raw, source)] = label
+        except TypeError:
+            pass
+        return label
+
+    def _problem_type(self, raw: Any, source: str) -> str:
         label = _clean_label(raw)
         if not label:
             return semconv.PROBLEM_TYPE_BY_SOURCE.get(source, semconv.UNKNOWN)

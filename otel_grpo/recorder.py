@@ -36,6 +36,7 @@ from otel_grpo.values import InvalidValueLog, to_cost, to_float, to_reward
 logger = logging.getLogger(__name__)
 
 SeriesKey = tuple[str, str, str]  # (split, source, problem_type)
+_INF = math.inf
 
 
 @dataclass(slots=True)
@@ -87,6 +88,7 @@ class Window:
     step: int
     samples: dict[tuple[str, str], SampleStats] = field(default_factory=dict)
     groups: dict[Any, list] = field(default_factory=dict)  # key -> [source, first reward, all equal, n]
+    group_counts: dict[str, list[int]] = field(default_factory=dict)  # source -> [groups of >= 2, zero adv]
     scalars: dict[str, float] = field(default_factory=dict)
     pending: set = field(default_factory=set)
     sample_rows: list = field(default_factory=list)  # the first ``max_sample_rows`` samples, for tables
@@ -287,12 +289,10 @@ class Recorder:
             for (source, ptype), stats in window.samples.items():
                 if stats.samples:
                     self._sealed_minmax[(window.split, source, ptype)] = (stats.reward_min, stats.reward_max)
-            for source, _first, all_equal, n in window.groups.values():
-                if n < 2:
-                    continue
+            for source, (groups, zero) in window.group_counts.items():
                 counts = self._groups.setdefault((window.split, source), [0, 0])
-                counts[0] += 1
-                counts[1] += bool(all_equal)
+                counts[0] += groups
+                counts[1] += zero
             if window.split == semconv.SPLIT_TRAIN:
                 self._sealed_scalars = dict(window.scalars)
 
@@ -337,9 +337,14 @@ class Recorder:
                       problem_type: Any = None, group: Any = None,
                       state: SampleState | None = None) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
-        reward_value, invalid = to_reward(reward, self.invalid)
+        if type(reward) is float and reward == reward and reward not in (_INF, -_INF):
+            reward_value, invalid = reward, False  # the common case, without a call
+        else:
+            reward_value, invalid = to_reward(reward, self.invalid)
         if correctness is None or invalid:
             correctness_value = 0.0 if invalid else reward_value
+        elif type(correctness) is float and correctness == correctness and correctness not in (_INF, -_INF):
+            correctness_value = correctness
         else:
             correctness_value = to_float(correctness)
             if correctness_value is None:
@@ -359,9 +364,6 @@ class Recorder:
         window = (state.window if state is not None and state.window is not None else None) \
             or self.current_window()
         self._add_sample(window, src, ptype, reward_value, correctness_value, group, state)
-        if state is not None and window is not None:
-            with self._lock:
-                window.pending.discard(state)
 
     def _add_sample(self, window: Window | None, source: str, ptype: str, reward: float,
                     correctness: float, group: Any, state: SampleState | None = None) -> None:
@@ -378,6 +380,8 @@ class Recorder:
             if stats is None:
                 stats = window.samples[(source, ptype)] = SampleStats()
             stats.add(reward, correctness, correct)
+            if state is not None and state.executed:
+                window.pending.discard(state)
             if len(window.sample_rows) < self.max_sample_rows:
                 extra = state.extra if state is not None else {}
                 window.sample_rows.append((source, ptype, reward, correctness, extra.get("cost"),
@@ -386,8 +390,17 @@ class Recorder:
                 entry = window.groups.get(group)
                 if entry is None:
                     window.groups[group] = [source, reward, True, 1]
-                else:
-                    entry[2] = entry[2] and entry[1] == reward
+                else:  # counts kept up to date here, so closing a window is O(sources)
+                    counts = window.group_counts.get(entry[0])
+                    if counts is None:
+                        counts = window.group_counts[entry[0]] = [0, 0]
+                    equal = entry[1] == reward
+                    if entry[3] == 1:
+                        counts[0] += 1
+                        counts[1] += equal
+                    elif entry[2] and not equal:
+                        counts[1] -= 1
+                    entry[2] = entry[2] and equal
                     entry[3] += 1
 
     def _finish_unscored(self, state: SampleState, window: Window) -> None:
@@ -395,11 +408,12 @@ class Recorder:
             state.recorded = True
             self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state)
 
-    def mark_executed(self, state: SampleState, success: bool) -> None:
+    def mark_executed(self, state: SampleState, success: bool, window: Window | None = None) -> None:
         """Note that ``state``'s workflow ran; it is scored later or counted incorrect."""
         state.executed = True
         state.execution_ok = success
-        window = self.current_window()
+        if window is None:
+            window = self.current_window()
         state.window = window
         if window is None:
             return
@@ -428,8 +442,14 @@ class Recorder:
     def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
                             source: Any = None, problem_type: Any = None) -> None:
         """Record one workflow execution: its cost (USD), wall time and outcome."""
-        src, ptype = self.resolve_labels(source, problem_type)
-        split = self.current_split()
+        state = current_sample()
+        if state is not None:
+            src, ptype = state.source, state.problem_type
+        else:
+            src = self.labels.source(source)
+            ptype = self.labels.problem_type(problem_type, src)
+        window = self.current_window()
+        split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
         value, invalid = to_cost(cost, self.invalid)
         ok = "true" if success else "false"
         key = (split, src, ptype, ok)
@@ -440,17 +460,16 @@ class Recorder:
             stats.runs += 1
             stats.cost += value
             stats.invalid_cost += invalid
-        state = current_sample()
+        seconds = to_float(duration_s) if duration_s is not None else None
         if state is not None:
-            state.extra["cost"] = value
-            state.extra["latency"] = to_float(duration_s)
+            if self.max_sample_rows:
+                state.extra["cost"] = value
+                state.extra["latency"] = seconds
             if not state.recorded:
-                self.mark_executed(state, bool(success))
-        seconds = to_float(duration_s)
+                self.mark_executed(state, bool(success), window)
         if seconds is not None and seconds >= 0:
             self._exec_duration.record(seconds, {
-                semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src,
-                semconv.ATTR_PROBLEM_TYPE: ptype, semconv.ATTR_SUCCESS: ok})
+                semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_SUCCESS: ok})
 
     def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
                                 error_type: str | None = None, source: Any = None,

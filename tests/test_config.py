@@ -67,7 +67,7 @@ def test_defaults() -> None:
         "commonsenseqa",
         "mmlu",
     ]
-    assert (w.dashboard.table_every, w.dashboard.sample_table_rows) == (1, 16)
+    assert (w.dashboard.table_every, w.dashboard.sample_table_rows) == (10, 0)
     assert (cfg.metrics.accuracy_threshold, cfg.metrics.max_sources) == (0.9, 32)
     o = cfg.otlp
     assert (o.enabled, o.endpoint, o.protocol, o.headers) == (
@@ -137,7 +137,7 @@ def test_file_load_merges_with_defaults(tmp_path: Path) -> None:
     cfg = load_config(path, env={})
     assert (cfg.wandb.project, cfg.wandb.mode) == ("p", "online")
     assert cfg.wandb.dashboard.table_every == 0
-    assert cfg.wandb.dashboard.sample_table_rows == 16
+    assert cfg.wandb.dashboard.sample_table_rows == 0
     assert cfg.metrics.accuracy_threshold == 0.5
     assert cfg.metrics.max_sources == 32
     assert load_config(str(path), env={}) == cfg
@@ -357,7 +357,7 @@ def test_overrides_mapping_nested_and_dotted() -> None:
         overrides={"wandb": {"dashboard": {"table_every": 5}}, "otlp.enabled": True},
     )
     assert cfg.wandb.dashboard.table_every == 5
-    assert cfg.wandb.dashboard.sample_table_rows == 16
+    assert cfg.wandb.dashboard.sample_table_rows == 0
     assert cfg.otlp.enabled is True
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import trace
+
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.context import (
@@ -252,8 +254,7 @@ def executor_wrapper(options: Any) -> Wrapper:
         state = tel.recorder.new_sample(source, ptype, group)
         state.extra["problem_key"] = _problem_key(problem)
         set_sample(state)  # stays current in this task so the reward computation pairs with it
-        span_cm = tel.tracer.start_as_current_span(
-            "grpo.execute_workflow", attributes=_span_attrs(tel, state), end_on_exit=True)
+        span_cm = _span(tel, "grpo.execute_workflow", _span_attrs, state)
         span_cm.__enter__()
         return state, span_cm, time.perf_counter()
 
@@ -290,6 +291,31 @@ def _group_key(problem: Any, source: Any) -> Any:
         return hash((str(source), problem if isinstance(problem, str) else repr(problem)[:2048]))
     except Exception:  # noqa: BLE001
         return None
+
+
+class _NoSpan:
+    """Stands in for a span context manager when tracing is off: costs nothing."""
+
+    def __enter__(self) -> Any:
+        return trace.INVALID_SPAN
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
+
+
+_NO_SPAN = _NoSpan()
+
+
+def _span(tel: Telemetry, name: str, attrs: Callable[[Telemetry, Any], dict[str, Any]], subject: Any) -> Any:
+    """A current-span context manager, or a free stand-in when no tracer provider is set up."""
+    if not tel.tracing:
+        return _NO_SPAN
+    return tel.tracer.start_as_current_span(name, attributes=attrs(tel, subject), end_on_exit=True)
+
+
+def _judge_span_attrs(tel: Telemetry, evaluation: Any) -> dict[str, Any]:
+    return {semconv.ATTR_SOURCE: evaluation.source, semconv.ATTR_PROBLEM_TYPE: evaluation.problem_type,
+            semconv.ATTR_SPLIT: tel.recorder.current_split(), semconv.ATTR_STEP: tel.recorder.last_step or 0}
 
 
 def _span_attrs(tel: Telemetry, state: Any) -> dict[str, Any]:
@@ -338,8 +364,7 @@ def reward_wrapper(options: Any) -> Wrapper:
             state = tel.recorder.new_sample(source, ptype, _group_key(problem, source))
             state.extra["rewarded"] = True
             token = set_sample(state)
-        span_cm = tel.tracer.start_as_current_span(
-            "grpo.compute_reward", attributes=_span_attrs(tel, state), end_on_exit=True)
+        span_cm = _span(tel, "grpo.compute_reward", _span_attrs, state)
         span_cm.__enter__()
         return state, token, span_cm
 
@@ -429,11 +454,7 @@ def judge_wrapper(options: Any) -> Wrapper:
         token = judge_evaluation_var().set(evaluation)
         attr = options.eval_stats_attribute
         stats_before = _counter_snapshot(getattr(instance, attr, None)) if attr and instance is not None else None
-        span_cm = tel.tracer.start_as_current_span(
-            "grpo.judge.evaluate", attributes={semconv.ATTR_SOURCE: src, semconv.ATTR_PROBLEM_TYPE: pt,
-                                               semconv.ATTR_SPLIT: tel.recorder.current_split(),
-                                               semconv.ATTR_STEP: tel.recorder.last_step or 0},
-            end_on_exit=True)
+        span_cm = _span(tel, "grpo.judge.evaluate", _judge_span_attrs, evaluation)
         span = span_cm.__enter__()
         return evaluation, token, stats_before, span_cm, span, time.perf_counter()
 
