@@ -53,7 +53,7 @@ def record_sample(reward: Any, correctness: Any = None, **labels: Any) -> None:
     """Record one scored sample: its reward and correctness (default: the reward)."""
     tel = get_telemetry()
     if tel is not None:
-        tel.record_sample(reward, correctness, **labels)
+        tel.recorder.record_sample(reward, correctness, **labels)
 
 
 def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = True,
@@ -61,7 +61,7 @@ def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = 
     """Record one workflow execution: cost in USD, wall time in seconds, success."""
     tel = get_telemetry()
     if tel is not None:
-        tel.record_executor_run(cost, duration_s, success, **labels)
+        tel.recorder.record_executor_run(cost, duration_s, success, **labels)
 
 
 def record_judge_evaluation(outcome: str, verdict: Any = None, duration_s: Any = None,

@@ -87,18 +87,22 @@ class WindowScope(_Scope):
 class SampleScope(_Scope):
     """One sample being served: everything recorded inside is attributed to it."""
 
-    def __init__(self, telemetry: Telemetry, state: SampleState) -> None:
-        self._tel = telemetry
+    __slots__ = ("_recorder", "state", "_token")
+
+    def __init__(self, recorder: Any, state: SampleState) -> None:
+        self._recorder = recorder
         self.state = state
         self._token = None
 
-    def _enter(self) -> None:
+    def __enter__(self) -> SampleScope:
         self._token = set_sample(self.state)
+        return self
 
-    def _exit(self, ok: bool) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         reset_sample(self._token)
-        if not ok and not self.state.recorded:  # the workflow raised: an incorrect sample
-            self._tel.recorder.record_sample(0.0, 0.0, state=self.state)
+        if exc_type is not None and not self.state.recorded:  # the workflow raised: an incorrect sample
+            self._recorder.record_sample(0.0, 0.0, state=self.state)
+        return False
 
 
 class Telemetry:
@@ -149,7 +153,7 @@ class Telemetry:
 
     def sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleScope:
         """Serve one sample: records inside are attributed to its ``source``."""
-        return SampleScope(self, self.recorder.new_sample(source, problem_type, group))
+        return SampleScope(self.recorder, self.recorder.new_sample(source, problem_type, group))
 
     def end_window(self, window: Any, tokens: Any, ok: bool) -> None:
         """Close a window and export its row. Never raises."""

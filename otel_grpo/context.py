@@ -136,14 +136,12 @@ _split_var: ContextVar[str | None] = ContextVar("otel_grpo_split", default=None)
 _window_var: ContextVar[Any] = ContextVar("otel_grpo_window", default=None)
 
 
-def current_sample() -> SampleState | None:
-    """Return the sample being served in this context, if any."""
-    return _sample_var.get()
+current_sample = _sample_var.get
+"""Return the sample being served in this context, if any (a bound ``ContextVar.get``)."""
 
 
-def set_sample(state: SampleState | None):  # noqa: ANN201 - returns a contextvars.Token
-    """Make ``state`` the current sample; returns a token for :func:`reset_sample`."""
-    return _sample_var.set(state)
+set_sample = _sample_var.set
+"""Make a :class:`SampleState` the current sample; returns a token for :func:`reset_sample`."""
 
 
 def reset_sample(token) -> None:  # noqa: ANN001

@@ -453,6 +453,7 @@ class Recorder:
         value, invalid = to_cost(cost, self.invalid)
         ok = "true" if success else "false"
         key = (split, src, ptype, ok)
+        starts_sample = state is not None and not state.recorded
         with self._lock:
             stats = self._exec.get(key)
             if stats is None:
@@ -460,13 +461,17 @@ class Recorder:
             stats.runs += 1
             stats.cost += value
             stats.invalid_cost += invalid
+            if starts_sample and success and window is not None:
+                window.pending.add(state)  # scored later, or counted incorrect at window close
         seconds = to_float(duration_s) if duration_s is not None else None
         if state is not None:
             if self.max_sample_rows:
                 state.extra["cost"] = value
                 state.extra["latency"] = seconds
-            if not state.recorded:
-                self.mark_executed(state, bool(success), window)
+            if starts_sample:
+                state.executed, state.execution_ok, state.window = True, bool(success), window
+                if not success and window is not None:  # a failed execution: incorrect, reward 0
+                    self._finish_unscored(state, window)
         if seconds is not None and seconds >= 0:
             self._exec_duration.record(seconds, {
                 semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_SUCCESS: ok})

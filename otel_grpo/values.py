@@ -65,6 +65,8 @@ def to_float(raw: Any) -> float | None:
 
 def to_cost(raw: Any, invalid: InvalidValueLog) -> tuple[float, bool]:
     """Return (cost in USD, was_invalid). Invalid or negative costs count as 0."""
+    if type(raw) is float and 0.0 <= raw < math.inf:
+        return raw, False
     value = to_float(raw)
     if value is None or value < 0:
         invalid.report("cost", raw)
