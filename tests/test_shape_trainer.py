@@ -256,3 +256,28 @@ def test_reward_computed_in_a_thread_pool_pairs_with_its_execution():
     assert row["dataset/gsm8k/count"] == 20  # one sample per workflow, not 40
     assert row["dataset/gsm8k/accuracy"] == 10.0  # q0 and q10
     assert row["cost/total_cost"] == 5.0
+
+
+def test_parts_under_other_attribute_names_are_found_without_config():
+    class Executor:
+        async def execute_workflow(self, workflow_code, problem, problem_type="math", **kwargs):
+            return "42", 0.5, {"success": True}
+
+    class Scorer:
+        def compute_reward(self, problem, prediction, ground_truth, problem_type="math", source=None):
+            return 1.0
+
+    class Trainer:
+        def __init__(self):
+            self.aflow_executor, self.scorer, self.name = Executor(), Scorer(), "t"
+
+        async def train_step(self, step):
+            _, cost, _ = await self.aflow_executor.execute_workflow("wf", "p", "qa", source="mmlu")
+            return {"loss": self.scorer.compute_reward("p", "42", "42", "qa", source="mmlu")}
+
+    otel_grpo.setup(None, wandb={"mode": "disabled"})
+    trainer = otel_grpo.instrument_trainer(Trainer())
+    assert asyncio.run(trainer.train_step(2)) == {"loss": 1.0}
+    row = otel_grpo.get_telemetry().rows[-1]
+    assert row["dataset/mmlu/count"] == 1 and row["dataset/mmlu/avg_cost"] == 0.5
+    assert row["dataset/mmlu/accuracy"] == 100.0

@@ -57,9 +57,22 @@ def _targets(trainer: Any, options: Any) -> list[tuple[Any, str, str]]:
         owner = trainer if owner_attr is None else getattr(trainer, getattr(options, owner_attr), None)
         if owner is None and hasattr(trainer, method):
             owner = trainer  # a trainer that scores/executes itself
+        if owner is None or not hasattr(owner, method):
+            owner = _find_owner(trainer, method) or owner
         if owner is not None and hasattr(owner, method):
             found.append((owner, method, role))
     return found
+
+
+def _find_owner(trainer: Any, method: str) -> Any:
+    """An attribute of ``trainer`` that has ``method`` (e.g. ``self.aflow_executor``), if exactly one."""
+    try:
+        candidates = [value for value in vars(trainer).values()
+                      if not callable(value) and hasattr(type(value), method)]
+    except TypeError:  # no __dict__
+        return None
+    unique = {id(c): c for c in candidates}
+    return next(iter(unique.values())) if len(unique) == 1 else None
 
 
 def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
@@ -89,14 +102,16 @@ def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
 
 def uninstrument_trainer(trainer: Any) -> Any:
     """Remove every wrapper :func:`instrument_trainer` put on ``trainer`` and its parts."""
-    tel = get_telemetry()
-    options = tel.config.instrumentation if tel is not None else None
-    attrs = (options.executor_attribute, options.reward_attribute) if options else ("executor", "reward_computer")
-    owners = [trainer, *(getattr(trainer, attr, None) for attr in attrs)]
-    for owner in owners:
-        if owner is None or not hasattr(owner, "__dict__"):
+    try:
+        parts = [value for value in vars(trainer).values() if hasattr(value, "__dict__")]
+    except TypeError:
+        parts = []
+    for owner in (trainer, *parts):
+        try:
+            items = list(vars(owner).items())
+        except TypeError:
             continue
-        for name, value in list(vars(owner).items()):
+        for name, value in items:
             if getattr(value, _MARK, None) is not None:
                 delattr(owner, name)
     return trainer
