@@ -1,0 +1,72 @@
+"""``python -m benchmarks [--smoke] [--out benchmarks/RESULTS.md] [--only SECTION,...]``.
+
+Runs every section in a fresh interpreter, one after the other, and writes the
+Markdown report and ``results.json`` next to it. Exits 1 when a section failed to
+run (a missed goal is a result, not a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from benchmarks import SECTIONS, common, report
+
+TIMEOUT = {"smoke": 120, "full": 900}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, under a minute in total")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"),
+                        help="Markdown report path; results.json is written next to it")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)}")
+    args = parser.parse_args(argv)
+    mode = "smoke" if args.smoke else "full"
+    selected = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+    unknown = [s for s in selected if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks" + (" --smoke" if args.smoke else "") + f" --out {args.out}" + \
+        (f" --only {args.only}" if args.only else "")
+    started = time.perf_counter()
+    machine = common.machine_info()
+    sections = []
+    failed = False
+    for name in selected:
+        t0 = time.perf_counter()
+        load_start = common.load_average()
+        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+        try:
+            result = common.run_worker(name, "run", {"smoke": args.smoke}, timeout=TIMEOUT[mode])
+        except Exception as exc:  # noqa: BLE001 - report the failure, run the other sections
+            failed = True
+            number = SECTIONS.index(name) + 1
+            result = {"title": f"{number}. {name}", "error": f"{exc}\n{traceback.format_exc(limit=2)}"}
+        result["section"] = name
+        result["duration_s"] = time.perf_counter() - t0
+        result["load"] = f"{load_start} / {common.load_average()} on {os.cpu_count()} cores"
+        print(f"[benchmarks] {name} done in {result['duration_s']:.1f}s", file=sys.stderr, flush=True)
+        sections.append(result)
+    git_end = common.machine_info()["git"]
+    if git_end != machine["git"]:
+        machine["git_changed"] = git_end  # the code under test changed while the benchmarks ran
+    results = {"mode": mode, "command": command, "machine": machine,
+               "duration_s": time.perf_counter() - started, "sections": sections}
+    out.write_text(report.render(results), encoding="utf-8")
+    json_path = out.with_name(out.stem.lower() + ".json")
+    json_path.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    print(f"[benchmarks] wrote {out} and {json_path} in {results['duration_s']:.0f}s", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Run the demo JudgeServer on loopback in this process until stdin closes.
+
+Prints ``PORT <n>`` once it listens. The listen backlog is raised from the
+``socketserver`` default of 5 to 1024: with 500 concurrent clients a backlog of 5
+overflows, and the dropped SYNs are retried by the kernel after a full second, which
+would measure the TCP stack rather than the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from otel_grpo.demo import judge_server
+from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
+
+
+def main() -> int:
+    """Serve until stdin is closed (the parent exits or closes the pipe)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--schedule", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    server_class = getattr(judge_server, "_JudgeHTTPServer", None)
+    if server_class is not None:
+        server_class.request_queue_size = 1024
+    faults = FaultConfig(schedule=args.schedule.split(",") if args.schedule else None)
+    server = JudgeServer(faults=faults).start()
+    try:
+        print(f"PORT {server.port}", flush=True)
+        sys.stdin.read()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
