@@ -54,6 +54,7 @@ class WandbStepExporter:
             getattr(wandb_config, "mode", "offline") == "disabled"
         self._train_steps_seen = 0
         self._pid = os.getpid()
+        # Called with every row after it is written (an extension point: alerts, custom sinks).
         self.row_listeners: list[Callable[[dict[str, Any], WindowEnd], None]] = []
         # Extras (e.g. wandb.Table objects) logged in the same call as the row they belong to.
         self.row_extras: list[Callable[[dict[str, Any], WindowEnd], dict[str, Any] | None]] = []
@@ -185,19 +186,6 @@ class WandbStepExporter:
         except Exception as exc:  # noqa: BLE001
             self.health[semconv.HEALTH_ROWS_DROPPED] += 1
             self._fault("wandb.log", exc)
-
-    def log_extra(self, data: dict[str, Any]) -> None:
-        """Log non-scalar extras (tables) into the run, keyed to the current ``train/step``."""
-        if self._disabled or os.getpid() != self._pid:
-            return
-        with self._lock:
-            run = self._acquire_run()
-            if run is None:
-                return
-            try:
-                run.log(data)
-            except Exception as exc:  # noqa: BLE001
-                self._fault("wandb.log (table)", exc)
 
     def shutdown(self, finish_run: bool = True, timeout_s: float = 30.0) -> None:
         """Finish the run if otel-grpo started it; leave the trainer's run alone."""

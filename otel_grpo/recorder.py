@@ -408,21 +408,6 @@ class Recorder:
             state.recorded = True
             self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state)
 
-    def mark_executed(self, state: SampleState, success: bool, window: Window | None = None) -> None:
-        """Note that ``state``'s workflow ran; it is scored later or counted incorrect."""
-        state.executed = True
-        state.execution_ok = success
-        if window is None:
-            window = self.current_window()
-        state.window = window
-        if window is None:
-            return
-        if success:
-            with self._lock:
-                window.pending.add(state)
-        else:  # a failed execution is an incorrect sample with reward 0
-            self._finish_unscored(state, window)
-
     def claim_pending(self, problem_key: Any) -> SampleState | None:
         """An executed, not yet scored sample of this window whose problem matches ``problem_key``.
 
