@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import statistics
-import threading
 import time
 
 import pytest
@@ -27,32 +26,6 @@ def _steps(n: int = 40) -> list[float]:
     return durations
 
 
-@pytest.fixture
-def never_answers():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    sock.close()
-
-
 def _closed_endpoint() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,7 +36,7 @@ def _closed_endpoint() -> str:
 def test_steps_take_no_longer_with_the_collector_unreachable(target, request):
     otel_grpo.setup(None, wandb={"mode": "disabled"})
     baseline = statistics.median(_steps())
-    endpoint = _closed_endpoint() if target == "closed_port" else request.getfixturevalue("never_answers")
+    endpoint = _closed_endpoint() if target == "closed_port" else request.getfixturevalue("silent_server")
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"},
                           otlp={"enabled": True, "endpoint": endpoint, "export_interval_s": 0.05,
                                 "timeout_s": 1.0})
