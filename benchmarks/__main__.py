@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         result["load"] = f"{load_start} / {common.load_average()} on {os.cpu_count()} cores"
         print(f"[benchmarks] {name} done in {result['duration_s']:.1f}s", file=sys.stderr, flush=True)
         sections.append(result)
-    git_end = common.machine_info()["git"]
-    if git_end != machine["git"]:
-        machine["git_changed"] = git_end  # the code under test changed while the benchmarks ran
+    end = common.machine_info()
+    if end["code"] != machine["code"]:
+        machine["git_changed"] = end["git"]  # the code under test changed while the benchmarks ran
     results = {"mode": mode, "command": command, "machine": machine,
                "duration_s": time.perf_counter() - started, "sections": sections}
     out.write_text(report.render(results), encoding="utf-8")

@@ -383,6 +383,19 @@ def _git(*args: str) -> str:
         return ""
 
 
+def code_fingerprint() -> str:
+    """A hash of the code under test (otel_grpo/, exporters/, the shape trainer): did it change mid-run?"""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in ("otel_grpo", "exporters", "tests/shape_trainer"):
+        for path in sorted((REPO_ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".yaml") and path.is_file():
+                digest.update(str(path.relative_to(REPO_ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def load_average() -> str:
     """The 1-minute load average (other work on the machine skews timings)."""
     try:
@@ -404,6 +417,7 @@ def machine_info() -> dict[str, Any]:
         "git": (_git("rev-parse", "--short", "HEAD")
                 + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")) or "unknown",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "code": code_fingerprint(),
     }
 
 

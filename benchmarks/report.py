@@ -32,7 +32,8 @@ def render(results: dict[str, Any]) -> str:
     out += ["## Machine", ""]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     out += table(["", ""], [["CPU", machine["cpu"]], ["cores", machine["cores"]], ["OS", machine["os"]],
-                            ["Python", machine["python"]], ["packages", packages], ["git", machine["git"]]])
+                            ["Python", machine["python"]], ["packages", packages],
+                            ["git", f"{machine['git']} (code under test: sha256 {machine.get('code', '?')})"]])
     if machine.get("git_changed"):
         out += ["", f"> **Warning:** the code changed while the benchmarks ran (at the end: {machine['git_changed']}); "
                 "sections may have measured different code. Run again."]

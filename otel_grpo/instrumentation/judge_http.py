@@ -521,7 +521,10 @@ def _begin(tel: Any, method: str, scheme: str, host: str, port: int | None, path
         if messages is not None:
             span_attrs[GEN_AI_INPUT_MESSAGES] = messages
     name = f"{operation} {model}" if model else operation
-    span = tel.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+    if getattr(tel, "tracing", True):
+        span = tel.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+    else:  # no tracer provider: skip span creation altogether
+        span = trace.INVALID_SPAN
     return _Call(tel, role, span, metric_attrs, judge_state, source, capture)
 
 
