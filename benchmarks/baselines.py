@@ -66,8 +66,8 @@ def option_a_rollup(step: int, rewards: list, dataset_stats: dict, ptype_stats: 
     return row
 
 
-def option_a_step(step: int, batch: list[tuple], totals: dict) -> dict[str, Any]:
-    """One whole Option A step over ``batch`` (used where the loop itself is not timed)."""
+def option_a_collect(batch: list[tuple]) -> tuple[list, dict, dict]:
+    """Option A's per-sample work over ``batch``: append to dicts of lists."""
     rewards, dataset_stats, ptype_stats = new_option_a_step()
     for source, ptype, reward, correctness, cost, _qid in batch:
         stats = dataset_stats.get(source)
@@ -81,6 +81,12 @@ def option_a_step(step: int, batch: list[tuple], totals: dict) -> dict[str, Any]
             pstats = ptype_stats[ptype] = {"correctness": []}
         pstats["correctness"].append(correctness)
         rewards.append(reward)
+    return rewards, dataset_stats, ptype_stats
+
+
+def option_a_step(step: int, batch: list[tuple], totals: dict) -> dict[str, Any]:
+    """One whole Option A step over ``batch`` (used where the loop itself is not timed)."""
+    rewards, dataset_stats, ptype_stats = option_a_collect(batch)
     return option_a_rollup(step, rewards, dataset_stats, ptype_stats, totals)
 
 

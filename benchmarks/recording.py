@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from benchmarks import common
-from benchmarks.baselines import MetricsCollector, MinimalRecorder, NaiveOtel, new_option_a_step, option_a_rollup
+from benchmarks.baselines import MetricsCollector, MinimalRecorder, NaiveOtel, option_a_collect, option_a_rollup
 from benchmarks.common import THRESHOLD
 
 SMOKE = {"n": 200, "steps": 2, "reps": 3}
@@ -108,19 +108,7 @@ class Variants:
         t0 = time.perf_counter()
         for batch in self.steps:
             step = self._next_step()
-            rewards, dataset_stats, ptype_stats = new_option_a_step()
-            for source, ptype, reward, correctness, cost, _qid in batch:
-                stats = dataset_stats.get(source)
-                if stats is None:
-                    stats = dataset_stats[source] = {"correct": [], "rewards": [], "costs": []}
-                stats["correct"].append(correctness >= THRESHOLD)
-                stats["rewards"].append(reward)
-                stats["costs"].append(cost)
-                pstats = ptype_stats.get(ptype)
-                if pstats is None:
-                    pstats = ptype_stats[ptype] = {"correctness": []}
-                pstats["correctness"].append(correctness)
-                rewards.append(reward)
+            rewards, dataset_stats, ptype_stats = option_a_collect(batch)
             self.rows["option_a"] = option_a_rollup(step, rewards, dataset_stats, ptype_stats, totals)
         return time.perf_counter() - t0
 

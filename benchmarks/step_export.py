@@ -15,8 +15,7 @@ import time
 from typing import Any
 
 from benchmarks import common, workload
-from benchmarks.baselines import MetricsCollector, new_option_a_step, option_a_rollup
-from benchmarks.common import THRESHOLD
+from benchmarks.baselines import MetricsCollector, option_a_collect, option_a_rollup
 
 SMOKE = {"sizes": [100, 1_000, 10_000], "reps": 3}
 FULL = {"sizes": [100, 10_000, 100_000], "reps": 9}
@@ -25,19 +24,7 @@ FLAT = 1.5  # largest size's median within this factor of the smallest's
 
 
 def _option_a_end(step: int, batch: list[tuple]) -> float:
-    rewards, dataset_stats, ptype_stats = new_option_a_step()
-    for source, ptype, reward, correctness, cost, _qid in batch:
-        stats = dataset_stats.get(source)
-        if stats is None:
-            stats = dataset_stats[source] = {"correct": [], "rewards": [], "costs": []}
-        stats["correct"].append(correctness >= THRESHOLD)
-        stats["rewards"].append(reward)
-        stats["costs"].append(cost)
-        pstats = ptype_stats.get(ptype)
-        if pstats is None:
-            pstats = ptype_stats[ptype] = {"correctness": []}
-        pstats["correctness"].append(correctness)
-        rewards.append(reward)
+    rewards, dataset_stats, ptype_stats = option_a_collect(batch)
     t0 = time.perf_counter()
     option_a_rollup(step, rewards, dataset_stats, ptype_stats, {"cost": 0.0, "calls": 0})
     return time.perf_counter() - t0
