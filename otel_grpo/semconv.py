@@ -4,8 +4,9 @@ Names follow OpenTelemetry conventions: lower-case dotted instrument names, UCUM
 units (``s``, ``USD``, ``{sample}``), and the GenAI semantic conventions for the
 judge's HTTP calls. The Collector's Prometheus exporter turns ``grpo.samples`` with
 unit ``{sample}`` into ``grpo_samples_total`` and ``grpo.judge.duration`` (``s``)
-into ``grpo_judge_duration_seconds_bucket``; :data:`PROMETHEUS_NAMES` lists the
-translation for every instrument so dashboards and tests share one table.
+into ``grpo_judge_duration_seconds_bucket``; :func:`prometheus_name` encodes that rule
+and ``otel_grpo.grafana_dashboard.prometheus_metric_names()`` lists it for every
+instrument, so dashboards and tests share one table.
 """
 
 from __future__ import annotations
