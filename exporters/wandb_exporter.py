@@ -88,20 +88,25 @@ class WandbStepExporter:
         import wandb
 
         active = wandb.run if getattr(self._cfg, "attach_to_active_run", True) else None
+        if active is not None and getattr(active, "disabled", False):
+            # The trainer disabled WandB for itself; our rows still need a home: a run of our own.
+            logger.warning("otel-grpo: the active WandB run is disabled; writing otel-grpo rows to a "
+                           "separate %s run", getattr(self._cfg, "mode", "offline"))
+            active = None
         if active is not None:
             self._run = active
         else:
-            self._run = self._start_run(wandb)
+            self._run = self._start_run(wandb, separate=wandb.run is not None)
             self._own_run = self._run is not None
         if self._run is not None:
             self._define_metrics(self._run)
         return self._run
 
-    def _start_run(self, wandb: Any) -> Any:
+    def _start_run(self, wandb: Any, separate: bool = False) -> Any:
         from otel_grpo.wandb_run import start_run
 
         try:
-            return start_run(wandb, self._cfg, self._run_config)
+            return start_run(wandb, self._cfg, self._run_config, separate=separate)
         except Exception as exc:  # noqa: BLE001 - never raise into the trainer
             self._run_failed = True
             self._fault("wandb.init", exc)

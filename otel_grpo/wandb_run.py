@@ -18,12 +18,13 @@ def _settings(wandb: Any, cfg: Any) -> Any:
     )
 
 
-def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any]) -> Any:
+def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any], *, separate: bool = False) -> Any:
     """Start a run from the ``wandb:`` config block.
 
     In online mode a failure to reach WandB within ``init_timeout_s`` (no API key,
     refused connection, a server that never answers) falls back to an offline run
-    with one warning, so no row is lost: ``wandb sync`` uploads it later.
+    with one warning, so no row is lost: ``wandb sync`` uploads it later. ``separate``
+    starts a second run beside an active one (the trainer's disabled run).
     """
     mode = getattr(cfg, "mode", "offline")
     run_dir = getattr(cfg, "dir", None)
@@ -37,6 +38,8 @@ def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any]) -> Any:
         tags=list(getattr(cfg, "tags", []) or []) or None,
         config=run_config,
     )
+    if separate:  # another (disabled) run is active: leave it alone, make a second one
+        kwargs["reinit"] = "create_new"
     if mode == "online":
         try:
             return wandb.init(mode="online", settings=_settings(wandb, cfg), **kwargs)

@@ -231,3 +231,18 @@ def test_validation_defaults_to_the_latest_step_and_attributes_by_context():
     assert row["judge/hotpotqa_success_rate"] == 1.0
     assert "judge/code_llm_judge_success_rate" not in row
     assert "judge/step_success_rate" not in row  # a validation row carries no train-step rates
+
+
+def test_rows_get_their_own_run_when_the_trainers_run_is_disabled(tmp_path):
+    import wandb
+
+    host = wandb.init(project="host", mode="disabled")  # the trainer turned WandB off for itself
+    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)})
+    with otel_grpo.step(1):
+        with otel_grpo.sample("math"):
+            otel_grpo.record_sample(1.0)
+    assert tel.run is not host and not tel.run.disabled
+    run_dir = Path(tel.run.dir).parent
+    tel.shutdown()
+    host.finish()
+    assert [r["dataset/math/count"] for r in read_run(run_dir).history] == [1]
