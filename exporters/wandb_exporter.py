@@ -179,6 +179,11 @@ class WandbStepExporter:
         if self._disabled:
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
             return
+        if self._run is not None and not self._own_run:
+            import wandb
+
+            if wandb.run is not self._run:  # the trainer finished (or replaced) the run we attached to
+                self._run = None
         run = self._acquire_run()
         if run is None:
             self.health[semconv.HEALTH_ROWS_DROPPED] += 1

@@ -246,3 +246,25 @@ def test_rows_get_their_own_run_when_the_trainers_run_is_disabled(tmp_path):
     tel.shutdown()
     host.finish()
     assert [r["dataset/math/count"] for r in read_run(run_dir).history] == [1]
+
+
+def test_rows_follow_the_trainer_when_it_finishes_its_run_and_starts_another(tmp_path):
+    import wandb
+
+    first = wandb.init(project="host", mode="offline", dir=str(tmp_path))
+    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)})
+    with otel_grpo.step(1):
+        with otel_grpo.sample("math"):
+            otel_grpo.record_sample(1.0)
+    first_dir = Path(first.dir).parent
+    first.finish()
+    second = wandb.init(project="host", mode="offline", dir=str(tmp_path))  # e.g. a separate eval run
+    with otel_grpo.step(2):
+        with otel_grpo.sample("math"):
+            otel_grpo.record_sample(0.0)
+    second_dir = Path(second.dir).parent
+    tel.shutdown()
+    second.finish()
+    assert tel.exporter.health["rows_dropped"] == 0
+    assert [r["train/step"] for r in read_run(first_dir).history] == [1]
+    assert [r["train/step"] for r in read_run(second_dir).history] == [2]
