@@ -46,6 +46,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from otel_grpo.semconv import DEFAULT_DATASETS
+
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_VARS",
@@ -178,15 +180,7 @@ class DashboardConfig(_Section):
     """What the WandB dashboard shows."""
 
     datasets: list[str] = Field(
-        default_factory=lambda: [
-            "gsm8k",
-            "math",
-            "humaneval",
-            "mbpp",
-            "hotpotqa",
-            "commonsenseqa",
-            "mmlu",
-        ],
+        default_factory=lambda: list(DEFAULT_DATASETS),
         description="Data sources with their own panels (others are capped).",
     )
     table_every: int = Field(default=10, ge=0, description="Dataset Statistics table every N steps; 0 = off.")

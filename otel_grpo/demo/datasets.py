@@ -17,6 +17,8 @@ import random
 from importlib import resources
 from typing import Any
 
+from otel_grpo import semconv
+
 __all__ = [
     "DATASETS",
     "PROBLEM_TYPES",
@@ -27,26 +29,10 @@ __all__ = [
 ]
 
 #: The seven dataset names, in the trainer's order.
-DATASETS: tuple[str, ...] = (
-    "gsm8k",
-    "math",
-    "humaneval",
-    "mbpp",
-    "hotpotqa",
-    "commonsenseqa",
-    "mmlu",
-)
+DATASETS: tuple[str, ...] = tuple(semconv.DEFAULT_DATASETS)
 
 #: The ``problem_type`` of every item of each dataset.
-PROBLEM_TYPES: dict[str, str] = {
-    "gsm8k": "math",
-    "math": "math",
-    "humaneval": "code",
-    "mbpp": "code",
-    "hotpotqa": "qa",
-    "commonsenseqa": "qa",
-    "mmlu": "qa",
-}
+PROBLEM_TYPES: dict[str, str] = dict(semconv.PROBLEM_TYPE_BY_SOURCE)
 
 #: Keys every item has.
 REQUIRED_KEYS: tuple[str, ...] = (

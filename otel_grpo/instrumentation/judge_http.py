@@ -41,12 +41,13 @@ conventions (JSON strings). Any internal error is logged once and swallowed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
@@ -657,6 +658,21 @@ def _httpx_observe(call: _Call, response: Any, module: Any, is_async: bool) -> N
         call.finish(call.status, None, unknown_body=True)
 
 
+@contextlib.contextmanager
+def _in_flight(call: _Call) -> Iterator[None]:
+    """While a request is sent: its span is current, nested sends are not re-counted, failures recorded."""
+    guard = _in_llm_call.set(True)
+    ctx = otel_context.attach(trace.set_span_in_context(call.span))
+    try:
+        yield
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        otel_context.detach(ctx)
+        _in_llm_call.reset(guard)
+
+
 def _make_httpx_sync(module: Any) -> Callable:
     def send_wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         tel = _telemetry()
@@ -666,16 +682,8 @@ def _make_httpx_sync(module: Any) -> Callable:
         call = _safe_begin(tel, _httpx_describe(request), _httpx_body(request))
         if call is None:
             return wrapped(*args, **kwargs)
-        guard = _in_llm_call.set(True)
-        ctx = otel_context.attach(trace.set_span_in_context(call.span))
-        try:
+        with _in_flight(call):
             response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            otel_context.detach(ctx)
-            _in_llm_call.reset(guard)
         _httpx_observe(call, response, module, is_async=False)
         return response
     return send_wrapper
@@ -690,16 +698,8 @@ def _make_httpx_async(module: Any) -> Callable:
         call = _safe_begin(tel, _httpx_describe(request), _httpx_body(request))
         if call is None:
             return await wrapped(*args, **kwargs)
-        guard = _in_llm_call.set(True)
-        ctx = otel_context.attach(trace.set_span_in_context(call.span))
-        try:
+        with _in_flight(call):
             response = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            otel_context.detach(ctx)
-            _in_llm_call.reset(guard)
         _httpx_observe(call, response, module, is_async=True)
         return response
     return send_wrapper
@@ -789,16 +789,8 @@ def _make_requests(module: Any) -> Callable:
         call = _safe_begin(tel, _requests_describe(request), _requests_body(request))
         if call is None:
             return wrapped(*args, **kwargs)
-        guard = _in_llm_call.set(True)
-        ctx = otel_context.attach(trace.set_span_in_context(call.span))
-        try:
+        with _in_flight(call):
             response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            otel_context.detach(ctx)
-            _in_llm_call.reset(guard)
         _requests_observe(call, response)
         return response
     return send_wrapper
