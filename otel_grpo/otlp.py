@@ -685,6 +685,20 @@ def _make_span_exporter(protocol: str, endpoint: str, headers: dict[str, str], t
     return HttpSpanExporter(endpoint=endpoint, headers=headers or None, timeout=timeout)
 
 
+def _non_blocking_exporter(cfg: Any, signal: str, make_inner: Callable[..., Any], wrapper: type,
+                           flush_wait_s: float) -> tuple[Any, str, str, float]:
+    """The SDK exporter for ``signal`` wrapped so it never blocks: (exporter, endpoint, protocol, timeout)."""
+    protocol = _protocol(cfg)
+    endpoint = signal_endpoint(getattr(cfg, "endpoint", None), protocol, signal)
+    timeout = _timeout_s(cfg)
+    headers = _headers(cfg, protocol)
+    inner = make_inner(protocol, endpoint, headers, timeout)
+    _install_log_filter()
+    exporter = wrapper(inner, endpoint=endpoint, timeout_s=timeout, flush_wait_s=flush_wait_s,
+                       secrets=list(headers.values()))
+    return exporter, endpoint, protocol, timeout
+
+
 def build_otlp_metric_reader(
     cfg: OtlpSettings | None, *, flush_wait_s: float = FORCE_FLUSH_MAX_WAIT_S
 ) -> PeriodicExportingMetricReader | None:
@@ -697,15 +711,8 @@ def build_otlp_metric_reader(
     if not _wanted(cfg, "metrics"):
         return None
     assert cfg is not None
-    protocol = _protocol(cfg)
-    endpoint = signal_endpoint(getattr(cfg, "endpoint", None), protocol, "metrics")
-    timeout = _timeout_s(cfg)
-    headers = _headers(cfg, protocol)
-    inner = _make_metric_exporter(protocol, endpoint, headers, timeout)
-    _install_log_filter()
-    exporter = NonBlockingMetricExporter(
-        inner, endpoint=endpoint, timeout_s=timeout, flush_wait_s=flush_wait_s, secrets=list(headers.values())
-    )
+    exporter, endpoint, protocol, timeout = _non_blocking_exporter(
+        cfg, "metrics", _make_metric_exporter, NonBlockingMetricExporter, flush_wait_s)
     interval_s = float(getattr(cfg, "export_interval_s", 10.0) or 10.0)
     _logger.debug("OTLP metrics -> %s (%s, every %.1fs)", redact_url(endpoint), protocol, interval_s)
     return PeriodicExportingMetricReader(
@@ -727,15 +734,8 @@ def build_otlp_span_processor(
     if not _wanted(cfg, "traces"):
         return None
     assert cfg is not None
-    protocol = _protocol(cfg)
-    endpoint = signal_endpoint(getattr(cfg, "endpoint", None), protocol, "traces")
-    timeout = _timeout_s(cfg)
-    headers = _headers(cfg, protocol)
-    inner = _make_span_exporter(protocol, endpoint, headers, timeout)
-    _install_log_filter()
-    exporter = NonBlockingSpanExporter(
-        inner, endpoint=endpoint, timeout_s=timeout, flush_wait_s=flush_wait_s, secrets=list(headers.values())
-    )
+    exporter, endpoint, protocol, timeout = _non_blocking_exporter(
+        cfg, "traces", _make_span_exporter, NonBlockingSpanExporter, flush_wait_s)
     interval_s = float(getattr(cfg, "export_interval_s", 5.0) or 5.0)
     _logger.debug("OTLP traces -> %s (%s)", redact_url(endpoint), protocol)
     return _OtlpBatchSpanProcessor(
