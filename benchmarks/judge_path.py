@@ -113,8 +113,8 @@ async def _measure(params: dict[str, Any], url: str) -> dict[str, Any]:
 
 def _recorded(tel: Any) -> dict[str, float]:
     """Judge evaluations and requests otel-grpo recorded (one collection of the step reader)."""
-    from exporters.rollup import flatten
     from otel_grpo import semconv
+    from otel_grpo.exporters.rollup import flatten
 
     totals = {"evaluations": 0.0, "requests": 0.0}
     for name, _attrs, value in flatten(tel.providers.step_reader.collect_delta()):

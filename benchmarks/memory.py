@@ -94,7 +94,7 @@ def _rows_kept() -> str:
     try:
         import inspect
 
-        from exporters.wandb_exporter import WandbStepExporter
+        from otel_grpo.exporters.wandb_exporter import WandbStepExporter
 
         return str(inspect.signature(WandbStepExporter.__init__).parameters["keep_rows"].default)
     except Exception:  # noqa: BLE001 - only a figure for the report

@@ -1,6 +1,6 @@
 """Step-driven WandB writer: one row per training step (and per validation pass).
 
-At each window end it collects the :class:`~exporters.step_reader.StepMetricReader`,
+At each window end it collects the :class:`~otel_grpo.exporters.step_reader.StepMetricReader`,
 rolls the delta up into the SPEC.md keys and writes one row with ``train/step`` in it.
 It is the only writer of those keys. Rows are logged *without* ``step=`` so they are
 never dropped when the host trainer also calls ``wandb.log`` (with or without
@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from exporters.rollup import RunTotals, WindowEnd, accumulate, flatten, window_row
-from exporters.step_reader import StepMetricReader
 from otel_grpo import semconv
+from otel_grpo.exporters.rollup import RunTotals, WindowEnd, accumulate, flatten, window_row
+from otel_grpo.exporters.step_reader import StepMetricReader
 
 logger = logging.getLogger(__name__)
 

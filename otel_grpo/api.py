@@ -11,9 +11,9 @@ from typing import Any
 
 from opentelemetry import trace
 
-from exporters.wandb_exporter import WandbStepExporter
 from otel_grpo import semconv
 from otel_grpo.context import LabelGuard, SampleState, reset_sample, set_sample
+from otel_grpo.exporters.wandb_exporter import WandbStepExporter
 from otel_grpo.providers import Providers, build_providers
 from otel_grpo.recorder import Recorder
 

@@ -192,3 +192,43 @@ def current_judge_evaluation() -> JudgeEvaluationState | None:
 def judge_evaluation_var() -> ContextVar[JudgeEvaluationState | None]:
     """The contextvar holding the running judge evaluation."""
     return _judge_var
+
+
+# --- the innermost open call: who makes an HTTP request -----------------------------------
+CALL_JUDGE = "judge"
+CALL_EXECUTOR = "executor"
+
+
+@dataclass(eq=False)
+class ExecutorRunState:
+    """An executor run (one workflow execution) open in this context."""
+
+    source: str
+    problem_type: str
+
+
+_call_var: ContextVar[tuple[str, Any] | None] = ContextVar("otel_grpo_innermost_call", default=None)
+
+
+def innermost_call() -> tuple[str, Any] | None:
+    """``(CALL_JUDGE, JudgeEvaluationState)`` or ``(CALL_EXECUTOR, ExecutorRunState)`` for the
+    innermost judge evaluation or executor run open in this context, else None.
+
+    The LLM HTTP instrumentation asks this to decide what a request is: inside a judge
+    evaluation every request is a judge request; inside an executor run a GenAI request
+    is an executor LLM request, even when it goes to the judge's server.
+    """
+    return _call_var.get()
+
+
+def enter_call(kind: str, state: Any) -> Any:
+    """Make ``(kind, state)`` the innermost open call; returns a token for :func:`exit_call`."""
+    return _call_var.set((kind, state))
+
+
+def exit_call(token: Any) -> None:
+    """Restore the call that was innermost before :func:`enter_call`."""
+    try:
+        _call_var.reset(token)
+    except ValueError:  # token made in another context
+        _call_var.set(None)

@@ -15,8 +15,8 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from exporters.step_reader import StepMetricReader
 from otel_grpo import semconv
+from otel_grpo.exporters.step_reader import StepMetricReader
 
 logger = logging.getLogger(__name__)
 

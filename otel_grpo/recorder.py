@@ -161,6 +161,9 @@ class Recorder:
             explicit_bucket_boundaries_advisory=list(duration))
         self._judge_requests = meter.create_counter(
             semconv.JUDGE_REQUESTS[0], unit=semconv.JUDGE_REQUESTS[1], description=semconv.JUDGE_REQUESTS[2])
+        self._executor_llm_requests = meter.create_counter(
+            semconv.EXECUTOR_LLM_REQUESTS[0], unit=semconv.EXECUTOR_LLM_REQUESTS[1],
+            description=semconv.EXECUTOR_LLM_REQUESTS[2])
         self._judge_cost = meter.create_counter(
             semconv.JUDGE_COST[0], unit="USD", description=semconv.JUDGE_COST[2])
         self.genai_duration = meter.create_histogram(
@@ -502,6 +505,14 @@ class Recorder:
         if cost > 0:
             self._judge_cost.add(cost, {semconv.ATTR_SPLIT: attrs[semconv.ATTR_SPLIT],
                                         semconv.ATTR_SOURCE: src})
+
+    def record_executor_llm_request(self, *, error_type: str | None = None, source: Any = None) -> None:
+        """Record one GenAI HTTP request made inside an executor run (not a judge request)."""
+        src, _ = self.resolve_labels(source, None)
+        attrs = {semconv.ATTR_SPLIT: self.current_split(), semconv.ATTR_SOURCE: src}
+        if error_type:
+            attrs = {**attrs, semconv.ATTR_ERROR_TYPE: error_type}
+        self._executor_llm_requests.add(1, attrs)
 
     def record_scalars(self, values: dict[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""

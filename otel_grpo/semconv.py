@@ -110,6 +110,8 @@ EXECUTOR_DURATION = ("grpo.executor.duration", "s", "Workflow execution wall tim
 JUDGE_EVALUATIONS = ("grpo.judge.evaluations", "{evaluation}", "Judge evaluations by outcome")
 JUDGE_DURATION = ("grpo.judge.duration", "s", "Judge evaluation wall time, retries included")
 JUDGE_REQUESTS = ("grpo.judge.requests", "{request}", "HTTP requests sent to the judge endpoint")
+EXECUTOR_LLM_REQUESTS = ("grpo.executor.llm_requests", "{request}",
+                         "GenAI HTTP requests made inside executor runs (never judge requests)")
 JUDGE_COST = ("grpo.judge.cost", "USD", "Judge token cost priced from config")
 GEN_AI_OPERATION_DURATION = (
     "gen_ai.client.operation.duration", "s", "GenAI operation duration",

@@ -142,7 +142,7 @@ class _Trainerish:
 
 @pytest.mark.parametrize("fault", ["wandb.log", "rollup", "collection"])
 def test_exporter_faults_are_logged_once_counted_and_never_reach_the_trainer(tmp_path, monkeypatch, caplog, fault):
-    import exporters.wandb_exporter as wandb_exporter
+    import otel_grpo.exporters.wandb_exporter as wandb_exporter
 
     tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)})
     trainer = _Trainerish()

@@ -203,7 +203,7 @@ def test_opentelemetry_instrument_finds_the_entry_points(tmp_path):
     instrumentors = {ep.name: ep.value for ep in entry_points(group="opentelemetry_instrumentor")}
     exporters = {ep.name: ep.value for ep in entry_points(group="opentelemetry_metrics_exporter")}
     assert instrumentors.get("otel_grpo") == "otel_grpo.instrumentation.auto:GrpoInstrumentor"
-    assert exporters.get("grpo_wandb") == "exporters.step_reader:StepMetricReader"
+    assert exporters.get("grpo_wandb") == "otel_grpo.exporters.step_reader:StepMetricReader"
     script = tmp_path / "t.py"
     script.write_text(
         "import asyncio, otel_grpo\n"

@@ -37,7 +37,7 @@ def _sdk_providers() -> dict[str, Any]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    from exporters.step_reader import StepMetricReader
+    from otel_grpo.exporters.step_reader import StepMetricReader
 
     reader = StepMetricReader.latest()
     meter_provider = metrics.get_meter_provider()

@@ -22,8 +22,13 @@ from opentelemetry import trace
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.context import (
+    CALL_EXECUTOR,
+    CALL_JUDGE,
+    ExecutorRunState,
     JudgeEvaluationState,
     current_sample,
+    enter_call,
+    exit_call,
     judge_evaluation_var,
     set_sample,
 )
@@ -256,10 +261,12 @@ def executor_wrapper(options: Any) -> Wrapper:
         set_sample(state)  # stays current in this task so the reward computation pairs with it
         span_cm = _span(tel, "grpo.execute_workflow", _span_attrs, state)
         span_cm.__enter__()
-        return state, span_cm, time.perf_counter()
+        call_token = enter_call(CALL_EXECUTOR, ExecutorRunState(state.source, state.problem_type))
+        return state, span_cm, time.perf_counter(), call_token
 
     def after(tel: Telemetry, state, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
-        sample, span_cm, started = state
+        sample, span_cm, started, call_token = state
+        exit_call(call_token)
         elapsed = time.perf_counter() - started
         try:
             if exc is not None:
@@ -452,14 +459,16 @@ def judge_wrapper(options: Any) -> Wrapper:
         src, pt = tel.recorder.resolve_labels(source, ptype)
         evaluation = JudgeEvaluationState(source=src, problem_type=pt)
         token = judge_evaluation_var().set(evaluation)
+        call_token = enter_call(CALL_JUDGE, evaluation)
         attr = options.eval_stats_attribute
         stats_before = _counter_snapshot(getattr(instance, attr, None)) if attr and instance is not None else None
         span_cm = _span(tel, "grpo.judge.evaluate", _judge_span_attrs, evaluation)
         span = span_cm.__enter__()
-        return evaluation, token, stats_before, span_cm, span, time.perf_counter()
+        return evaluation, token, stats_before, span_cm, span, time.perf_counter(), call_token
 
     def after(tel: Telemetry, st, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
-        evaluation, token, stats_before, span_cm, span, started = st
+        evaluation, token, stats_before, span_cm, span, started, call_token = st
+        exit_call(call_token)
         try:
             judge_evaluation_var().reset(token)
         except ValueError:
