@@ -88,9 +88,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"otel-grpo run: {exc}", file=sys.stderr)
             return 2
         env[CONFIG_ENV] = str(Path(args.config).resolve())
-    bootstrap = str(Path(__file__).parent / "bootstrap")
-    project_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, project_root, env.get("PYTHONPATH")) if p)
+    # Only the bootstrap goes on the child's path; it takes itself off again and restores
+    # PYTHONPATH, so the program sees the sys.path it would see without otel-grpo.
+    bootstrap = str(Path(__file__).resolve().parent / "bootstrap")
+    original = env.get("PYTHONPATH")
+    env["OTEL_GRPO_ORIGINAL_PYTHONPATH"] = original or ""
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, original) if p)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
