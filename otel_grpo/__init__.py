@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_grpo.api import NullScope, Telemetry, get_telemetry, setup
+from otel_grpo.faults import guarded
 
 __version__ = "0.1.0"
 
@@ -31,24 +32,28 @@ __all__ = [
 _NULL = NullScope()
 
 
+@guarded("step", default=_NULL)
 def step(step_number: int) -> Any:
     """A training-step window (``with``/``async with``); no-op when not set up."""
     tel = get_telemetry()
     return tel.step(step_number) if tel is not None else _NULL
 
 
+@guarded("validation", default=_NULL)
 def validation(step_number: int | None = None) -> Any:
     """A validation window logged at ``step_number`` (default: the latest step)."""
     tel = get_telemetry()
     return tel.validation(step_number) if tel is not None else _NULL
 
 
+@guarded("sample", default=_NULL)
 def sample(source: Any = None, problem_type: Any = None, group: Any = None) -> Any:
     """Serve one sample: what is recorded inside belongs to its ``source``."""
     tel = get_telemetry()
     return tel.sample(source, problem_type, group) if tel is not None else _NULL
 
 
+@guarded("record_sample")
 def record_sample(reward: Any, correctness: Any = None, **labels: Any) -> None:
     """Record one scored sample: its reward and correctness (default: the reward)."""
     tel = get_telemetry()
@@ -56,6 +61,7 @@ def record_sample(reward: Any, correctness: Any = None, **labels: Any) -> None:
         tel.recorder.record_sample(reward, correctness, **labels)
 
 
+@guarded("record_executor_run")
 def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = True,
                         **labels: Any) -> None:
     """Record one workflow execution: cost in USD, wall time in seconds, success."""
@@ -64,6 +70,7 @@ def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = 
         tel.recorder.record_executor_run(cost, duration_s, success, **labels)
 
 
+@guarded("record_judge_evaluation")
 def record_judge_evaluation(outcome: str, verdict: Any = None, duration_s: Any = None,
                             **kwargs: Any) -> None:
     """Record one judge evaluation: ``success``, ``parse_failure`` or ``api_failure``."""
@@ -72,6 +79,7 @@ def record_judge_evaluation(outcome: str, verdict: Any = None, duration_s: Any =
         tel.record_judge_evaluation(outcome, verdict, duration_s, **kwargs)
 
 
+@guarded("record_judge_request")
 def record_judge_request(**kwargs: Any) -> None:
     """Record one HTTP request to the judge (error_type, input_tokens, output_tokens)."""
     tel = get_telemetry()
@@ -79,6 +87,7 @@ def record_judge_request(**kwargs: Any) -> None:
         tel.record_judge_request(**kwargs)
 
 
+@guarded("record_scalars")
 def record_scalars(values: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """Record trainer scalars for the current step: ``record_scalars(loss=0.4, kl_div=0.01)``."""
     tel = get_telemetry()

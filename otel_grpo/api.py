@@ -14,8 +14,10 @@ from opentelemetry import trace
 from otel_grpo import semconv
 from otel_grpo.context import LabelGuard, SampleState, reset_sample, set_sample
 from otel_grpo.exporters.wandb_exporter import WandbStepExporter
+from otel_grpo.faults import guarded, report_fault
 from otel_grpo.providers import Providers, build_providers
 from otel_grpo.recorder import Recorder
+from otel_grpo.values import to_step
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +29,17 @@ class _Scope:
     """A context manager usable with both ``with`` and ``async with``."""
 
     def __enter__(self) -> _Scope:
-        self._enter()
+        try:
+            self._enter()
+        except Exception as err:  # noqa: BLE001 - never raise into the trainer
+            report_fault(f"{type(self).__name__} enter", err)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        self._exit(exc_type is None)
+        try:
+            self._exit(exc_type is None)
+        except Exception as err:  # noqa: BLE001
+            report_fault(f"{type(self).__name__} exit", err)
         return False
 
     async def __aenter__(self) -> _Scope:
@@ -76,6 +84,8 @@ class WindowScope(_Scope):
 
     def _exit(self, ok: bool) -> None:
         tel = self._tel
+        if self._window is None:  # entering failed (reported): nothing to close
+            return
         try:
             if self._span_cm is not None:
                 self._span_cm.__exit__(None, None, None)
@@ -99,9 +109,12 @@ class SampleScope(_Scope):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        reset_sample(self._token)
-        if exc_type is not None and not self.state.recorded:  # the workflow raised: an incorrect sample
-            self._recorder.record_sample(0.0, 0.0, state=self.state)
+        try:
+            reset_sample(self._token)
+            if exc_type is not None and not self.state.recorded:  # the workflow raised: an incorrect sample
+                self._recorder.record_sample(0.0, 0.0, state=self.state)
+        except Exception as err:  # noqa: BLE001 - never raise into the trainer
+            report_fault("sample exit", err)
         return False
 
 
@@ -129,6 +142,7 @@ class Telemetry:
         )
         self._closed = False
         self._pid = os.getpid()
+        self._window_lock = threading.RLock()
         from otel_grpo.tables import attach_tables
 
         attach_tables(self)
@@ -143,40 +157,63 @@ class Telemetry:
         return {f"otlp_{k}": health.get(k, 0) for k in ("export_errors", "spans_dropped")}
 
     # --- windows and samples --------------------------------------------------------------
-    def step(self, step: int) -> WindowScope:
-        """A training-step window: ``with tel.step(7): ...`` (or ``async with``)."""
-        return WindowScope(self, semconv.SPLIT_TRAIN, int(step))
+    @guarded("step", default=NullScope())
+    def step(self, step: Any) -> WindowScope:
+        """A training-step window: ``with tel.step(7): ...`` (or ``async with``).
 
-    def validation(self, step: int | None = None) -> WindowScope:
+        A step that is not a non-negative integer (None, "x", NaN, an array) is counted
+        as an invalid value and the window takes the number after the latest step.
+        """
+        number = to_step(step)
+        if number is None:
+            self.recorder.invalid.report("step number", step)
+            number = (self.recorder.last_step or 0) + 1
+        return WindowScope(self, semconv.SPLIT_TRAIN, number)
+
+    @guarded("validation", default=NullScope())
+    def validation(self, step: Any = None) -> WindowScope:
         """A validation window, logged at ``step`` (default: the latest training step)."""
-        return WindowScope(self, semconv.SPLIT_VAL, step)
+        number = to_step(step) if step is not None else None
+        if step is not None and number is None:
+            self.recorder.invalid.report("step number", step)
+        return WindowScope(self, semconv.SPLIT_VAL, number)
 
+    @guarded("sample", default=NullScope())
     def sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleScope:
         """Serve one sample: records inside are attributed to its ``source``."""
         return SampleScope(self.recorder, self.recorder.new_sample(source, problem_type, group))
 
     def end_window(self, window: Any, tokens: Any, ok: bool) -> None:
-        """Close a window and export its row. Never raises."""
-        try:
-            self.recorder.close_window(window, tokens, ok)
-        except Exception as exc:  # noqa: BLE001
-            self.exporter._fault("window close", exc)
-        if os.getpid() == self._pid and not self._closed:
-            self.exporter.on_window_end(window.split, window.step, ok)
+        """Close a window and export its row. Never raises.
+
+        Closing (committing the window's samples) and collecting its row happen under
+        one lock, so a step ending at the same moment in another thread can never
+        commit its samples into this step's row.
+        """
+        with self._window_lock:
+            try:
+                self.recorder.close_window(window, tokens, ok)
+            except Exception as exc:  # noqa: BLE001
+                report_fault("window close", exc)
+            if os.getpid() == self._pid and not self._closed:
+                self.exporter.on_window_end(window.split, window.step, ok)
 
     # --- recording ------------------------------------------------------------------------
+    @guarded("record_sample")
     def record_sample(self, reward: Any, correctness: Any = None, *, source: Any = None,
                       problem_type: Any = None, group: Any = None) -> None:
         """Record one scored sample (see :meth:`Recorder.record_sample`)."""
         self.recorder.record_sample(reward, correctness, source=source, problem_type=problem_type,
                                     group=group)
 
+    @guarded("record_executor_run")
     def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
                             source: Any = None, problem_type: Any = None) -> None:
         """Record one workflow execution."""
         self.recorder.record_executor_run(cost, duration_s, success, source=source,
                                           problem_type=problem_type)
 
+    @guarded("record_judge_evaluation")
     def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
                                 error_type: str | None = None, source: Any = None,
                                 problem_type: Any = None) -> None:
@@ -184,12 +221,14 @@ class Telemetry:
         self.recorder.record_judge_evaluation(outcome, verdict, duration_s, error_type=error_type,
                                               source=source, problem_type=problem_type)
 
+    @guarded("record_judge_request")
     def record_judge_request(self, *, error_type: str | None = None, input_tokens: Any = None,
                              output_tokens: Any = None, source: Any = None) -> None:
         """Record one HTTP request to the judge."""
         self.recorder.record_judge_request(error_type=error_type, input_tokens=input_tokens,
                                            output_tokens=output_tokens, source=source)
 
+    @guarded("record_scalars")
     def record_scalars(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
         self.recorder.record_scalars({**(values or {}), **kwargs})

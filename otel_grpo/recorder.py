@@ -31,12 +31,12 @@ from otel_grpo.context import (
     current_split_var,
     current_window_var,
 )
-from otel_grpo.values import InvalidValueLog, to_cost, to_float, to_reward
+from otel_grpo.values import MAX_MAGNITUDE, InvalidValueLog, to_bool, to_cost, to_float, to_reward
 
 logger = logging.getLogger(__name__)
 
 SeriesKey = tuple[str, str, str]  # (split, source, problem_type)
-_INF = math.inf
+_MAX = MAX_MAGNITUDE
 
 
 @dataclass(slots=True)
@@ -90,7 +90,9 @@ class Window:
     groups: dict[Any, list] = field(default_factory=dict)  # key -> [source, first reward, all equal, n]
     group_counts: dict[str, list[int]] = field(default_factory=dict)  # source -> [groups of >= 2, zero adv]
     scalars: dict[str, float] = field(default_factory=dict)
-    pending: set = field(default_factory=set)
+    pending: set = field(default_factory=set)  # executed, not yet scored samples
+    by_problem: dict[Any, list] = field(default_factory=dict)  # problem key -> pending samples, in order
+    executions: dict[tuple[str, str, str], ExecStats] = field(default_factory=dict)  # committed at close
     sample_rows: list = field(default_factory=list)  # the first ``max_sample_rows`` samples, for tables
     started: float = field(default_factory=time.monotonic)
     closed: bool = False
@@ -275,6 +277,14 @@ class Recorder:
         for state in pending:  # executed but never scored: an incorrect sample
             self._finish_unscored(state, window)
         with self._lock:
+            for key, staged in window.executions.items():  # spent whether or not the step raised
+                stats = self._exec.get(key)
+                if stats is None:
+                    stats = self._exec[key] = ExecStats()
+                stats.runs += staged.runs
+                stats.cost += staged.cost
+                stats.invalid_cost += staged.invalid_cost
+            window.executions = {}
             if window.split == semconv.SPLIT_TRAIN:
                 self._last_step = window.step
                 if ok:
@@ -340,19 +350,16 @@ class Recorder:
                       problem_type: Any = None, group: Any = None,
                       state: SampleState | None = None) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
-        if type(reward) is float and reward == reward and reward not in (_INF, -_INF):
+        if type(reward) is float and -_MAX <= reward <= _MAX:
             reward_value, invalid = reward, False  # the common case, without a call
         else:
             reward_value, invalid = to_reward(reward, self.invalid)
         if correctness is None or invalid:
             correctness_value = 0.0 if invalid else reward_value
-        elif type(correctness) is float and correctness == correctness and correctness not in (_INF, -_INF):
+        elif type(correctness) is float and -_MAX <= correctness <= _MAX:
             correctness_value = correctness
         else:
-            correctness_value = to_float(correctness)
-            if correctness_value is None:
-                self.invalid.report("correctness", correctness)
-                correctness_value = 0.0
+            correctness_value, _ = to_reward(correctness, self.invalid, "correctness")
         if state is None:
             state = current_sample()
         if state is not None and state.recorded and state.executed and not state.execution_ok:
@@ -384,7 +391,7 @@ class Recorder:
                 stats = window.samples[(source, ptype)] = SampleStats()
             stats.add(reward, correctness, correct)
             if state is not None and state.executed:
-                window.pending.discard(state)
+                self._unpend(window, state)
             if len(window.sample_rows) < self.max_sample_rows:
                 extra = state.extra if state is not None else {}
                 window.sample_rows.append((source, ptype, reward, correctness, extra.get("cost"),
@@ -411,21 +418,41 @@ class Recorder:
             state.recorded = True
             self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state)
 
-    def claim_pending(self, problem_key: Any) -> SampleState | None:
-        """An executed, not yet scored sample of this window whose problem matches ``problem_key``.
+    @staticmethod
+    def _unpend(window: Window, state: SampleState) -> None:
+        """Take ``state`` out of the window's pending samples (call with the lock held)."""
+        window.pending.discard(state)
+        waiting = window.by_problem.get(state.extra.get("problem_key"))
+        if waiting is not None:
+            try:
+                waiting.remove(state)
+            except ValueError:
+                pass
 
-        Pairs a reward computation with its executor run when the two ran in different
-        contexts (e.g. the reward offloaded to a thread pool with ``run_in_executor``).
+    def claim_pending(self, problem_key: Any, answer_key: Any = None) -> SampleState | None:
+        """The executed, not yet scored sample of this window that a reward for ``problem_key`` scores.
+
+        Pairs a reward computation with its own executor run when the two ran apart: in
+        another context (a thread pool), or in a later loop that scores every execution
+        of the step (two-phase scoring). Among the executions of the same problem (a GRPO
+        group), the one whose answer is the reward's prediction (``answer_key``) wins,
+        else the earliest. None when no execution of that problem is waiting.
         """
         window = self.current_window()
         if window is None or problem_key is None:
             return None
         with self._lock:
-            for state in window.pending:
-                if state.extra.get("problem_key") == problem_key and not state.extra.get("rewarded"):
-                    state.extra["rewarded"] = True
-                    return state
-        return None
+            waiting = [s for s in window.by_problem.get(problem_key, ()) if not s.extra.get("rewarded")]
+            if not waiting:
+                return None
+            chosen = waiting[0]
+            if answer_key is not None:
+                for state in waiting:
+                    if state.extra.get("answer_key") == answer_key:
+                        chosen = state
+                        break
+            chosen.extra["rewarded"] = True
+            return chosen
 
     def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
                             source: Any = None, problem_type: Any = None) -> None:
@@ -439,30 +466,55 @@ class Recorder:
         window = self.current_window()
         split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
         value, invalid = to_cost(cost, self.invalid)
-        ok = "true" if success else "false"
+        if success is True or success is False:
+            ok_flag = success
+        else:
+            ok_flag = to_bool(success)
+            if ok_flag is None:
+                self.invalid.report("success flag", success)
+                ok_flag = True  # unreadable: counted, and taken as the default (a run that worked)
+        ok = "true" if ok_flag else "false"
         key = (split, src, ptype, ok)
         starts_sample = state is not None and not state.recorded
         with self._lock:
-            stats = self._exec.get(key)
-            if stats is None:
-                stats = self._exec[key] = ExecStats()
+            if window is not None and not window.closed:
+                stats = window.executions.get(key)
+                if stats is None:
+                    stats = window.executions[key] = ExecStats()
+            else:
+                stats = self._exec.get(key)
+                if stats is None:
+                    stats = self._exec[key] = ExecStats()
             stats.runs += 1
             stats.cost += value
             stats.invalid_cost += invalid
-            if starts_sample and success and window is not None:
+            if starts_sample and ok_flag and window is not None and not window.closed:
                 window.pending.add(state)  # scored later, or counted incorrect at window close
-        seconds = to_float(duration_s) if duration_s is not None else None
+                problem_key = state.extra.get("problem_key")
+                if problem_key is not None:
+                    window.by_problem.setdefault(problem_key, []).append(state)
+        seconds = self._duration(duration_s)
         if state is not None:
             if self.max_sample_rows:
                 state.extra["cost"] = value
                 state.extra["latency"] = seconds
             if starts_sample:
-                state.executed, state.execution_ok, state.window = True, bool(success), window
-                if not success and window is not None:  # a failed execution: incorrect, reward 0
+                state.executed, state.execution_ok, state.window = True, ok_flag, window
+                if not ok_flag and window is not None:  # a failed execution: incorrect, reward 0
                     self._finish_unscored(state, window)
-        if seconds is not None and seconds >= 0:
+        if seconds is not None:
             self._exec_duration.record(seconds, {
                 semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_SUCCESS: ok})
+
+    def _duration(self, raw: Any) -> float | None:
+        """A duration in seconds, or None (an unreadable or negative one is counted invalid)."""
+        if raw is None:
+            return None
+        seconds = to_float(raw)
+        if seconds is None or seconds < 0:
+            self.invalid.report("duration", raw)
+            return None
+        return seconds
 
     def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
                                 error_type: str | None = None, source: Any = None,
@@ -474,6 +526,11 @@ class Recorder:
             error_type = error_type or semconv.ERROR_OTHER
         src, ptype = self.resolve_labels(source, problem_type)
         split = self.current_split()
+        if verdict is not None and verdict is not True and verdict is not False:
+            readable = to_bool(verdict)
+            if readable is None:
+                self.invalid.report("judge verdict", verdict)
+            verdict = readable
         if outcome == semconv.OUTCOME_SUCCESS and verdict is not None:
             verdict_label = semconv.VERDICT_CORRECT if verdict else semconv.VERDICT_INCORRECT
         else:
@@ -486,8 +543,8 @@ class Recorder:
         state = current_sample()
         if state is not None:
             state.extra["judge"] = outcome
-        seconds = to_float(duration_s)
-        if seconds is not None and seconds >= 0:
+        seconds = self._duration(duration_s)
+        if seconds is not None:
             self._judge_duration.record(seconds, {
                 semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_JUDGE_OUTCOME: outcome})
 
@@ -500,11 +557,21 @@ class Recorder:
             attrs = {**attrs, semconv.ATTR_ERROR_TYPE: error_type}
         self._judge_requests.add(1, attrs)
         price_in, price_out = self._prices
-        tokens_in, tokens_out = to_float(input_tokens) or 0.0, to_float(output_tokens) or 0.0
+        tokens_in, tokens_out = self._tokens(input_tokens), self._tokens(output_tokens)
         cost = (tokens_in * price_in + tokens_out * price_out) / 1e6
         if cost > 0:
             self._judge_cost.add(cost, {semconv.ATTR_SPLIT: attrs[semconv.ATTR_SPLIT],
                                         semconv.ATTR_SOURCE: src})
+
+    def _tokens(self, raw: Any) -> float:
+        """A token count (0 when absent; an unreadable or negative one is counted invalid)."""
+        if raw is None:
+            return 0.0
+        value = to_float(raw)
+        if value is None or value < 0:
+            self.invalid.report("token count", raw)
+            return 0.0
+        return value
 
     def record_executor_llm_request(self, *, error_type: str | None = None, source: Any = None) -> None:
         """Record one GenAI HTTP request made inside an executor run (not a judge request)."""
@@ -522,12 +589,12 @@ class Recorder:
             window = trains[-1] if trains else None
         items = values.items() if isinstance(values, dict) else values
         for name, raw in items:
+            label = name if isinstance(name, str) else str(name)
             value = to_float(raw)
             if value is None:
                 if raw is not None:
-                    self.invalid.report(f"scalar {name!s:.40}", raw)
+                    self.invalid.report(f"scalar {label:.40}", raw)
                 continue
-            label = str(name)
             if window is not None and not window.closed:
                 window.scalars[label] = value
             else:

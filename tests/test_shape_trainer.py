@@ -154,17 +154,21 @@ def test_return_values_and_exceptions_are_identical_with_and_without_instrumenta
     # The very exception object raised by the executor reaches the caller unchanged.
     error = _Boom("boom")
 
-    async def broken(*args, **kwargs):
-        raise error
+    class BrokenExecutor(type(trainer.executor)):
+        async def execute_workflow(self, *args, **kwargs):
+            raise error
 
-    trainer.executor.execute_workflow.__otel_grpo_wrapped__  # noqa: B018 - wrapped
+    assert otel_grpo.get_telemetry().rows, "the instrumented run wrote rows"
     otel_grpo.uninstrument_trainer(trainer)
-    assert not hasattr(trainer.executor.execute_workflow, "__otel_grpo_wrapped__")
-    trainer.executor.execute_workflow = broken
+    assert "execute_workflow" not in vars(type(trainer.executor)) or not hasattr(
+        vars(type(trainer.executor))["execute_workflow"], "otel_grpo_role")
+    trainer.executor = BrokenExecutor.__new__(BrokenExecutor)
     otel_grpo.instrument_trainer(trainer)
+    assert vars(BrokenExecutor)["execute_workflow"].otel_grpo_role == "execute"
     with pytest.raises(_Boom) as caught:
         asyncio.run(trainer.executor.execute_workflow("{}", "p"))
     assert caught.value is error
+    otel_grpo.uninstrument_trainer(trainer)
 
 
 def test_a_differently_named_trainer_is_instrumented_through_config():

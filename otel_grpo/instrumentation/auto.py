@@ -8,16 +8,18 @@ trainer-shape.md and are changed in the config's ``instrumentation.targets``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Collection
 from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_grpo.api import get_telemetry, setup
 from otel_grpo.config import parse_target
+from otel_grpo.instrumentation.patching import patch_method, unpatch_method
+from otel_grpo.instrumentation.report import report_instrumented, set_targets_hint, warn_at_exit
 from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
 
 logger = logging.getLogger(__name__)
@@ -65,10 +67,13 @@ class GrpoInstrumentor(BaseInstrumentor):
         options = tel.config.instrumentation
         if not options.enabled:
             return
-        for role, target in options.targets.enabled_targets().items():
+        targets = options.targets.enabled_targets()
+        set_targets_hint(targets)
+        for role, target in targets.items():
             module_name, qualname = parse_target(target)
             wrapper = ROLE_WRAPPERS[role](options)
-            wrapt.register_post_import_hook(self._patcher(module_name, qualname, wrapper), module_name)
+            wrapt.register_post_import_hook(self._patcher(module_name, qualname, wrapper, role), module_name)
+        atexit.register(warn_at_exit)
         try:
             from otel_grpo.instrumentation.judge_http import instrument_http
 
@@ -76,20 +81,22 @@ class GrpoInstrumentor(BaseInstrumentor):
         except ImportError:
             logger.debug("otel-grpo: judge HTTP instrumentation unavailable")
 
-    def _patcher(self, module_name: str, qualname: str, wrapper: Any) -> Any:
+    def _patcher(self, module_name: str, qualname: str, wrapper: Any, role: str) -> Any:
         def patch(module: Any) -> None:
             try:
                 owner, attr = _resolve_owner(module, qualname)
-                current = getattr(owner, attr)
-                if getattr(current, "otel_grpo_role", None) or isinstance(current, wrapt.ObjectProxy) \
-                        and getattr(current, "_self_wrapper", None) is wrapper:
-                    return
-                wrapt.wrap_function_wrapper(owner, attr, wrapper)
-                self._patched.append((module_name, qualname))
-                logger.info("otel-grpo: instrumented %s:%s", module_name, qualname)
+                getattr(owner, attr)
             except AttributeError:
-                logger.warning("otel-grpo: target %s:%s not found; check instrumentation.targets",
-                               module_name, qualname)
+                logger.warning("otel-grpo: target %s:%s not found in module %s; check "
+                               "instrumentation.targets", module_name, qualname, module_name)
+                return
+            if not isinstance(owner, type):
+                logger.warning("otel-grpo: target %s:%s is not a method of a class; check "
+                               "instrumentation.targets", module_name, qualname)
+                return
+            if patch_method(owner, attr, wrapper, role):
+                self._patched.append((module_name, qualname))
+                report_instrumented([(role, f"{module_name}:{qualname}")])
         return patch
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -99,8 +106,11 @@ class GrpoInstrumentor(BaseInstrumentor):
             module = sys.modules.get(module_name)
             if module is None:
                 continue
-            owner, attr = _resolve_owner(module, qualname)
-            unwrap(owner, attr)
+            try:
+                owner, attr = _resolve_owner(module, qualname)
+            except AttributeError:
+                continue
+            unpatch_method(owner, attr)
         self._patched.clear()
         try:
             from otel_grpo.instrumentation.judge_http import uninstrument_http

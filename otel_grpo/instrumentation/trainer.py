@@ -1,49 +1,37 @@
 """``instrument_trainer(trainer)``: wrap the roles on one trainer object, no code edits.
 
-The trainer's own methods are wrapped on the instance (and on its executor and
-reward computer, found through the configured attribute names), so other objects of
-the same classes are untouched and :func:`uninstrument_trainer` restores everything.
+The trainer's methods (and those of its executor and reward computer, found through
+the configured attribute names) are wrapped on their classes, exactly as
+``otel-grpo run`` does, so the objects stay picklable and copyable;
+:func:`uninstrument_trainer` restores everything.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from typing import Any
 
 from otel_grpo.api import get_telemetry, setup
 from otel_grpo.config import parse_target
+from otel_grpo.instrumentation.patching import patch_method, unpatch_method
+from otel_grpo.instrumentation.report import report_instrumented, set_targets_hint
 from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
 
 logger = logging.getLogger(__name__)
 
-_MARK = "__otel_grpo_wrapped__"
 _OWNER_ROLES = {"train_step": None, "evaluate": None, "execute": "executor_attribute",
                 "compute_reward": "reward_attribute", "judge": "reward_attribute"}
+_patched: list[tuple[type, str]] = []  # (class, method name) wrapped by instrument_trainer
 
 
-def _wrap_bound(obj: Any, name: str, wrapper: Any) -> bool:
-    bound = getattr(obj, name, None)
-    if bound is None or not callable(bound) or getattr(bound, _MARK, None) is not None:
-        return False
-    if inspect.iscoroutinefunction(bound):
-        @functools.wraps(bound)
-        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
-            return await wrapper(bound, obj, args, kwargs)
-        replacement: Any = wrapped_async
-    else:
-        @functools.wraps(bound)
-        def wrapped_sync(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(bound, obj, args, kwargs)
-        replacement = wrapped_sync
-    setattr(replacement, _MARK, bound)
-    try:
-        setattr(obj, name, replacement)
-    except (AttributeError, TypeError):  # __slots__ or a frozen object
-        logger.warning("otel-grpo: cannot wrap %s.%s on this object", type(obj).__name__, name)
-        return False
-    return True
+def _defining_class(obj: Any, name: str) -> type | None:
+    """The class of ``obj`` whose attribute ``name`` is a plain function or method we can wrap."""
+    if name in getattr(obj, "__dict__", {}):
+        return None  # an instance attribute (a function stored on the object): not a method
+    for klass in type(obj).__mro__:
+        if name in klass.__dict__:
+            return type(obj) if klass is not object else None
+    return None
 
 
 def _targets(trainer: Any, options: Any) -> list[tuple[Any, str, str]]:
@@ -78,40 +66,42 @@ def _find_owner(trainer: Any, method: str) -> Any:
 def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
     """Wrap the step, validation, executor, reward and judge methods of ``trainer``.
 
-    Sets otel-grpo up with defaults first if :func:`otel_grpo.setup` was not called
-    (``setup_overrides`` go to it). Idempotent: instrumenting twice wraps once.
+    The methods are wrapped on the objects' classes, so the objects themselves carry
+    nothing of otel-grpo: they pickle, copy and cross process boundaries exactly as
+    before. Sets otel-grpo up with defaults first if :func:`otel_grpo.setup` was not
+    called (``setup_overrides`` go to it). Idempotent: instrumenting twice wraps once.
     Returns ``trainer``.
     """
     tel = get_telemetry() or setup(**setup_overrides)
     options = tel.config.instrumentation
     if not options.enabled:
         return trainer
-    wrapped = []
+    wrapped: list[tuple[str, str]] = []
+    missing: list[str] = []
+    set_targets_hint(options.targets.enabled_targets())
     for owner, method, role in _targets(trainer, options):
-        if _wrap_bound(owner, method, ROLE_WRAPPERS[role](options)):
-            wrapped.append(f"{type(owner).__name__}.{method}")
+        klass = _defining_class(owner, method)
+        if klass is None:
+            missing.append(f"{type(owner).__name__}.{method}")
+            continue
+        if patch_method(klass, method, ROLE_WRAPPERS[role](options), role):
+            _patched.append((klass, method))
+            wrapped.append((role, f"{klass.__name__}.{method}"))
+    if missing:
+        logger.warning("otel-grpo: %s are not methods of their class and are not recorded", ", ".join(missing))
     try:
         from otel_grpo.instrumentation.judge_http import instrument_http
 
         instrument_http(get_telemetry)
     except ImportError:
         pass
-    logger.info("otel-grpo: instrumented %s", ", ".join(wrapped) or "nothing new")
+    report_instrumented(wrapped)
     return trainer
 
 
 def uninstrument_trainer(trainer: Any) -> Any:
-    """Remove every wrapper :func:`instrument_trainer` put on ``trainer`` and its parts."""
-    try:
-        parts = [value for value in vars(trainer).values() if hasattr(value, "__dict__")]
-    except TypeError:
-        parts = []
-    for owner in (trainer, *parts):
-        try:
-            items = list(vars(owner).items())
-        except TypeError:
-            continue
-        for name, value in items:
-            if getattr(value, _MARK, None) is not None:
-                delattr(owner, name)
+    """Remove every wrapper :func:`instrument_trainer` put in place."""
+    while _patched:
+        klass, method = _patched.pop()
+        unpatch_method(klass, method)
     return trainer

@@ -32,24 +32,18 @@ from otel_grpo.context import (
     judge_evaluation_var,
     set_sample,
 )
+from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.report import TRAIN_STEP_ROLE, warn_if_no_train_step
 
 logger = logging.getLogger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple, dict], Any]
 
 _active_roles: ContextVar[frozenset] = ContextVar("otel_grpo_active_roles", default=frozenset())
-_warned: set[str] = set()
 
 
 def _internal_error(where: str, exc: BaseException) -> None:
-    if where not in _warned:
-        _warned.add(where)
-        logger.warning("otel-grpo: internal error in %s instrumentation (%s: %s); the trainer "
-                       "is unaffected, further errors here are not logged", where,
-                       type(exc).__qualname__, exc)
-    tel = get_telemetry()
-    if tel is not None:
-        tel.exporter.health[semconv.HEALTH_EXPORT_ERRORS] += 1
+    report_fault(f"{where} instrumentation", exc)
 
 
 _signature_cache: dict[Any, tuple[list[str], dict[str, Any]]] = {}
@@ -117,10 +111,18 @@ def _make(role: str, before: Callable[..., Any], after: Callable[..., None]) -> 
     A role already active in this context (a nested or doubly wrapped call) passes through.
     """
 
+    check_train_step = role != TRAIN_STEP_ROLE
+
     def enter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict):  # noqa: ANN202
+        nonlocal check_train_step
         tel = get_telemetry()
         if tel is None:
             return None, None, None
+        if check_train_step:  # the first recorded call: is a training step instrumented at all?
+            check_train_step = False
+            recorder = tel.recorder
+            warn_if_no_train_step(f"{role} was called",
+                                  steps_seen=recorder.last_step is not None or recorder.current_window() is not None)
         roles = _active_roles.get()
         if role in roles:
             return None, None, None
@@ -185,10 +187,6 @@ def step_wrapper(options: Any) -> Wrapper:
 
     def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
         step = bind_argument(wrapped, args, kwargs, options.arguments.step, position=0)
-        try:
-            step = int(step)
-        except (TypeError, ValueError):
-            step = (tel.recorder.last_step or 0) + 1
         scope = tel.step(step)
         scope.__enter__()
         return scope
@@ -241,7 +239,7 @@ def _execution_outcome(result: Any) -> tuple[Any, Any, bool]:
     success = True
     duration = None
     if isinstance(metadata, dict):
-        success = bool(metadata.get("success", True))
+        success = metadata.get("success", True)  # read (and checked) by the recorder
         duration = metadata.get("execution_time")
     return cost, duration, success
 
@@ -274,6 +272,8 @@ def executor_wrapper(options: Any) -> Wrapper:
                 span_cm.__exit__(type(exc), exc, exc.__traceback__)
                 return
             cost, duration, success = _execution_outcome(result)
+            if isinstance(result, tuple | list) and result:
+                sample.extra["answer_key"] = _problem_key(result[0])
             tel.recorder.record_executor_run(cost, duration if duration is not None else elapsed, success)
         finally:
             if exc is None:
@@ -343,31 +343,43 @@ def _reward_from_result(result: Any) -> tuple[Any, Any]:
     return result, None
 
 
+def _scores(state: Any, window: Any, problem_key: Any, answer_key: Any) -> bool:
+    """Does a reward for (problem, prediction) score ``state``, the execution this context ran last?"""
+    if state is None or not state.executed or state.extra.get("rewarded"):
+        return False
+    if state.window is not None and state.window is not window:
+        return False
+    own_problem = state.extra.get("problem_key")
+    if problem_key is not None and own_problem is not None and own_problem != problem_key:
+        return False
+    own_answer = state.extra.get("answer_key")
+    return answer_key is None or own_answer is None or own_answer == answer_key
+
+
 def reward_wrapper(options: Any) -> Wrapper:
     """Wraps ``compute_reward``: scores the sample its executor run started, or a new one."""
 
     def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
+        problem = bind_argument(wrapped, args, kwargs, "problem", position=0)
+        problem_key = _problem_key(problem)
+        answer_key = _problem_key(bind_argument(wrapped, args, kwargs, "prediction", position=1))
         state = current_sample()
-        window = tel.recorder.current_window()
-        reusable = state is not None and state.executed and not state.extra.get("rewarded") \
-            and (state.window is None or state.window is window)
         token = None
-        if not reusable:  # scored in another context than its execution (a thread pool)?
-            problem = bind_argument(wrapped, args, kwargs, "problem", position=0)
-            claimed = tel.recorder.claim_pending(_problem_key(problem))
-            if claimed is not None:
-                state, reusable = claimed, True
-                token = set_sample(claimed)
-        if reusable:
+        if not _scores(state, tel.recorder.current_window(), problem_key, answer_key):
+            # Not the execution this context ran last: find this problem's own execution (a
+            # thread pool, or a loop that scores every execution of the step after running them).
+            state = tel.recorder.claim_pending(problem_key, answer_key)
+            if state is not None:
+                token = set_sample(state)
+        if state is not None:
             state.extra["rewarded"] = True
             if state.source == semconv.UNKNOWN:
                 source = bind_argument(wrapped, args, kwargs, options.arguments.source)
                 if source is not None:
                     state.source = tel.recorder.labels.source(source)
-        else:
+        else:  # a reward with no executor run: a sample of its own
             source = bind_argument(wrapped, args, kwargs, options.arguments.source)
             ptype = bind_argument(wrapped, args, kwargs, options.arguments.problem_type, position=3)
-            problem = bind_argument(wrapped, args, kwargs, "problem", position=0)
             state = tel.recorder.new_sample(source, ptype, _group_key(problem, source))
             state.extra["rewarded"] = True
             token = set_sample(state)

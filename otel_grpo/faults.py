@@ -1,0 +1,81 @@
+"""The one fault guard: otel-grpo never raises into the trainer.
+
+A fault inside otel-grpo (a bug of ours, an exporter that fails, input we cannot read)
+is logged once per kind, counted, and swallowed. :func:`report_fault` does the logging
+and counting; :func:`guarded` wraps a function so that any exception it raises is
+reported and a default returned instead, like ``dont_throw`` in OpenLLMetry.
+
+The count is process-wide (:func:`fault_count`); each fault is also added to the
+running telemetry's ``exporter/export_errors``, beside the exporter's own write errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from otel_grpo.redact import redact_text
+
+logger = logging.getLogger("otel_grpo")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Faults:
+    lock = threading.Lock()
+    kinds: dict[str, int] = {}
+    total = 0
+
+
+def report_fault(kind: str, exc: BaseException) -> None:
+    """Count one fault of ``kind``; the first of each kind is logged as a warning. Never raises."""
+    try:
+        with _Faults.lock:
+            first = kind not in _Faults.kinds
+            _Faults.kinds[kind] = _Faults.kinds.get(kind, 0) + 1
+            _Faults.total += 1
+        _count_in_health()
+        if first:
+            logger.warning("otel-grpo: internal error in %s (%s: %s); the trainer is unaffected, further "
+                           "errors of this kind are counted in exporter/export_errors", kind,
+                           type(exc).__qualname__, redact_text(str(exc))[:300])
+        else:
+            logger.debug("otel-grpo: internal error in %s", kind, exc_info=exc)
+    except Exception:  # noqa: BLE001 - reporting a fault must not be a fault
+        pass
+
+
+def _count_in_health() -> None:
+    from otel_grpo.api import get_telemetry  # late: api imports this module
+
+    tel = get_telemetry()
+    if tel is not None:
+        tel.exporter.health["export_errors"] += 1
+
+
+def fault_count() -> int:
+    """Faults reported in this process so far, of every kind."""
+    return _Faults.total
+
+
+def guarded(kind: str, default: Any = None) -> Callable[[F], F]:
+    """Decorate a function so that an exception inside it is reported and ``default`` returned."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the point of the guard
+                report_fault(kind, exc)
+                return default
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+__all__ = ["fault_count", "guarded", "report_fault"]
