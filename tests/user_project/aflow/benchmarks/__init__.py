@@ -1,0 +1,1 @@
+"""AFlow's benchmarks package (trimmed): answer extraction shared by generated workflows."""

@@ -1,0 +1,1 @@
+"""AFlow's scripts package (trimmed): LLM client and operators used by generated workflows."""

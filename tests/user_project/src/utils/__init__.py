@@ -1,0 +1,1 @@
+"""Helpers of the training code: data loading, the (fake) policy, GRPO maths."""
