@@ -33,6 +33,7 @@ import difflib
 import logging
 import os
 import re
+import stat
 import sys
 import types
 import typing
@@ -40,17 +41,22 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Union
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from otel_grpo.redact import redact_text, redact_url
 from otel_grpo.semconv import DEFAULT_DATASETS
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_VARS",
+    "MAX_CONFIG_BYTES",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
     "PACKAGED_CONFIG_NAME",
     "SECRET_KEY_NAMES",
     "ArgumentsConfig",
@@ -107,6 +113,18 @@ ENV_VARS: Final = (
 )
 """Variables :func:`load_config` reads (never secrets such as WANDB_API_KEY)."""
 
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+"""Largest config file read (1 MiB; a real one is a few KB). Larger files are refused unread."""
+
+MAX_YAML_ALIASES: Final = 32
+"""Most YAML aliases (``*name``) a config file may use."""
+
+MAX_YAML_NODES: Final = 10_000
+"""Most values a config document may hold once its aliases are expanded."""
+
+MAX_YAML_DEPTH: Final = 64
+"""Deepest nesting of mappings and lists in a config file."""
+
 _ENV_LABEL: Final = "<env>"
 _DICT_LABEL: Final = "<dict>"
 _OVERRIDES_LABEL: Final = "<overrides>"
@@ -124,6 +142,8 @@ _HIDDEN_PATHS: Final = (("otlp", "headers"),)
 
 # Files whose secret keys were already reported (warn once per file).
 _warned_secret_files: set[tuple[str, tuple[str, ...]]] = set()
+# (header, variable) pairs whose unset variable was already reported.
+_warned_missing_header_vars: set[tuple[str, str]] = set()
 
 
 # =====================================================================================
@@ -375,27 +395,16 @@ class TelemetryConfig(_Section):
     def redacted_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dump fit for logs and the WandB run config.
 
-        OTLP header values are replaced by ``"***"`` and any ``user:password@`` part of
-        the OTLP endpoint is masked. The schema has no secret fields, so nothing else
-        needs hiding.
+        OTLP header values are replaced by ``"***"`` (their names are kept), and the
+        OTLP endpoint goes through :func:`otel_grpo.redact.redact_url` (password and
+        query values masked). The schema has no other secret fields.
         """
         data = self.model_dump(mode="json")
         otlp = data["otlp"]
         otlp["headers"] = {name: "***" for name in otlp["headers"]}
         if otlp["endpoint"]:
-            otlp["endpoint"] = _redact_url_userinfo(otlp["endpoint"])
+            otlp["endpoint"] = redact_url(otlp["endpoint"])
         return data
-
-
-def _redact_url_userinfo(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 # =====================================================================================
@@ -412,7 +421,11 @@ def _format_path(loc: Iterable[Any]) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters, with any URL secret masked."""
+    try:
+        text = repr(redact_text(value) if isinstance(value, str) else value)
+    except Exception:  # noqa: BLE001 - e.g. an int too long to print; never echo it
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -572,7 +585,67 @@ def _validate(
 # Reading sources
 # =====================================================================================
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys in a mapping (PyYAML keeps the last)."""
+    """SafeLoader for untrusted config text.
+
+    * duplicate keys in a mapping are errors (PyYAML would keep the last);
+    * at most :data:`MAX_YAML_ALIASES` aliases, and the document expanded through its
+      aliases has at most :data:`MAX_YAML_NODES` nodes (no "billion laughs");
+    * an alias inside the node it refers to (``a: &a [*a]``) is an error, not a
+      recursive structure;
+    * nesting deeper than :data:`MAX_YAML_DEPTH` is an error, not a ``RecursionError``.
+
+    Every refusal is a ``ComposerError`` with the position of the offending node.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._alias_count = 0
+        self._depth = 0
+        self._open_anchors: list[str] = []
+        self._expanded_size: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"recursive alias *{event.anchor} (it refers to a node that contains it)",
+                    event.start_mark)
+            self._alias_count += 1
+            if self._alias_count > MAX_YAML_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"too many aliases (more than {MAX_YAML_ALIASES}; a config needs few)",
+                    event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open_anchors.append(anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if anchor is not None:
+                self._open_anchors.pop()
+        self._check_expansion(node)
+        return node
+
+    def _check_expansion(self, node: yaml.Node) -> None:
+        """Record the size of ``node`` with every alias expanded; refuse it when too large."""
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._expanded_size.get(id(child), 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(self._expanded_size.get(id(key), 1) + self._expanded_size.get(id(value), 1)
+                        for key, value in node.value)
+        if size > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand to more than {MAX_YAML_NODES} values (an alias bomb?)",
+                node.start_mark)
+        self._expanded_size[id(node)] = size
 
 
 def _construct_unique_mapping(
@@ -598,9 +671,17 @@ def _construct_unique_mapping(
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
+def _load_yaml(text: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _parse_yaml(text: str, label: str) -> dict[str, Any]:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # SafeLoader subclass
+        data = _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         # Problem + position only: PyYAML's source snippet could echo a secret.
         reason = exc.problem or exc.context or "invalid YAML"
@@ -609,6 +690,11 @@ def _parse_yaml(text: str, label: str) -> dict[str, Any]:
         raise ConfigError(label, f"invalid YAML: {reason}{where}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(label, f"invalid YAML: {type(exc).__name__}") from None
+    except RecursionError:
+        raise ConfigError(label, "invalid YAML: nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. an integer with 5000 digits (ValueError)
+        # The message is not echoed: it may quote the offending (possibly secret) value.
+        raise ConfigError(label, f"invalid YAML: a value cannot be read ({type(exc).__name__})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -616,15 +702,73 @@ def _parse_yaml(text: str, label: str) -> dict[str, Any]:
     return data
 
 
-def _read_file(path: Path, label: str) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(label, "file not found")
+_FILE_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _check_file_stat(mode_and_size: os.stat_result, label: str) -> None:
+    """Refuse anything but a regular file of at most :data:`MAX_CONFIG_BYTES` bytes."""
+    mode = mode_and_size.st_mode
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+        raise ConfigError(label, f"cannot read file: it is {kind}, not a regular file")
+    if mode_and_size.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(label, _too_large(mode_and_size.st_size))
+
+
+def _too_large(size: int | None) -> str:
+    got = f"{size} bytes" if size is not None else f"more than {MAX_CONFIG_BYTES} bytes"
+    return f"file too large ({got}; a config file may have at most {MAX_CONFIG_BYTES} bytes)"
+
+
+def _read_bounded(path: Path, label: str) -> bytes:
+    """The bytes of ``path``, never blocking on a FIFO nor reading more than the bound.
+
+    ``path`` is stat'ed first (a FIFO or device is never opened), then opened without
+    blocking and checked again on the open descriptor, in case it was swapped between.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(label, "cannot read file: not valid UTF-8") from None
+        _check_file_stat(os.stat(path), label)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ConfigError(label, "file not found") from None
     except OSError as exc:
         raise ConfigError(label, f"cannot read file: {exc.strerror or type(exc).__name__}") from None
+    except ConfigError:
+        raise
+    except ValueError:  # os.stat refuses a path with a NUL byte
+        raise ConfigError(label, "cannot read file: the path contains a NUL byte") from None
+    try:
+        _check_file_stat(os.fstat(fd), label)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise ConfigError(label, f"cannot read file: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)
+    if total > MAX_CONFIG_BYTES:  # the file grew after it was stat'ed
+        raise ConfigError(label, _too_large(None))
+    return b"".join(chunks)
+
+
+def _read_file(path: Path, label: str) -> dict[str, Any]:
+    data = _read_bounded(path, label)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(label, "cannot read file: not valid UTF-8") from None
     return _parse_yaml(text, label)
 
 
@@ -636,10 +780,11 @@ def _packaged_text() -> tuple[str, str]:
 def default_config_source() -> str:
     """Return the label of the file :func:`load_config` reads when given no source.
 
-    That is ``config/telemetry.yaml`` when it exists in the current directory, else the
+    That is ``config/telemetry.yaml`` when it exists in the current directory (whatever
+    it is: a FIFO or a directory there is an error, not silently skipped), else the
     path of the packaged ``otel_grpo/default_telemetry.yaml``.
     """
-    if DEFAULT_CONFIG_PATH.is_file():
+    if os.path.lexists(DEFAULT_CONFIG_PATH):
         return str(DEFAULT_CONFIG_PATH)
     return str(resources.files("otel_grpo").joinpath(PACKAGED_CONFIG_NAME))
 
@@ -984,13 +1129,26 @@ def load_config(
         ConfigError: on a missing/unreadable/invalid file, an invalid value anywhere, or
             a malformed environment variable.
     """
+    try:
+        return _load_layers(source, env, overrides, sections)
+    except RecursionError:  # a self-referencing or absurdly deep mapping passed by code
+        label = _DICT_LABEL if isinstance(source, Mapping) else _OVERRIDES_LABEL
+        raise ConfigError(label, "nested too deeply (or contains itself)") from None
+
+
+def _load_layers(
+    source: str | os.PathLike[str] | Mapping[str, Any] | TelemetryConfig | None,
+    env: Mapping[str, str] | None,
+    overrides: Mapping[str, Any] | None,
+    sections: Mapping[str, Any],
+) -> TelemetryConfig:
     # 1. the base layer
     if isinstance(source, TelemetryConfig):
         label = _MODEL_LABEL
         base = source.model_copy(deep=True)
     else:
         if source is None:
-            if DEFAULT_CONFIG_PATH.is_file():
+            if os.path.lexists(DEFAULT_CONFIG_PATH):
                 label = str(DEFAULT_CONFIG_PATH)
                 raw = _read_file(DEFAULT_CONFIG_PATH, label)
                 once_key: str | None = str(DEFAULT_CONFIG_PATH.resolve())
@@ -1034,28 +1192,34 @@ def load_config(
 
 
 def resolve_headers(
-    otlp: OtlpConfig,
+    otlp: OtlpConfig | Mapping[str, str],
     env: Mapping[str, str] | None = None,
     *,
     strict: bool = False,
 ) -> dict[str, str]:
-    """Return ``otlp.headers`` with every ``${NAME}`` replaced from the environment.
+    """Return the OTLP headers with every ``${NAME}`` replaced from the environment.
 
-    Call this when building the exporter, so the file only ever holds references.
-    A header whose variable is unset is left out with a warning (naming the header and
-    the variable, never a value), or raises :class:`ConfigError` when ``strict``.
+    ``otlp`` is the OTLP section (its ``headers`` are used) or the headers mapping
+    itself. The OTLP exporters call this when they are built, so the file only ever
+    holds references. A header whose variable is unset is left out with a warning
+    (naming the header and the variable, never a value; once per process), or raises
+    :class:`ConfigError` when ``strict``.
     """
     environ = os.environ if env is None else env
+    headers = otlp if isinstance(otlp, Mapping) else otlp.headers
     resolved: dict[str, str] = {}
-    for name, template in otlp.headers.items():
+    for name, template in headers.items():
+        template = str(template)
         missing = [m.group(1) for m in _ENV_REF_RE.finditer(template) if m.group(1) not in environ]
         if missing:
             problem = f"environment variable {missing[0]} is not set"
             if strict:
                 raise ConfigError(_ENV_LABEL, [(f"otlp.headers.{name}", problem)])
-            logger.warning("otlp.headers.%s: %s; header not sent", name, problem)
+            if (name, missing[0]) not in _warned_missing_header_vars:
+                _warned_missing_header_vars.add((name, missing[0]))
+                logger.warning("otlp.headers.%s: %s; header not sent", name, problem)
             continue
-        resolved[name] = _ENV_REF_RE.sub(lambda m: environ[m.group(1)], template)
+        resolved[str(name)] = _ENV_REF_RE.sub(lambda m: environ[m.group(1)], template)
     return resolved
 
 
@@ -1071,7 +1235,7 @@ def _summary(cfg: TelemetryConfig) -> list[str]:
         signals = [s for s, on in (("metrics", o.metrics), ("traces", o.traces)) if on]
         otlp_line = (
             f"otlp: enabled, {o.protocol} -> "
-            f"{_redact_url_userinfo(o.endpoint or '(SDK default)')}"
+            f"{redact_url(o.endpoint) if o.endpoint else '(SDK default)'}"
             f", signals={','.join(signals) or 'none'}, headers={len(o.headers)}"
         )
     else:

@@ -13,8 +13,13 @@ is down, slow or hanging costs the trainer nothing:
   most :data:`MAX_PENDING_SPAN_BATCHES` batches and drop the oldest beyond that;
 * failures are counted (:func:`otlp_health`) and logged once per outage, not once per
   export; the SDK exporters' own per-export error lines are suppressed on the worker
-  thread. Header values are never logged, and credentials in the endpoint URL are
-  redacted.
+  thread. Header values are never logged; the endpoint's credentials and query values
+  are masked (by :mod:`otel_grpo.redact`) in our log lines and in the HTTP client's
+  records on the worker thread.
+
+Header values written as ``"${NAME}"`` are expanded from the environment when the
+exporter is built (:func:`otel_grpo.config.resolve_headers`); a header whose variable
+is unset is not sent, with one warning naming the header and the variable.
 
 A forked child process (the reward computer's code-test workers) never exports: it
 would re-send the parent's cumulative totals under the parent's
@@ -27,7 +32,6 @@ import collections
 import logging
 import math
 import os
-import re
 import threading
 import time
 import weakref
@@ -52,6 +56,9 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_grpo import redact as _redact
+from otel_grpo.config import resolve_headers
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -89,6 +96,9 @@ RELOG_INTERVAL_S = 600.0
 # Logger names (prefixes) of the SDK exporters whose per-export error lines are
 # replaced by our once-per-outage line while our worker thread runs an export.
 _SDK_EXPORTER_LOGGER_PREFIXES = ("opentelemetry.exporter.otlp", "opentelemetry.exporter.http")
+# Logger names (prefixes) of the HTTP client under the SDK exporters: their records on
+# our worker thread are redacted (they print the request URL, query string included).
+_HTTP_CLIENT_LOGGER_PREFIXES = ("urllib3", "requests")
 
 
 class OtlpSettings(Protocol):
@@ -200,20 +210,13 @@ def _with_scheme(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` without user info or query string, fit for a log line."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """``url`` reduced to ``scheme://host[:port]/path``: no userinfo, query or fragment.
+
+    Kept under this name for existing callers; it is
+    :func:`otel_grpo.redact.redact_url` with ``endpoint_only=True``. Log lines here use
+    the shared masked form (``?api-key=REDACTED``) instead.
+    """
+    return _redact.redact_url(url, endpoint_only=True)
 
 
 # --- suppressing the SDK exporters' own per-export log lines ---------------------------
@@ -237,23 +240,48 @@ class _SuppressOnExportThread(logging.Filter):
         return True
 
 
+class _RedactOnExportThread(logging.Filter):
+    """Redact records the HTTP client logs while our worker runs an export.
+
+    urllib3 logs each request line (``"POST /v1/metrics?api-key=... HTTP/1.1" 200``)
+    at DEBUG: the endpoint's query values and the header values are masked in place.
+    Records of other threads (the trainer's own HTTP calls) are left untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_export_thread_state, "active", False):
+            secrets = getattr(_export_thread_state, "secrets", ())
+            try:
+                record.msg = _redact.redact_text(record.getMessage(), secrets)
+                record.args = None
+                if record.exc_info:
+                    record.exc_text = _redact.redact_text(
+                        logging.Formatter().formatException(record.exc_info), secrets)
+                    record.exc_info = None
+            except Exception:  # noqa: BLE001 - a record we cannot redact is not let through
+                return False
+        return True
+
+
 _SUPPRESS_FILTER = _SuppressOnExportThread()
+_REDACT_FILTER = _RedactOnExportThread()
 
 
 def _install_log_filter() -> None:
-    """Attach the filter to every already-created SDK exporter logger (idempotent)."""
+    """Attach the filters to every already-created SDK exporter / HTTP client logger (idempotent)."""
     for name in list(logging.Logger.manager.loggerDict):
         if name.startswith(_SDK_EXPORTER_LOGGER_PREFIXES):
-            logger = logging.getLogger(name)
-            if _SUPPRESS_FILTER not in logger.filters:
-                logger.addFilter(_SUPPRESS_FILTER)
+            log_filter: logging.Filter = _SUPPRESS_FILTER
+        elif name.startswith(_HTTP_CLIENT_LOGGER_PREFIXES):
+            log_filter = _REDACT_FILTER
+        else:
+            continue
+        logger = logging.getLogger(name)
+        if log_filter not in logger.filters:
+            logger.addFilter(log_filter)
 
 
 # --- export state: counting, log once ---------------------------------------------------
-
-
-# "user:password@" in a URL or a host:port string (gRPC targets have no "//").
-_USERINFO_RE = re.compile(r"[^\s/@:]+:[^\s/@]*@")
 
 
 class _ExportState:
@@ -261,9 +289,10 @@ class _ExportState:
 
     def __init__(self, signal: str, endpoint: str, secrets: Sequence[str] = ()) -> None:
         self.signal = signal
-        self.endpoint = redact_url(endpoint)
-        # Header values: never allowed into a log line, even inside an error message.
-        self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
+        self.endpoint = _redact.redact_url(endpoint)
+        # Header values and the endpoint's own secrets (password, query values): never
+        # allowed into a log line, even inside an error message.
+        self.secrets: tuple[str, ...] = tuple({*secrets, *_redact.url_secrets(endpoint)})
         self.failing = False
         self._failures_in_outage = 0
         self._last_warning = -math.inf
@@ -290,11 +319,8 @@ class _ExportState:
             self._failures_in_outage = 0
 
     def scrub(self, text: str) -> str:
-        """Remove header values and URL credentials from ``text``."""
-        text = _USERINFO_RE.sub("<redacted>@", text)
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
+        """Remove header values, URL credentials and query values from ``text``."""
+        return _redact.redact_text(text, self.secrets)
 
     def failure(self, reason: str, items: int = 0) -> None:
         reason = self.scrub(reason)
@@ -453,6 +479,7 @@ class _NonBlockingMixin:
     def _run_export(self, call: Callable[[], Any], items: int) -> None:
         _export_thread_state.active = True
         _export_thread_state.message = None
+        _export_thread_state.secrets = self._state.secrets
         reason = ""
         ok = False
         try:
@@ -628,7 +655,8 @@ def _protocol(cfg: OtlpSettings) -> str:
 
 
 def _headers(cfg: OtlpSettings, protocol: str) -> dict[str, str]:
-    headers = dict(getattr(cfg, "headers", None) or {})
+    """The headers to send: ``${NAME}`` references expanded from the environment."""
+    headers = resolve_headers(dict(getattr(cfg, "headers", None) or {}))
     # gRPC metadata keys must be lower case; HTTP header names are case-insensitive.
     return {str(k).lower(): str(v) for k, v in headers.items()} if protocol == PROTOCOL_GRPC else {
         str(k): str(v) for k, v in headers.items()
@@ -714,7 +742,7 @@ def build_otlp_metric_reader(
     exporter, endpoint, protocol, timeout = _non_blocking_exporter(
         cfg, "metrics", _make_metric_exporter, NonBlockingMetricExporter, flush_wait_s)
     interval_s = float(getattr(cfg, "export_interval_s", 10.0) or 10.0)
-    _logger.debug("OTLP metrics -> %s (%s, every %.1fs)", redact_url(endpoint), protocol, interval_s)
+    _logger.debug("OTLP metrics -> %s (%s, every %.1fs)", _redact.redact_url(endpoint), protocol, interval_s)
     return PeriodicExportingMetricReader(
         exporter,
         export_interval_millis=interval_s * 1e3,
@@ -737,7 +765,7 @@ def build_otlp_span_processor(
     exporter, endpoint, protocol, timeout = _non_blocking_exporter(
         cfg, "traces", _make_span_exporter, NonBlockingSpanExporter, flush_wait_s)
     interval_s = float(getattr(cfg, "export_interval_s", 5.0) or 5.0)
-    _logger.debug("OTLP traces -> %s (%s)", redact_url(endpoint), protocol)
+    _logger.debug("OTLP traces -> %s (%s)", _redact.redact_url(endpoint), protocol)
     return _OtlpBatchSpanProcessor(
         exporter,
         max_queue_size=SPAN_QUEUE_SIZE,

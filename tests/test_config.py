@@ -439,7 +439,18 @@ def test_header_values_never_in_errors_or_redacted_dict() -> None:
     dumped = json.dumps(cfg.redacted_dict())
     assert SECRET not in dumped
     assert cfg.redacted_dict()["otlp"]["headers"] == {"authorization": "***"}
-    assert cfg.redacted_dict()["otlp"]["endpoint"] == "http://***@collector:4318"
+    assert cfg.redacted_dict()["otlp"]["endpoint"] == "http://user:REDACTED@collector:4318"
+    cfg = load_config({"otlp": {"enabled": True, "endpoint": f"http://collector:4318/v1?api-key={SECRET}"}}, env={})
+    assert cfg.redacted_dict()["otlp"]["endpoint"] == "http://collector:4318/v1?api-key=REDACTED"
+
+
+def test_endpoint_query_secret_hidden_in_summary_and_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, f"otlp:\n  enabled: true\n  endpoint: http://collector:4318?api-key={SECRET}\n")
+    code, summary = check_config(path, env={})
+    assert code == 0 and SECRET not in summary and "http://collector:4318?api-key=REDACTED" in summary
+    # A rejected endpoint is quoted in the error with its secrets masked.
+    message = error_of({"otlp": {"endpoint": f"ftp://user:{SECRET}@collector:4318?token={SECRET}"}})
+    assert "otlp.endpoint" in message and SECRET not in message
 
 
 # ----------------------------------------------------------------------------- errors
@@ -577,6 +588,10 @@ def test_resolve_headers_expands_env_refs() -> None:
         "x-static": "1",
     }
     assert otlp.headers["authorization"] == "Bearer ${TOKEN_VAR}"  # config unchanged
+
+
+def test_resolve_headers_accepts_the_mapping_itself() -> None:
+    assert resolve_headers({"x": "a-${V}-b"}, env={"V": "v"}) == {"x": "a-v-b"}
 
 
 def test_resolve_headers_uses_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
