@@ -23,6 +23,12 @@ logger = logging.getLogger(__name__)
 
 _current: Telemetry | None = None
 _current_lock = threading.Lock()
+_train_windows_opened = 0
+
+
+def train_windows_opened() -> int:
+    """Training-step windows opened in this process, wrapped or by hand (for the typo warning)."""
+    return _train_windows_opened
 
 
 class _Scope:
@@ -71,8 +77,11 @@ class WindowScope(_Scope):
         self._span_cm = None
 
     def _enter(self) -> None:
+        global _train_windows_opened
         tel = self._tel
         self._window, self._tokens = tel.recorder.open_window(self.split, self.step)
+        if self.split == semconv.SPLIT_TRAIN:
+            _train_windows_opened += 1
         self.step = self._window.step
         if not tel.tracing:
             return

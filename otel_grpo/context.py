@@ -11,9 +11,11 @@ from the dataset table, and a cardinality guard that folds unexpected sources in
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -25,17 +27,35 @@ logger = logging.getLogger(__name__)
 
 _LABEL_UNSAFE = re.compile(r"[^a-z0-9_.\-]+")
 _MAX_LABEL_LEN = 64
+_SUFFIX_LEN = 8  # hex digits of the hash that keeps a rewritten name distinct
 
 
 def _clean_label(value: Any) -> str:
-    """Lower-case ``value`` and strip characters that would break a WandB key."""
+    """A WandB-key- and Prometheus-label-safe form of ``value``; distinct inputs stay distinct.
+
+    Sources are lower-cased and stripped. A name that is already safe (``[a-z0-9_.-]``,
+    at most 64 characters) is kept as it is. Any other name is rewritten (accents
+    folded to ASCII, other characters to ``_``, cut to length) and gets a short hash
+    of the full original name, so ``émath`` never becomes ``math`` and two long names
+    with a common prefix never merge.
+    """
     if value is None:
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    text = str(value).strip().lower()
-    text = _LABEL_UNSAFE.sub("_", text).strip("_")
-    return text[:_MAX_LABEL_LEN]
+    elif isinstance(value, bool):
+        value = "true" if value else "false"
+    text = value if isinstance(value, str) else str(value)
+    text = text.strip().lower()
+    if not text:
+        return ""
+    safe = _LABEL_UNSAFE.sub("_", text)
+    if safe == text and len(text) <= _MAX_LABEL_LEN:
+        return text
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    base = _LABEL_UNSAFE.sub("_", folded).strip("_")[: _MAX_LABEL_LEN - _SUFFIX_LEN - 1].rstrip("_")
+    digest = hashlib.blake2s(text.encode("utf-8", "surrogatepass"), digest_size=_SUFFIX_LEN // 2).hexdigest()
+    return f"{base}_{digest}" if base else f"x_{digest}"
 
 
 class LabelGuard:
@@ -56,13 +76,14 @@ class LabelGuard:
         self._lock = threading.Lock()
         self._warned_source = False
         self._warned_ptype = False
-        self._cache: dict[Any, str] = {}
-        self._ptype_cache: dict[tuple[Any, str], str] = {}
+        self._cache: dict[tuple[type, Any], str] = {}
+        self._ptype_cache: dict[tuple[type, Any, str], str] = {}
 
     def source(self, raw: Any) -> str:
         """Return the normalised source label for ``raw``."""
+        cache_key = (type(raw), raw)  # 1 == True == 1.0 hash alike, but are different names
         try:
-            return self._cache[raw]
+            return self._cache[cache_key]
         except (KeyError, TypeError):
             pass
         label = _clean_label(raw) or semconv.UNKNOWN
@@ -82,21 +103,22 @@ class LabelGuard:
                     label = semconv.OTHER
         try:
             if len(self._cache) < 4096:
-                self._cache[raw] = label
+                self._cache[cache_key] = label
         except TypeError:
             pass
         return label
 
     def problem_type(self, raw: Any, source: str) -> str:
         """Return the normalised problem type, derived from ``source`` when missing."""
+        cache_key = (type(raw), raw, source)
         try:
-            return self._ptype_cache[(raw, source)]
+            return self._ptype_cache[cache_key]
         except (KeyError, TypeError):
             pass
         label = self._problem_type(raw, source)
         try:
             if len(self._ptype_cache) < 4096:
-                self._ptype_cache[(raw, source)] = label
+                self._ptype_cache[cache_key] = label
         except TypeError:
             pass
         return label

@@ -98,10 +98,19 @@ def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
     if cfg.prometheus.enabled:
         from otel_grpo.prometheus_endpoint import start_prometheus_reader
 
-        prometheus = start_prometheus_reader(cfg.prometheus.host, cfg.prometheus.port)
-        readers.append(prometheus.reader)
-        closers.append(prometheus.stop)
-        logger.info("otel-grpo: Prometheus metrics at %s", prometheus.url)
+        try:
+            prometheus = start_prometheus_reader(cfg.prometheus.host, cfg.prometheus.port)
+        except OSError as exc:  # the port is taken (another run, another exporter): carry on without it
+            logger.warning(
+                "otel-grpo: cannot serve Prometheus metrics on %s:%s (%s); WandB rows and OTLP carry on "
+                "without the scrape endpoint. Choose another port with prometheus.port in the telemetry "
+                "config or OTEL_EXPORTER_PROMETHEUS_PORT (0 picks a free one), or turn the endpoint off "
+                "with prometheus.enabled: false",
+                cfg.prometheus.host, cfg.prometheus.port, exc.strerror or exc)
+        else:
+            readers.append(prometheus.reader)
+            closers.append(prometheus.stop)
+            logger.info("otel-grpo: Prometheus metrics at %s", prometheus.url)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     tracer_provider = None
     if processors:

@@ -51,7 +51,25 @@ except Exception as _exc:  # noqa: BLE001 - the user's sitecustomize failing is 
     print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(_exc).__name__}: {_exc}",
           file=_sys.stderr)
 
+def _console_logging() -> None:
+    """otel-grpo's own lines (what was instrumented, warnings) on stderr, unless the program logs."""
+    import logging
+
+    class _UnlessProgramLogs(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not logging.getLogger().handlers  # the program set up logging: it shows our lines
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_UnlessProgramLogs())
+    logger = logging.getLogger("otel_grpo")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
 try:
+    _console_logging()
     from otel_grpo.bootstrap_hooks import start_from_environment
 
     start_from_environment()

@@ -96,7 +96,7 @@ class GrpoInstrumentor(BaseInstrumentor):
                 return
             if patch_method(owner, attr, wrapper, role):
                 self._patched.append((module_name, qualname))
-                report_instrumented([(role, f"{module_name}:{qualname}")])
+                report_instrumented([(role, f"{module_name}:{qualname}")], announce=False)
         return patch
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ class _Report:
     lock = threading.Lock()
     wrapped: dict[str, str] = {}  # "Class.method" -> role
     warned = False
+    announced = False
     targets_hint = ""
 
 
@@ -30,15 +31,38 @@ def set_targets_hint(targets: dict[str, str]) -> None:
     _Report.targets_hint = ", ".join(f"{role}={target}" for role, target in sorted(targets.items()))
 
 
-def report_instrumented(wrapped: Iterable[tuple[str, str]]) -> None:
-    """Log one line naming the methods just wrapped: ``(role, "Class.method")`` pairs."""
+def report_instrumented(wrapped: Iterable[tuple[str, str]], announce: bool = True) -> None:
+    """Remember the methods just wrapped (``(role, "Class.method")`` pairs); ``announce`` logs them.
+
+    ``otel-grpo run`` wraps each module as it is imported and announces the whole list
+    once, at the first recorded call (:func:`first_call`), instead of a line per module.
+    """
     new = [(role, label) for role, label in wrapped]
     if not new:
         return
     with _Report.lock:
         for role, label in new:
             _Report.wrapped[label] = role
-    logger.info("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
+    if announce:
+        logger.info("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
+    else:
+        logger.debug("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
+
+
+def first_call(role: str, steps_seen: bool) -> None:
+    """The first call of any instrumented method: say what is instrumented, warn if no step is."""
+    with _Report.lock:
+        if _Report.announced:
+            return
+        _Report.announced = True
+    if _Report.wrapped:
+        logger.info("otel-grpo: recording %s", _listing())
+    if role != TRAIN_STEP_ROLE:
+        warn_if_no_train_step(f"{role} was called", steps_seen)
+
+
+def _listing() -> str:
+    return ", ".join(f"{label} ({role})" for label, role in sorted(_Report.wrapped.items())) or "nothing"
 
 
 def train_step_instrumented() -> bool:
@@ -57,7 +81,7 @@ def warn_if_no_train_step(when: str, steps_seen: bool = False) -> bool:
         if _Report.warned:
             return False
         _Report.warned = True
-    done = ", ".join(f"{label} ({role})" for label, role in sorted(_Report.wrapped.items())) or "nothing"
+    done = _listing()
     logger.warning(
         "otel-grpo: %s, but no training step has been instrumented (instrumented: %s), so no per-step "
         "rows are written. Check instrumentation.targets in your telemetry config (now: %s): module, "
@@ -67,11 +91,9 @@ def warn_if_no_train_step(when: str, steps_seen: bool = False) -> bool:
 
 def warn_at_exit() -> None:
     """At interpreter exit: warn if the program ran without a single training-step window."""
-    from otel_grpo.api import get_telemetry
+    from otel_grpo.api import train_windows_opened
 
-    tel = get_telemetry()
-    if tel is not None:
-        warn_if_no_train_step("the program ends", steps_seen=tel.recorder.last_step is not None)
+    warn_if_no_train_step("the program ends", steps_seen=train_windows_opened() > 0)
 
 
 def reset() -> None:
@@ -79,7 +101,8 @@ def reset() -> None:
     with _Report.lock:
         _Report.wrapped = {}
         _Report.warned = False
+        _Report.announced = False
 
 
-__all__ = ["report_instrumented", "reset", "set_targets_hint", "train_step_instrumented",
+__all__ = ["first_call", "report_instrumented", "reset", "set_targets_hint", "train_step_instrumented",
            "warn_at_exit", "warn_if_no_train_step"]

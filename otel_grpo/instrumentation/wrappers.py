@@ -33,7 +33,7 @@ from otel_grpo.context import (
     set_sample,
 )
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.report import TRAIN_STEP_ROLE, warn_if_no_train_step
+from otel_grpo.instrumentation.report import first_call
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +111,20 @@ def _make(role: str, before: Callable[..., Any], after: Callable[..., None]) -> 
     A role already active in this context (a nested or doubly wrapped call) passes through.
     """
 
-    check_train_step = role != TRAIN_STEP_ROLE
+    first = True
 
     def enter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict):  # noqa: ANN202
-        nonlocal check_train_step
+        nonlocal first
         tel = get_telemetry()
         if tel is None:
             return None, None, None
-        if check_train_step:  # the first recorded call: is a training step instrumented at all?
-            check_train_step = False
-            recorder = tel.recorder
-            warn_if_no_train_step(f"{role} was called",
-                                  steps_seen=recorder.last_step is not None or recorder.current_window() is not None)
+        if first:  # say once what is instrumented; warn if no training step is
+            first = False
+            try:
+                recorder = tel.recorder
+                first_call(role, steps_seen=recorder.last_step is not None or recorder.current_window() is not None)
+            except Exception as exc:  # noqa: BLE001
+                _internal_error(role, exc)
         roles = _active_roles.get()
         if role in roles:
             return None, None, None
