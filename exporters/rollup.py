@@ -106,6 +106,7 @@ class RunTotals:
     exec_latency: dict[tuple, list[int]] = field(default_factory=dict)
     cost_total: float = 0.0
     exec_runs: float = 0
+    executor_llm_requests: float = 0  # GenAI requests made inside executor runs (never judge requests)
     invalid_costs: float = 0
     health: dict[str, float] = field(default_factory=dict)
 
@@ -190,6 +191,8 @@ def accumulate(totals: RunTotals, points: Iterable[Point]) -> None:
                 agg.judge[outcome] = agg.judge.get(outcome, 0) + value
         elif name == sc.JUDGE_REQUESTS[0]:
             totals.judge_requests += value
+        elif name == sc.EXECUTOR_LLM_REQUESTS[0]:
+            totals.executor_llm_requests += value
         elif name == sc.JUDGE_COST[0]:
             totals.judge_cost += value
         elif name == sc.JUDGE_DURATION[0] and isinstance(value, Hist):
@@ -197,6 +200,7 @@ def accumulate(totals: RunTotals, points: Iterable[Point]) -> None:
         elif name == sc.EXECUTOR_DURATION[0] and isinstance(value, Hist):
             _add_buckets(totals.exec_latency, value)
         elif name == sc.GEN_AI_TOKEN_USAGE[0] and isinstance(value, Hist):
+            # Only the judge's tokens: an executor LLM request's go to no judge/ key.
             if attrs.get(sc.ATTR_LLM_ROLE, "judge") == "judge":
                 kind = attrs.get(sc.GEN_AI_TOKEN_TYPE, "input")
                 totals.judge_tokens[kind] = totals.judge_tokens.get(kind, 0) + value.total
@@ -321,6 +325,8 @@ def _cumulative_keys(totals: RunTotals, row: dict[str, Any]) -> None:
             value = _quantiles(totals.exec_latency, q)
             if value is not None:
                 row[f"executor/latency_{label}_s"] = value
+    if totals.exec_runs > 0 or totals.executor_llm_requests > 0:
+        row["executor/llm_requests"] = int(totals.executor_llm_requests)
     if totals.exec_runs > 0 or totals.judge_requests > 0:
         row["cost/judge_calls"] = int(totals.judge_requests)
         row["cost/judge_cost"] = totals.judge_cost

@@ -3,9 +3,15 @@
 It shares no code with otel_grpo: it works from the list of events a test generated.
 Events are dicts:
 - sample: {"source", "ptype", "reward", "correctness" (None = reward), "cost", "exec": "ok"|"fail"|"none",
-           "group" (optional)}; exec "fail" means reward 0 / correctness 0 whatever "reward" says.
-- judge: {"source", "outcome", "verdict", "requests"}
-A window is {"split": "train"|"val", "step", "samples", "judges", "scalars", "raises"}.
+           "group" (optional), "llm_requests" (optional, default 0: executor LLM requests its executor
+           run made)}; exec "fail" means reward 0 / correctness 0 whatever "reward" says.
+- judge: {"source", "outcome", "verdict", "requests"} ("requests": its judge requests, default 1)
+A window is {"split": "train"|"val", "step", "samples", "judges", "scalars", "raises",
+"judge_requests" (optional, default 0: judge requests made outside any judge evaluation, i.e. classified
+by the judge endpoint rule, e.g. a judge reached inline from compute_reward)}.
+
+Which HTTP requests are judge requests (SPEC.md, "judge request") is restated in
+:func:`request_role`: the innermost open call decides, then the configured judge endpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +22,26 @@ from typing import Any
 PTYPE = {"gsm8k": "math", "math": "math", "humaneval": "code", "mbpp": "code",
          "hotpotqa": "qa", "commonsenseqa": "qa", "mmlu": "qa"}
 THRESHOLD = 0.9
+JUDGE_PREFIXES = ("/v1/chat/completions", "/v1/completions")  # the default judge.path_prefixes
+
+
+def request_role(innermost: str | None, method: str, port: int, path: str, judge_ports: tuple[int, ...],
+                 judge_prefixes: tuple[str, ...] = JUDGE_PREFIXES) -> str | None:
+    """What SPEC.md calls one HTTP request: "judge", "executor" (an executor LLM request) or None.
+
+    ``innermost`` is the innermost open call when the request is made: "judge" (a judge
+    evaluation), "executor" (an executor run) or None. Only "judge" requests count in
+    cost/judge_calls; only "executor" ones in executor/llm_requests. The endpoint rule is
+    restated for ports only (judge.hosts left empty, as the tests configure it).
+    """
+    genai = method.upper() == "POST" and (path.endswith("/completions") or path.endswith("/completions/"))
+    if innermost == "judge":
+        return "judge"  # any request: any method, host, port or path
+    if innermost == "executor" and genai:
+        return "executor"  # never a judge request, even on the judge's own port
+    if method.upper() == "POST" and port in judge_ports and path.startswith(judge_prefixes):
+        return "judge"  # the configured endpoint rule, e.g. a judge reached inline from compute_reward
+    return None
 
 
 def norm_source(source: Any) -> str:
@@ -54,6 +80,7 @@ class Oracle:
         self.verdicts = {"correct": 0, "incorrect": 0}
         self.judge_by_source: dict[str, list[int]] = {}
         self.judge_requests = 0
+        self.executor_llm_requests = 0
         self.cost_total = 0.0
         self.exec_runs = 0
         self.invalid_costs = 0
@@ -63,6 +90,7 @@ class Oracle:
         cost_by_source: dict[str, float] = {}
         ok_by_source: dict[str, int] = {}
         for s in window["samples"]:
+            self.executor_llm_requests += s.get("llm_requests", 0)
             if s.get("exec", "ok") == "none":
                 continue
             value, invalid = cost_value(s.get("cost"))
@@ -73,6 +101,7 @@ class Oracle:
             cost_by_source[src] = cost_by_source.get(src, 0.0) + value
             if s.get("exec", "ok") == "ok":
                 ok_by_source[src] = ok_by_source.get(src, 0) + 1
+        self.judge_requests += window.get("judge_requests", 0)
         step_judges = {"success": 0, "parse_failure": 0, "api_failure": 0}
         for j in window["judges"]:
             src = norm_source(j["source"])
@@ -170,6 +199,8 @@ class Oracle:
             row["cost/total_cost"] = self.cost_total
             row["cost/executor_calls"] = self.exec_runs
             row["cost/avg_cost_per_sample"] = self.cost_total / self.exec_runs
+        if self.exec_runs or self.executor_llm_requests:
+            row["executor/llm_requests"] = self.executor_llm_requests
         if self.exec_runs or self.judge_requests:
             row["cost/judge_calls"] = self.judge_requests
             row["cost/judge_cost"] = 0.0

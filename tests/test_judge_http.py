@@ -2,11 +2,15 @@
 
 Every test compares with what an uninstrumented client sees, so the instrumentation is
 checked for transparency as well as for the spans, metrics and judge accounting it adds.
+Who makes a request decides what it is (the innermost open judge evaluation or executor
+run, then the configured endpoint): checked for every client transport against
+:func:`tests.oracle.request_role`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -30,7 +34,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_grpo
-from otel_grpo.context import JudgeEvaluationState, judge_evaluation_var
+from otel_grpo.context import (
+    CALL_EXECUTOR,
+    CALL_JUDGE,
+    ExecutorRunState,
+    JudgeEvaluationState,
+    enter_call,
+    exit_call,
+    judge_evaluation_var,
+)
 from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
 from otel_grpo.instrumentation import judge_http
 from otel_grpo.instrumentation.judge_http import (
@@ -41,6 +53,7 @@ from otel_grpo.instrumentation.judge_http import (
     is_http_instrumented,
     uninstrument_http,
 )
+from tests.oracle import request_role
 
 MODEL = "gpt-oss-120b"
 SECRET_QUESTION = "How many ducks does Zanzibar-Quokka own?"
@@ -557,3 +570,144 @@ def test_gzip_encoded_streamed_reply_is_observed_not_altered(make_tel):
     assert span.attributes["gen_ai.usage.input_tokens"] == 3
     assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert judge_requests(handle) == {None: 1}
+
+
+# --- who makes a request decides ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def other_server() -> Iterator[JudgeServer]:
+    """A second OpenAI-compatible server, on a port that is not in judge.ports."""
+    with JudgeServer() as srv:
+        yield srv
+
+
+def _send(kind: str, method: str, url: str, body: dict | None) -> int:
+    """One HTTP request with the client ``kind``; returns the status code."""
+    kwargs: dict[str, Any] = {"json": body} if body is not None else {}
+    if kind == "requests":
+        with requests.Session() as session:
+            response = session.request(method, url, timeout=5, **kwargs)
+            response.content  # noqa: B018 - read the body
+            return response.status_code
+    module = httpx if kind.startswith("httpx_") else httpx2
+    if kind.endswith("async"):
+        async def run() -> int:
+            async with module.AsyncClient() as c:
+                return (await c.request(method, url, **kwargs)).status_code
+        return asyncio.run(run())
+    with module.Client() as c:
+        return c.request(method, url, **kwargs).status_code
+
+
+@contextlib.contextmanager
+def _inside(innermost: str | None, span_name: str, handle: SimpleNamespace) -> Iterator[Any]:
+    """Open a judge evaluation / executor run (as the wrappers do), or nothing; yields its state."""
+    if innermost is None:
+        yield None
+        return
+    state: Any = (JudgeEvaluationState("math", "math") if innermost == "judge"
+                  else ExecutorRunState("gsm8k", "math"))
+    with handle.tel.tracer.start_as_current_span(span_name):
+        token = enter_call(CALL_JUDGE if innermost == "judge" else CALL_EXECUTOR, state)
+        try:
+            yield state
+        finally:
+            exit_call(token)
+
+
+def _totals(handle: SimpleNamespace, name: str) -> int:
+    return sum(dp.value for dp in points(handle, name))
+
+
+@pytest.mark.parametrize("kind", ["httpx_sync", "httpx_async", "httpx2_sync", "httpx2_async", "requests"])
+def test_the_innermost_call_decides_for_every_transport(server, other_server, make_tel, kind):
+    handle = make_tel([server.port])
+    judge_ports = (server.port,)
+    targets = [  # (method, port, path, body)
+        ("POST", server.port, "/v1/chat/completions", BODY),  # the judge's endpoint
+        ("POST", other_server.port, "/chat/completions", BODY),  # another port, no /v1
+        ("GET", server.port, "/v1/models", None),
+        ("GET", other_server.port, "/health", None),
+    ]
+    for innermost in ("judge", "executor", None):
+        for method, port, path, body in targets:
+            role = request_role(innermost, method, port, path, judge_ports)
+            before = (_totals(handle, "grpo.judge.requests"), _totals(handle, "grpo.executor.llm_requests"),
+                      len(handle.exporter.get_finished_spans()))
+            with _inside(innermost, f"grpo.{innermost}", handle) as state:
+                assert _send(kind, method, f"http://127.0.0.1:{port}{path}", body) == 200
+            case = (innermost, method, port == server.port, path)
+            assert _totals(handle, "grpo.judge.requests") - before[0] == (role == "judge"), case
+            assert _totals(handle, "grpo.executor.llm_requests") - before[1] == (role == "executor"), case
+            if innermost == "judge":
+                assert [a.error_type for a in state.attempts] == [None], case  # a 200 with content or no body
+            new_spans = list(handle.exporter.get_finished_spans())[before[2]:]
+            clients = [sp for sp in new_spans if sp.kind is SpanKind.CLIENT]
+            if role is not None:
+                (span,) = clients
+                assert span.attributes["grpo.llm.role"] == role, case
+                if innermost is not None:  # a child of the judge evaluation's / executor run's span
+                    assert span.parent is not None and span.parent.span_id == new_spans[-1].context.span_id
+                    assert span.attributes["grpo.source"] == ("math" if role == "judge" else "gsm8k"), case
+            elif innermost is None and method == "POST" and port != server.port:
+                (span,) = clients  # a GenAI request outside any run: described, never counted
+                assert span.attributes["grpo.llm.role"] == "executor"
+            else:
+                assert clients == [], case
+
+
+def test_openai_clients_inside_runs_on_the_judge_port_and_elsewhere(server, other_server, make_tel):
+    """The OpenAI SDK: async client in an executor run, sync client in a judge evaluation."""
+    handle = make_tel([server.port])
+
+    async def executor_calls() -> list[Any]:
+        with _inside("executor", "grpo.execute_workflow", handle):
+            async with aclient(server, max_retries=0) as c:
+                return [await c.chat.completions.create(model=MODEL, messages=PROMPT) for _ in range(3)]
+
+    replies = asyncio.run(executor_calls())
+    assert _totals(handle, "grpo.judge.requests") == 0
+    requests_dp = points(handle, "grpo.executor.llm_requests")
+    assert [(dict(dp.attributes), dp.value) for dp in requests_dp] == [
+        ({"grpo.split": "train", "grpo.source": "gsm8k"}, 3)]
+    tokens = {(dp.attributes["grpo.llm.role"], dp.attributes["gen_ai.token.type"]): dp.sum
+              for dp in points(handle, "gen_ai.client.token.usage")}
+    assert tokens == {("executor", "input"): sum(r.usage.prompt_tokens for r in replies),
+                      ("executor", "output"): sum(r.usage.completion_tokens for r in replies)}
+
+    no_v1 = openai.OpenAI(base_url=f"http://127.0.0.1:{other_server.port}", api_key="sk-dummy", max_retries=0)
+    with _inside("judge", "grpo.judge.evaluate", handle) as state, no_v1 as c:
+        out = c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers={FAULT: "null_content"})
+        assert out.choices[0].message.content is None
+        c.chat.completions.create(model=MODEL, messages=PROMPT)
+    assert judge_requests(handle) == {"empty_content": 1, None: 1}
+    assert [a.error_type for a in state.attempts] == ["empty_content", None]
+    judge_spans = [sp for sp in chat_spans(handle) if sp.attributes["grpo.llm.role"] == "judge"]
+    assert [sp.attributes["server.port"] for sp in judge_spans] == [other_server.port] * 2
+    parents = {sp.name: sp.context.span_id for sp in handle.exporter.get_finished_spans()
+               if sp.name.startswith("grpo.")}
+    for sp in chat_spans(handle):
+        want = "grpo.judge.evaluate" if sp.attributes["grpo.llm.role"] == "judge" else "grpo.execute_workflow"
+        assert sp.parent.span_id == parents[want]
+
+
+def test_nested_calls_the_innermost_one_wins(server, make_tel):
+    handle = make_tel([server.port])
+    url = f"{server.url}/chat/completions"
+    with _inside("executor", "grpo.execute_workflow", handle), _inside("judge", "grpo.judge.evaluate", handle):
+        httpx.post(url, json=BODY).raise_for_status()  # a judge evaluation inside an executor run
+    assert (_totals(handle, "grpo.judge.requests"), _totals(handle, "grpo.executor.llm_requests")) == (1, 0)
+    with _inside("judge", "grpo.judge.evaluate", handle), _inside("executor", "grpo.execute_workflow", handle):
+        httpx.post(url, json=BODY).raise_for_status()  # an executor run inside a judge evaluation
+    assert (_totals(handle, "grpo.judge.requests"), _totals(handle, "grpo.executor.llm_requests")) == (1, 1)
+
+
+def test_executor_llm_request_failures_are_counted_with_their_error_type(server, closed_port, make_tel):
+    handle = make_tel([server.port])
+    for url, fault in ((server.url, "http_500"), (f"http://127.0.0.1:{closed_port}/v1", None)):
+        with _inside("executor", "grpo.execute_workflow", handle), \
+                openai.OpenAI(base_url=url, api_key="sk-dummy", max_retries=0, timeout=2) as c, \
+                pytest.raises(openai.APIError):
+            c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers={FAULT: fault} if fault else None)
+    counted = {dp.attributes.get("error.type"): dp.value for dp in points(handle, "grpo.executor.llm_requests")}
+    assert counted == {"http_status": 1, "connection": 1}
+    assert points(handle, "grpo.judge.requests") == []

@@ -10,23 +10,38 @@ calls a *judge request*; an instrumentation of ``Completions.create`` (such as
 ``opentelemetry-instrumentation-openai-v2``) sees one call per logical operation and
 cannot count them.
 
-Per request:
+Per request, **the innermost open call decides** (:func:`otel_grpo.context.innermost_call`,
+set by the judge and executor wrappers), not the endpoint:
 
-* a POST whose port is in ``judge.ports`` (or whose host is in ``judge.hosts``) and whose
-  path starts with one of ``judge.path_prefixes`` is a **judge request**: a GenAI client
-  span, ``gen_ai.client.*`` metrics with ``grpo.llm.role=judge``, one
-  :meth:`~otel_grpo.recorder.Recorder.record_judge_request` and, inside a judge
-  evaluation, one :class:`~otel_grpo.context.JudgeAttempt`;
-* any other POST whose path ends in ``/chat/completions`` or ``/completions`` is an
-  **executor LLM call**: the same span and metrics with ``grpo.llm.role=executor``, no
-  judge request;
-* anything else passes through untouched (and so does everything when otel-grpo is
-  not set up: one ``get_telemetry()`` call).
+* inside a **judge evaluation** (the wrapped judge function), *any* HTTP request, whatever
+  its method, host, port or path, is a **judge request**: a GenAI client span (a child of
+  ``grpo.judge.evaluate``), ``gen_ai.client.*`` metrics with ``grpo.llm.role=judge``, one
+  :meth:`~otel_grpo.recorder.Recorder.record_judge_request` and one
+  :class:`~otel_grpo.context.JudgeAttempt` appended to the evaluation. A judge on vLLM's
+  default port 8000, on any host, or at a base URL without ``/v1`` is counted all the same;
+* otherwise, inside an **executor run** (the wrapped ``execute_workflow``), a GenAI request
+  (a POST whose path ends in ``/chat/completions`` or ``/completions``) is an **executor LLM
+  request**: the same span (a child of ``grpo.execute_workflow``) and metrics with
+  ``grpo.llm.role=executor``, one
+  :meth:`~otel_grpo.recorder.Recorder.record_executor_llm_request` (WandB
+  ``executor/llm_requests``), and never a judge request, even when it goes to the judge's
+  own server and port (AFlow's operator LLM on the gpt-oss-120b at port 8002);
+* anything else (no open call, e.g. a judge reached inline from ``compute_reward`` with no
+  wrapped judge function, or a non-GenAI request inside an executor run) is classified by
+  the configured **judge endpoint**: a POST whose port is in ``judge.ports`` (or whose host
+  is in ``judge.hosts``) and whose path starts with one of ``judge.path_prefixes`` is a
+  judge request (attached to a judge evaluation if one is open); any other POST whose path
+  ends in ``/chat/completions`` or ``/completions`` gets the span and metrics with
+  ``grpo.llm.role=executor`` but is not counted (it is made outside any executor run);
+* everything else passes through untouched (and so does everything when otel-grpo is not
+  set up: one ``get_telemetry()`` call).
 
 Judge request outcomes (``error.type``): ``timeout``, ``connection``, ``http_status``
 (status >= 400), ``empty_content`` (a 200 whose ``choices[0].message.content`` is null
 or empty, what gpt-oss does when it runs out of ``max_tokens``), ``_OTHER``; none when
-content came back. Executor calls only report the transport and HTTP status errors.
+content came back. Executor calls, and judge requests that are not GenAI requests (no
+``/completions`` path, no ``messages``/``prompt`` body, not at the judge endpoint, e.g. a
+health check inside a judge evaluation), only report transport and HTTP status errors.
 
 Transparency: the wrapped ``send`` is called with the caller's arguments, its response
 is returned as is and its exception re-raised as the same object. A body that is
@@ -49,7 +64,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import wrapt
@@ -59,7 +74,14 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_grpo import semconv
-from otel_grpo.context import JudgeAttempt, current_judge_evaluation, current_sample
+from otel_grpo.context import (
+    CALL_EXECUTOR,
+    CALL_JUDGE,
+    JudgeAttempt,
+    current_judge_evaluation,
+    current_sample,
+    innermost_call,
+)
 from otel_grpo.instrumentation.genai_reply import _DECODABLE, _messages_json, _output_json, _parse_reply, _Reply
 
 __all__ = [
@@ -255,8 +277,19 @@ def _telemetry() -> Any:
 
 
 # --- classification -------------------------------------------------------------------------
+_GENAI_PATH_SUFFIXES = ("/completions", "/completions/")  # also matches /chat/completions
+
+
+def _is_genai_request(method: str, path: str) -> bool:
+    """A GenAI request: a POST whose path ends in ``/chat/completions`` or ``/completions``."""
+    return method == "POST" and path.endswith(_GENAI_PATH_SUFFIXES)
+
+
 class _Endpoint:
-    """Decides whether a request is a judge request, an executor LLM call, or neither."""
+    """The configured judge endpoint rule: judge request, other GenAI request, or neither.
+
+    Only used when no judge evaluation or executor run decides (see :func:`_classify`).
+    """
 
     __slots__ = ("ports", "hosts", "prefixes", "provider", "model")
 
@@ -269,21 +302,50 @@ class _Endpoint:
         self.model = getattr(judge, "model", None)
 
     def role(self, method: str, host: str, port: int | None, path: str) -> str | None:
+        """``judge``, ``executor`` (any other GenAI POST) or None, by method, host, port and path."""
         if method != "POST":
             return None
         if (port in self.ports or host in self.hosts) and path.startswith(self.prefixes):
             return ROLE_JUDGE
-        if path.endswith(("/completions", "/completions/")):
+        if path.endswith(_GENAI_PATH_SUFFIXES):
             return ROLE_EXECUTOR
         return None
 
     def provider_for(self, role: str, host: str) -> str:
+        """``gen_ai.provider.name``: the judge's configured provider, else guessed from the host."""
         if role == ROLE_JUDGE:
             return self.provider
         for suffix, name in _PROVIDER_BY_HOST_SUFFIX:
             if host == suffix or host.endswith("." + suffix):
                 return name
         return self.provider
+
+
+class _Who(NamedTuple):
+    """Who makes a request: its role and the open call it belongs to."""
+
+    role: str  # ROLE_JUDGE | ROLE_EXECUTOR
+    judge_state: Any  # the JudgeEvaluationState its attempts go to, if any
+    executor_run: Any  # the ExecutorRunState of an executor LLM request, else None
+    genai: bool  # a GenAI request (its reply is read as an OpenAI chat/completions reply)
+
+
+def _classify(endpoint: _Endpoint, method: str, host: str, port: int | None, path: str) -> _Who | None:
+    """The innermost open call decides; without one (or for a non-GenAI request inside an
+    executor run) the configured judge endpoint rule does. None: not an LLM request."""
+    genai_path = _is_genai_request(method, path)
+    call = innermost_call()
+    if call is not None:
+        kind, state = call
+        if kind == CALL_JUDGE:  # any request, any method, host, port or path
+            return _Who(ROLE_JUDGE, state, None, genai_path or endpoint.role(method, host, port, path) is not None)
+        if kind == CALL_EXECUTOR and genai_path:  # never a judge request, even on the judge's port
+            return _Who(ROLE_EXECUTOR, None, state, True)
+    role = endpoint.role(method, host, port, path)
+    if role is None:
+        return None
+    judge_state = current_judge_evaluation() if role == ROLE_JUDGE else None
+    return _Who(role, judge_state, None, True)
 
 
 def _endpoint(tel: Any) -> _Endpoint:
@@ -306,15 +368,17 @@ class _Call:
 
     __slots__ = ("tel", "role", "span", "started", "metric_attrs", "judge_state", "source",
                  "capture", "buffer", "size", "overflow", "done", "lock", "content_type",
-                 "encoding", "status")
+                 "encoding", "status", "executor_run", "genai")
 
-    def __init__(self, tel: Any, role: str, span: Any, metric_attrs: dict[str, Any],
-                 judge_state: Any, source: str, capture: bool) -> None:
+    def __init__(self, tel: Any, who: _Who, span: Any, metric_attrs: dict[str, Any],
+                 source: str, capture: bool) -> None:
         self.tel = tel
-        self.role = role
+        self.role = who.role
         self.span = span
         self.metric_attrs = metric_attrs
-        self.judge_state = judge_state
+        self.judge_state = who.judge_state
+        self.executor_run = who.executor_run
+        self.genai = who.genai
         self.source = source
         self.capture = capture
         self.buffer: list[bytes] = []
@@ -398,6 +462,11 @@ class _Call:
                     source=self.source)
             except Exception as inner:  # noqa: BLE001
                 _internal_error("judge request", inner)
+        elif self.executor_run is not None:
+            try:
+                self.tel.recorder.record_executor_llm_request(error_type=error_type, source=self.source)
+            except Exception as inner:  # noqa: BLE001
+                _internal_error("executor LLM request", inner)
 
     def _error_type(self, status: int | None, reply: _Reply | None, exc: BaseException | None,
                     unknown_body: bool) -> str | None:
@@ -405,7 +474,7 @@ class _Call:
             return classify_exception(exc)
         if status is not None and status >= 400:
             return semconv.ERROR_HTTP_STATUS
-        if self.role != ROLE_JUDGE or unknown_body:
+        if self.role != ROLE_JUDGE or not self.genai or unknown_body:
             return None
         if reply is None or not reply.parsed:
             return semconv.ERROR_OTHER
@@ -459,6 +528,16 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _operation(path: str, request: dict[str, Any]) -> str:
+    """``chat`` or ``text_completion`` from the path and the request body (default ``chat``)."""
+    stripped = path.rstrip("/")
+    if stripped.endswith("/chat/completions") or "messages" in request:
+        return _OP_CHAT
+    if stripped.endswith("/completions") or "prompt" in request:
+        return _OP_TEXT_COMPLETION
+    return _OP_CHAT
+
+
 def _begin(tel: Any, method: str, scheme: str, host: str, port: int | None, path: str,
            body_of: Callable[[], Any]) -> _Call | None:
     """Start a :class:`_Call` for an LLM request, or None for anything else."""
@@ -466,9 +545,11 @@ def _begin(tel: Any, method: str, scheme: str, host: str, port: int | None, path
     host = (host or "").lower()
     if port is None:
         port = _default_port(scheme)
-    role = endpoint.role(method.upper(), host, port, path)
-    if role is None:
+    path = path or "/"
+    who = _classify(endpoint, (method or "GET").upper(), host, port, path)
+    if who is None:
         return None
+    role = who.role
     request: Any = None
     raw = body_of()
     if raw:
@@ -478,16 +559,19 @@ def _begin(tel: Any, method: str, scheme: str, host: str, port: int | None, path
             request = None
     if not isinstance(request, dict):
         request = {}
-    chat = path.rstrip("/").endswith("/chat/completions") or "messages" in request
-    operation = _OP_CHAT if chat else _OP_TEXT_COMPLETION
+    operation = _operation(path, request)
+    if role == ROLE_JUDGE and not who.genai and ("messages" in request or "prompt" in request):
+        who = who._replace(genai=True)  # an OpenAI-style body at a path of its own
     model = request.get("model")
     if not isinstance(model, str) or not model:
         model = endpoint.model if role == ROLE_JUDGE else None
     provider = endpoint.provider_for(role, host)
 
-    judge_state = current_judge_evaluation() if role == ROLE_JUDGE else None
+    judge_state, run = who.judge_state, who.executor_run
     recorder = tel.recorder
-    if current_sample() is None and judge_state is not None:
+    if run is not None:  # the executor run's sample
+        source, ptype = run.source, run.problem_type
+    elif current_sample() is None and judge_state is not None:
         source, ptype = judge_state.source, judge_state.problem_type
     else:
         source, ptype = recorder.resolve_labels()
@@ -526,7 +610,7 @@ def _begin(tel: Any, method: str, scheme: str, host: str, port: int | None, path
         span = tel.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
     else:  # no tracer provider: skip span creation altogether
         span = trace.INVALID_SPAN
-    return _Call(tel, role, span, metric_attrs, judge_state, source, capture)
+    return _Call(tel, who, span, metric_attrs, source, capture)
 
 
 def _safe_begin(tel: Any, describe: Callable[[], tuple], body_of: Callable[[], Any]) -> _Call | None:
