@@ -70,6 +70,26 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _launch_environment() -> dict[str, str]:
+    """The environment this command was started with.
+
+    ``otel-grpo`` is itself a Python program: a ``sitecustomize`` of the user's on
+    ``PYTHONPATH`` has already run in it and may have changed ``os.environ``. The child
+    must see the environment as the user gave it, so it is read back from
+    ``/proc/self/environ`` where there is one.
+    """
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return dict(os.environ)
+    env: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.partition(b"=")
+        if sep and name:
+            env[os.fsdecode(name)] = os.fsdecode(value)
+    return env or dict(os.environ)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command and command[0] == "--":
@@ -78,7 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("otel-grpo run: give the command to run, e.g. otel-grpo run -- python train.py",
               file=sys.stderr)
         return 2
-    env = dict(os.environ)
+    env = _launch_environment()
     if args.config:
         from otel_grpo.config import ConfigError, load_config
 
