@@ -8,10 +8,19 @@ never dropped when the host trainer also calls ``wandb.log`` (with or without
 
 Faults never reach the trainer: an exception while collecting, rolling up or writing
 is logged once per kind and counted in the exporter-health keys.
+
+The run's life: rows go to the trainer's active run when there is one, else to a run
+otel-grpo starts itself (from the ``wandb:`` config). When the trainer finishes the run
+rows go to (``wandb.finish()`` finishes the global run, which may be otel-grpo's) and
+training goes on, later rows go to the trainer's new run if it started one, else to a new
+run of otel-grpo's own, with one warning. otel-grpo finishes only runs it started, at
+:meth:`WandbStepExporter.shutdown` or at interpreter exit, before wandb's own exit hook
+tears wandb's service down.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -50,6 +59,7 @@ class WandbStepExporter:
         self._run: Any = None
         self._own_run = False
         self._run_failed = False
+        self._closed = False
         self._disabled = not getattr(wandb_config, "enabled", True) or \
             getattr(wandb_config, "mode", "offline") == "disabled"
         self._train_steps_seen = 0
@@ -81,7 +91,7 @@ class WandbStepExporter:
         return self._run
 
     def _acquire_run(self) -> Any:
-        if self._run is not None or self._disabled or self._run_failed:
+        if self._run is not None or self._disabled or self._run_failed or self._closed:
             return self._run
         if os.getpid() != self._pid:
             return None
@@ -93,11 +103,15 @@ class WandbStepExporter:
             logger.warning("otel-grpo: the active WandB run is disabled; writing otel-grpo rows to a "
                            "separate %s run", getattr(self._cfg, "mode", "offline"))
             active = None
+        if active is not None and _is_finished(active):
+            active = None
         if active is not None:
-            self._run = active
+            self._run, self._own_run = active, False
         else:
             self._run = self._start_run(wandb, separate=wandb.run is not None)
             self._own_run = self._run is not None
+            if self._own_run:
+                self._finish_before_wandb_teardown()
         if self._run is not None:
             self._define_metrics(self._run)
         return self._run
@@ -111,6 +125,60 @@ class WandbStepExporter:
             self._run_failed = True
             self._fault("wandb.init", exc)
             return None
+
+    def _run_gone(self, run: Any) -> bool:
+        """True when rows can no longer go to ``run``: it was finished, or (the trainer's) replaced."""
+        if _is_finished(run):
+            return True
+        if self._own_run:
+            return False  # our own run lives until we finish it, whatever wandb.run is
+        import wandb
+
+        return wandb.run is not run
+
+    def _live_run(self) -> Any:
+        """The run to write to now; follows the trainer when it finished or replaced the current one."""
+        run = self._run
+        if run is not None and self._run_gone(run):
+            self._move_on_from(run)
+        return self._acquire_run()
+
+    def _move_on_from(self, old: Any) -> None:
+        """The run rows went to is gone: attach to the trainer's new run, else start one of our own."""
+        finished, was_own = _is_finished(old), self._own_run
+        self._run, self._own_run = None, False
+        new = self._acquire_run()
+        if not was_own and new is not None and not self._own_run:
+            # The trainer finished (or replaced) its own run and started another: rows follow it, as
+            # they followed the first one. Nothing unexpected happened, so no warning.
+            logger.info("otel-grpo: the trainer's WandB run %s ended; otel-grpo rows follow its new run %s",
+                        _describe(old), _describe(new))
+            return
+        whose = "otel-grpo started" if was_own else "otel-grpo was writing to"
+        if new is None:
+            where = "nowhere: no new run could be started, later rows are counted in exporter/rows_dropped"
+        elif self._own_run:
+            where = f"a new run of otel-grpo's own, {_describe(new)}"
+        else:
+            where = f"the trainer's new run {_describe(new)}"
+        what = "was finished (wandb.finish())" if finished else "is no longer the active run"
+        logger.warning("otel-grpo: the WandB run %s (%s) %s while training goes on; later otel-grpo rows "
+                       "go to %s", whose, _describe(old), what, where)
+
+    def _finish_before_wandb_teardown(self) -> None:
+        """Finish our own run at exit *before* wandb's own exit hook tears its service down.
+
+        ``atexit`` runs hooks last-in first-out, and wandb registers its teardown when the
+        first run starts, i.e. after :func:`otel_grpo.setup` registered its shutdown. Without
+        this hook our ``run.finish()`` would reach a service that is already gone.
+        Re-registering moves the hook back in front when a later run is started.
+        """
+        atexit.unregister(self._finish_at_exit)
+        atexit.register(self._finish_at_exit)
+
+    def _finish_at_exit(self) -> None:
+        if os.getpid() == self._pid:
+            self.shutdown()
 
     def _define_metrics(self, run: Any) -> None:
         try:
@@ -179,30 +247,40 @@ class WandbStepExporter:
         if self._disabled:
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
             return
-        if self._run is not None and not self._own_run:
-            import wandb
-
-            if wandb.run is not self._run:  # the trainer finished (or replaced) the run we attached to
-                self._run = None
-        run = self._acquire_run()
-        if run is None:
-            self.health[semconv.HEALTH_ROWS_DROPPED] += 1
-            return
-        try:
-            run.log({**row, **extras} if extras else row)
+        data = {**row, **extras} if extras else row
+        for attempt in (1, 2):
+            run = self._live_run()
+            if run is None:
+                self.health[semconv.HEALTH_ROWS_DROPPED] += 1
+                return
+            try:
+                run.log(data)
+            except Exception as exc:  # noqa: BLE001
+                if attempt == 1 and self._run_gone(run):  # finished between the check and the log: once more
+                    continue
+                self.health[semconv.HEALTH_ROWS_DROPPED] += 1
+                self._fault("wandb.log", exc)
+                return
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
             if getattr(self._cfg, "debug_logging", False):
                 logger.info("otel-grpo: wrote row train/step=%s with %d keys", row.get("train/step"), len(row))
-        except Exception as exc:  # noqa: BLE001
-            self.health[semconv.HEALTH_ROWS_DROPPED] += 1
-            self._fault("wandb.log", exc)
+            return
 
     def shutdown(self, finish_run: bool = True, timeout_s: float = 30.0) -> None:
-        """Finish the run if otel-grpo started it; leave the trainer's run alone."""
+        """Finish the run if otel-grpo started it; leave the trainer's run alone. Later rows are dropped."""
         with self._lock:
             run, own = self._run, self._own_run
             self._run = None
+            self._closed = True
+        atexit.unregister(self._finish_at_exit)
         if run is None or not own or not finish_run or os.getpid() != self._pid:
+            return
+        if _is_finished(run):  # the trainer finished it already
+            return
+        if _wandb_torn_down():
+            # wandb's own exit hook ran first (or the program called wandb.teardown()): wandb-core
+            # finished every run, with all its rows and an exit record. Finishing again can only fail.
+            logger.debug("otel-grpo: wandb was torn down already; run %s was finished by it", _describe(run))
             return
         start = time.monotonic()
         try:
@@ -210,3 +288,33 @@ class WandbStepExporter:
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.finish", exc)
         logger.debug("otel-grpo: run finished in %.2fs (budget %.0fs)", time.monotonic() - start, timeout_s)
+
+
+def _is_finished(run: Any) -> bool:
+    """True when ``run`` was finished (by anyone): ``run.log`` on it raises ``UsageError``."""
+    return getattr(run, "_is_finished", False) is True
+
+
+def _describe(run: Any) -> str:
+    """``id`` and directory of ``run``, for log lines."""
+    if run is None:
+        return "-"
+    try:
+        where = getattr(run, "dir", None)
+        return f"{run.id} in {os.path.dirname(where)}" if where else str(run.id)
+    except Exception:  # noqa: BLE001 - only for a log line
+        return "?"
+
+
+def _wandb_torn_down() -> bool:
+    """True when wandb's service connection in this process is gone (its exit hook ran)."""
+    try:
+        from wandb.sdk import wandb_setup
+
+        singleton = wandb_setup._singleton
+        if singleton is None:
+            return True
+        connection = getattr(singleton, "_connection", None)
+        return connection is None or getattr(connection, "_torn_down", False) is True
+    except Exception:  # noqa: BLE001 - wandb internals changed: assume it is not, and try to finish
+        return False

@@ -27,18 +27,25 @@ def start_from_environment() -> None:
 
 
 def _shutdown(finish_any_run: bool = False) -> None:
-    from otel_grpo.api import get_telemetry
+    """Flush and stop otel-grpo; with ``finish_any_run`` also finish the trainer's run. Never raises.
 
-    tel = get_telemetry()
-    if tel is None:
-        return
-    run = tel.run
-    tel.shutdown()
-    if finish_any_run and run is not None:
-        try:
+    At a normal exit this runs after wandb's own exit hook (``atexit`` is last-in first-out
+    and it was registered first); otel-grpo's own run has been finished by then by the
+    exporter's exit hook, which runs before wandb's teardown.
+    """
+    try:
+        from otel_grpo.api import get_telemetry
+
+        tel = get_telemetry()
+        if tel is None:
+            return
+        run = tel.run
+        tel.shutdown()
+        if finish_any_run and run is not None and not getattr(run, "_is_finished", False):
             run.finish()
-        except Exception:  # noqa: BLE001
-            pass
+    except Exception as exc:  # noqa: BLE001 - an exit hook must never turn a clean exit into a traceback
+        logger.warning("otel-grpo: flushing telemetry at exit failed (%s: %s)", type(exc).__qualname__, exc)
+        logger.debug("otel-grpo: exit hook failure", exc_info=True)
 
 
 def install_exit_hooks() -> None:

@@ -1,13 +1,25 @@
-"""Starting otel-grpo's own WandB run, bounded in time, falling back to offline."""
+"""Starting otel-grpo's own WandB run, bounded in time, falling back to offline.
+
+A failed online attempt leaves nothing behind: wandb creates the run directory
+(``run-<time>-<id>``, with a header-only ``.wandb`` file) before it learns that the
+server cannot be reached, so that directory is removed before the offline run starts.
+Exactly one run directory is left per run, and ``wandb sync --sync-all`` uploads no
+empty run.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import shutil
+import string
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def _settings(wandb: Any, cfg: Any) -> Any:
@@ -18,19 +30,54 @@ def _settings(wandb: Any, cfg: Any) -> Any:
     )
 
 
+def new_run_id() -> str:
+    """A fresh WandB run id (8 lowercase letters and digits, like wandb's own)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def _wandb_dirs(run_dir: str | None) -> list[Path]:
+    """The directories wandb may create run directories in for ``dir=run_dir``."""
+    root = Path(run_dir or os.environ.get("WANDB_DIR") or os.getcwd()).expanduser()
+    return [root / "wandb", root / ".wandb"]
+
+
+def _attempt_dirs(run_dir: str | None, run_id: str) -> set[Path]:
+    """The online run directories (``run-<time>-<id>[-suffix]``) of ``run_id``."""
+    found: set[Path] = set()
+    for parent in _wandb_dirs(run_dir):
+        for pattern in (f"run-*-{run_id}", f"run-*-{run_id}-*"):
+            try:
+                found.update(p for p in parent.glob(pattern) if p.is_dir() and not p.is_symlink())
+            except OSError:
+                continue
+    return found
+
+
+def _remove_failed_attempt(run_dir: str | None, run_id: str, existing: set[Path]) -> None:
+    """Remove the run directory a failed online ``wandb.init`` created (never one that existed before)."""
+    for path in sorted(_attempt_dirs(run_dir, run_id) - existing):
+        try:
+            shutil.rmtree(path)
+            logger.debug("otel-grpo: removed the failed online attempt's run directory %s", path)
+        except OSError as exc:
+            logger.warning("otel-grpo: could not remove the failed online attempt's run directory %s (%s); "
+                           "do not `wandb sync` it", path, type(exc).__qualname__)
+
+
 def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any], *, separate: bool = False) -> Any:
     """Start a run from the ``wandb:`` config block.
 
     In online mode a failure to reach WandB within ``init_timeout_s`` (no API key,
     refused connection, a server that never answers) falls back to an offline run
-    with one warning, so no row is lost: ``wandb sync`` uploads it later. ``separate``
+    with one warning, so no row is lost: ``wandb sync`` uploads it later. The failed
+    attempt's run directory is removed, so one run directory is left. ``separate``
     starts a second run beside an active one (the trainer's disabled run).
     """
     mode = getattr(cfg, "mode", "offline")
     run_dir = getattr(cfg, "dir", None)
     if run_dir:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         project=getattr(cfg, "project", "otel-grpo"),
         entity=getattr(cfg, "entity", None),
         name=getattr(cfg, "run_name", None),
@@ -41,17 +88,21 @@ def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any], *, separate: boo
     if separate:  # another (disabled) run is active: leave it alone, make a second one
         kwargs["reinit"] = "create_new"
     if mode == "online":
+        # A known id names the directory the attempt creates, so a failed attempt can be cleaned up.
+        run_id = (None if separate else os.environ.get("WANDB_RUN_ID")) or new_run_id()
+        existing = _attempt_dirs(run_dir, run_id)
         try:
-            return wandb.init(mode="online", settings=_settings(wandb, cfg), **kwargs)
+            return wandb.init(mode="online", id=run_id, settings=_settings(wandb, cfg), **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure means: keep training, go offline
             logger.warning(
                 "otel-grpo: could not start an online WandB run within %.0fs (%s); "
                 "writing an offline run instead: upload it later with `wandb sync`",
                 float(getattr(cfg, "init_timeout_s", 30.0)), type(exc).__qualname__,
             )
-            try:
-                wandb.finish()
-            except Exception:  # noqa: BLE001
-                pass
+            # A failed wandb.init sets no global run, so there is nothing to finish here (finishing
+            # wandb.run would finish the trainer's run). Its directory holds only a header.
+            _remove_failed_attempt(run_dir, run_id, existing)
             os.environ["WANDB_MODE"] = "offline"
+            # wandb-core keeps the failed attempt's stream (and its id) until exit: a new id.
+            kwargs["id"] = new_run_id()
     return wandb.init(mode="offline", settings=_settings(wandb, cfg), **kwargs)

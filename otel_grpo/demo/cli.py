@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from otel_grpo.demo.datasets import DATASETS
+from otel_grpo.redact import redact_text, redact_url
 
 __all__ = ["DemoError", "DemoResult", "build_parser", "main", "parse_args", "run_demo"]
 
@@ -76,7 +78,7 @@ def _judge_port(url: str) -> int:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DemoError(f"otel-grpo demo: --judge-url must be an http(s) URL such as "
-                        f"http://127.0.0.1:8002/v1 (got {url!r})")
+                        f"http://127.0.0.1:8002/v1 (got {redact_url(url)!r})")
     try:
         port = parts.port
     except ValueError as exc:
@@ -100,7 +102,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         (args.oom_step >= 0, "--oom-step must be 0 (none) or a step number"),
         (args.config is None or Path(args.config).is_file(), f"--config: no such file: {args.config}"),
         (args.otlp_endpoint is None or urlsplit(args.otlp_endpoint).scheme in ("http", "https"),
-         f"--otlp-endpoint must be an http(s) URL such as http://localhost:4318 (got {args.otlp_endpoint!r})"),
+         f"--otlp-endpoint must be an http(s) URL such as http://localhost:4318 "
+         f"(got {redact_url(args.otlp_endpoint or '')!r})"),
     ]
     for ok, message in checks:
         if not ok:
@@ -144,12 +147,38 @@ def _overrides(args: argparse.Namespace, judge_port: int) -> dict[str, Any]:
     return overrides
 
 
+@contextlib.contextmanager
+def _argv_without_secrets() -> Iterator[None]:
+    """``sys.argv`` with every URL's password and query values redacted, for the duration of the demo.
+
+    WandB records the command line (``sys.argv[1:]``) in the metadata of every run started
+    in this process, so ``--judge-url http://user:PASSWORD@host/v1`` would otherwise end up
+    in the run's ``.wandb`` file. The demo parsed its arguments already; the original
+    ``sys.argv`` is given back afterwards.
+    """
+    original = list(sys.argv)
+    try:
+        sys.argv[:] = [redact_text(arg) for arg in original]
+    except Exception:  # noqa: BLE001 - redaction failing must not stop the demo; keep argv as it was
+        logger.debug("otel-grpo demo: could not redact sys.argv", exc_info=True)
+    try:
+        yield
+    finally:
+        sys.argv[:] = original
+
+
 def run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides: Any) -> DemoResult:
     """Run the demo described by ``args`` (from :func:`parse_args`).
 
     ``trainer_overrides`` set further :class:`~otel_grpo.demo.trainer.TrainerConfig`
     fields (tests use them). Raises :class:`DemoError` for a bad configuration.
+    No secret of the command line (a ``--judge-url`` password) reaches the WandB run.
     """
+    with _argv_without_secrets():
+        return _run_demo(args, console, **trainer_overrides)
+
+
+def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides: Any) -> DemoResult:
     import otel_grpo
     from otel_grpo.config import ConfigError
     from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
@@ -302,7 +331,7 @@ def print_summary(result: DemoResult, console: Any) -> None:
                   f"(${_fmt(latest.get('cost/avg_cost_per_sample'), '.5f')} per sample)")
     stats = result.judge_stats
     if stats:
-        console.print(f"Judge server ({result.judge_url}): {stats.get('total', 0)} chat requests, "
+        console.print(f"Judge server ({redact_url(result.judge_url)}): {stats.get('total', 0)} chat requests, "
                       f"{stats.get('http_500', 0)} HTTP 500, {stats.get('unparsable', 0)} unparsable, "
                       f"{stats.get('null_content', 0)} null content injected")
     console.print(f"Finished in {result.wall_s:.1f}s.")
