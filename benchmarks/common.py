@@ -104,8 +104,8 @@ def _short_path(path: str) -> str:
 # Where instrumentation time goes: source files grouped (first match wins).
 GROUPS: dict[str, tuple[str, ...]] = {
     "otel-grpo wrappers": ("otel_grpo/instrumentation/wrappers.py", "otel_grpo/instrumentation/trainer.py"),
-    "otel-grpo HTTP hooks": ("otel_grpo/instrumentation/judge_http.py",),
-    "otel-grpo tables": ("otel_grpo/tables.py",),
+    "otel-grpo HTTP hooks": ("otel_grpo/instrumentation/llm_http/",),
+    "otel-grpo tables": ("exporters/tables.py",),
     "otel-grpo recorder + API": ("otel_grpo/",),
     "rollup + WandB exporter": ("exporters/",),
     "OTel metrics SDK": ("opentelemetry/sdk/metrics",),
@@ -297,7 +297,7 @@ def otel_grpo_off() -> Iterator[None]:
     tel = api.get_telemetry()
     http = None
     try:
-        from otel_grpo.instrumentation import judge_http as http
+        from otel_grpo.instrumentation import llm_http as http
     except ImportError:
         http = None
     http_on = bool(http is not None and getattr(http, "is_http_instrumented", lambda: False)())
@@ -313,7 +313,7 @@ def otel_grpo_off() -> Iterator[None]:
 
 
 class JudgeProcess:
-    """The demo :class:`~otel_grpo.demo.judge_server.JudgeServer` in its own process, on loopback.
+    """The demo :class:`~otel_grpo.tools.demo.judge_server.JudgeServer` in its own process, on loopback.
 
     A separate process so the server does not compete with the measured trainer for the
     GIL; it exits when its stdin closes.

@@ -12,8 +12,8 @@ import argparse
 import logging
 import sys
 
-from otel_grpo.demo import judge_server
-from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
+from otel_grpo.tools.demo import judge_server
+from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ Writes an offline WandB run (in a temporary directory, removed afterwards) with 
 manual otel-grpo API: seven datasets whose accuracy improves over training, GRPO
 groups of K=4, a judge for the math and QA datasets with a short API outage around
 step 14, executor costs, and a validation pass every 5 steps. Then renders it with
-:func:`otel_grpo.report.render_overview` (and, with ``--html``, the HTML report).
+:func:`otel_grpo.tools.report.render_overview` (and, with ``--html``, the HTML report).
 Deterministic (seeded); needs no network and no API key.
 """
 
@@ -60,7 +60,7 @@ def _serve(otel_grpo, rng: random.Random, src: str, ptype: str, p_correct: float
 def make_run(root: Path, steps: int = 30, seed: int = 7) -> Path:
     """Write the demo-like offline run under ``root``; returns the run directory."""
     import otel_grpo
-    from otel_grpo.tables import attach_tables
+    from otel_grpo.exporters.tables import attach_tables
 
     rng = random.Random(seed)
     tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(root), "run_name": "report-example"})
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(here.parent))
     os.environ.setdefault("WANDB_SILENT", "true")
-    from otel_grpo.report import render_overview, render_report
-    from otel_grpo.runreader import read_run
+    from otel_grpo.tools.report import render_overview, render_report
+    from otel_grpo.tools.runreader import read_run
 
     with tempfile.TemporaryDirectory(prefix="otel-grpo-example-") as tmp:
         records = read_run(make_run(Path(tmp), steps=args.steps))

@@ -117,7 +117,7 @@ class WandbStepExporter:
         return self._run
 
     def _start_run(self, wandb: Any, separate: bool = False) -> Any:
-        from otel_grpo.wandb_run import start_run
+        from otel_grpo.exporters.wandb_run import start_run
 
         try:
             return start_run(wandb, self._cfg, self._run_config, separate=separate)

@@ -12,12 +12,12 @@ from typing import Any
 from opentelemetry import trace
 
 from otel_grpo import semconv
-from otel_grpo.context import LabelGuard, SampleState, reset_sample, set_sample
+from otel_grpo.exporters.providers import Providers, build_providers
 from otel_grpo.exporters.wandb_exporter import WandbStepExporter
 from otel_grpo.faults import guarded, report_fault
-from otel_grpo.providers import Providers, build_providers
-from otel_grpo.recorder import Recorder
-from otel_grpo.values import to_step
+from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, set_sample
+from otel_grpo.recording.recorder import Recorder
+from otel_grpo.recording.values import to_step
 
 logger = logging.getLogger(__name__)
 
@@ -152,14 +152,14 @@ class Telemetry:
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()
-        from otel_grpo.tables import attach_tables
+        from otel_grpo.exporters.tables import attach_tables
 
         attach_tables(self)
 
     @staticmethod
     def _otlp_health() -> dict[str, int]:
         try:
-            from otel_grpo.otlp import otlp_health
+            from otel_grpo.exporters.otlp import otlp_health
         except ImportError:
             return {}
         health = otlp_health()

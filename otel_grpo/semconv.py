@@ -5,7 +5,7 @@ units (``s``, ``USD``, ``{sample}``), and the GenAI semantic conventions for the
 judge's HTTP calls. The Collector's Prometheus exporter turns ``grpo.samples`` with
 unit ``{sample}`` into ``grpo_samples_total`` and ``grpo.judge.duration`` (``s``)
 into ``grpo_judge_duration_seconds_bucket``; :func:`prometheus_name` encodes that rule
-and ``otel_grpo.grafana_dashboard.prometheus_metric_names()`` lists it for every
+and ``otel_grpo.tools.dashboards.grafana.prometheus_metric_names()`` lists it for every
 instrument, so dashboards and tests share one table.
 """
 

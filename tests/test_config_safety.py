@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 import otel_grpo
-from otel_grpo import otlp
 from otel_grpo.config import MAX_CONFIG_BYTES, ConfigError, load_config
+from otel_grpo.exporters import otlp
 from otel_grpo.redact import REDACTED, redact_text, redact_url
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.runreader import read_run
 
 QUERY_SECRET = "qs-SEKRET-9d2f41"
 TOKEN_SECRET = "tok-SEKRET-7c1e05"
@@ -127,7 +127,7 @@ def test_check_config_cli_exits_2_with_one_line(name: str, tmp_path: Path) -> No
     make, problem = HOSTILE[name]
     path = make(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "otel_grpo.cli", "check-config", str(path)],
+        [sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(path)],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2, proc.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import otel_grpo
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows
 
 SOURCES = [("gsm8k", "math"), ("math", "math"), ("humaneval", "code"), ("mbpp", "code"),

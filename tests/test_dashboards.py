@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 
 import otel_grpo
-from otel_grpo.dashboards import wandb_workspace as wsmod
-from otel_grpo.dashboards.wandb_workspace import (
+from otel_grpo.exporters.tables import DATASET_STATISTICS_COLUMNS, SAMPLES_COLUMNS, attach_tables
+from otel_grpo.tools.dashboards import wandb_workspace as wsmod
+from otel_grpo.tools.dashboards.wandb_workspace import (
     DEFAULT_DATASETS,
     build_workspace,
     build_workspace_spec,
     spec_keys,
     validate_workspace,
 )
-from otel_grpo.report import render_overview, render_report
-from otel_grpo.runreader import read_run
-from otel_grpo.tables import DATASET_STATISTICS_COLUMNS, SAMPLES_COLUMNS, attach_tables
+from otel_grpo.tools.report import render_overview, render_report
+from otel_grpo.tools.runreader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [("gsm8k", "math"), ("math", "math"), ("humaneval", "code"), ("mbpp", "code"),
@@ -232,7 +232,7 @@ def test_save_without_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_cli_forwards_dashboard_and_report(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    from otel_grpo.cli import main as cli_main
+    from otel_grpo.tools.cli import main as cli_main
 
     assert cli_main(["dashboard", "--project", "p", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["project"] == "p"
@@ -374,7 +374,7 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
 
 
 def test_report_cli(offline_run: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from otel_grpo.report import main as report_main
+    from otel_grpo.tools.report import main as report_main
 
     out = tmp_path / "r.html"
     assert report_main([str(offline_run.records.path), "--out", str(out)]) == 0

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from otel_grpo.demo import cli as demo_cli
-from otel_grpo.demo.datasets import DATASETS
-from otel_grpo.demo.trainer import parse_cost
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.demo import cli as demo_cli
+from otel_grpo.tools.demo.datasets import DATASETS
+from otel_grpo.tools.demo.trainer import parse_cost
+from otel_grpo.tools.runreader import read_run
 
 PTYPES = ("math", "code", "qa")
 FAULT_RATE = 0.3
@@ -185,7 +185,7 @@ def _free_port() -> int:
 
 def _command(*args: str) -> list[str]:
     script = shutil.which("otel-grpo")
-    return [script, *args] if script else [sys.executable, "-m", "otel_grpo.cli", *args]
+    return [script, *args] if script else [sys.executable, "-m", "otel_grpo.tools.cli", *args]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20.0) -> None:

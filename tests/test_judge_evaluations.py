@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_grpo
-from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
+from otel_grpo.tools.runreader import read_run
 
 # fault -> (outcome, error.type, HTTP requests per evaluation) for the judge below
 # (2 attempts per evaluation; the OpenAI client itself retries 5xx twice: max_retries=2).

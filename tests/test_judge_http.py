@@ -34,7 +34,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_grpo
-from otel_grpo.context import (
+from otel_grpo.instrumentation import llm_http as judge_http
+from otel_grpo.instrumentation.llm_http import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    classify_exception,
+    instrument_http,
+    is_http_instrumented,
+    uninstrument_http,
+)
+from otel_grpo.recording.context import (
     CALL_EXECUTOR,
     CALL_JUDGE,
     ExecutorRunState,
@@ -43,16 +52,7 @@ from otel_grpo.context import (
     exit_call,
     judge_evaluation_var,
 )
-from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
-from otel_grpo.instrumentation import judge_http
-from otel_grpo.instrumentation.judge_http import (
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES,
-    classify_exception,
-    instrument_http,
-    is_http_instrumented,
-    uninstrument_http,
-)
+from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
 from tests.oracle import request_role
 
 MODEL = "gpt-oss-120b"
@@ -528,7 +528,7 @@ def test_classify_exception_covers_the_client_libraries():
 def test_modules_imported_later_are_wrapped_by_post_import_hooks():
     code = textwrap.dedent("""
         import sys
-        from otel_grpo.instrumentation.judge_http import instrument_http, uninstrument_http
+        from otel_grpo.instrumentation.llm_http import instrument_http, uninstrument_http
         later = [m for m in ("httpx", "httpx2", "requests") if m not in sys.modules]
         instrument_http(lambda: None)
         import httpx, httpx2, requests, wrapt

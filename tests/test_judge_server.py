@@ -18,9 +18,9 @@ import httpx
 import openai
 import pytest
 
-from otel_grpo.demo.datasets import DATASETS, load_dataset
-from otel_grpo.demo.judge_protocol import extract_fields, judge
-from otel_grpo.demo.judge_server import OUTCOMES, FaultConfig, JudgeServer
+from otel_grpo.tools.demo.datasets import DATASETS, load_dataset
+from otel_grpo.tools.demo.judge_protocol import extract_fields, judge
+from otel_grpo.tools.demo.judge_server import OUTCOMES, FaultConfig, JudgeServer
 
 MODEL = "gpt-oss-120b"
 SYSTEM = {"role": "system", "content": "You are a strict grader. Reply with a verdict."}
@@ -404,7 +404,7 @@ def test_cli_serves_until_interrupted() -> None:
         [
             sys.executable,
             "-m",
-            "otel_grpo.demo.judge_server",
+            "otel_grpo.tools.demo.judge_server",
             "--port",
             "0",
             "--schedule",
@@ -443,7 +443,7 @@ def test_cli_serves_until_interrupted() -> None:
 
 
 def test_cli_rejects_bad_options() -> None:
-    from otel_grpo.demo.judge_server import main
+    from otel_grpo.tools.demo.judge_server import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--schedule", "ok,nonsense"])

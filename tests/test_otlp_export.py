@@ -1,4 +1,4 @@
-"""OTLP export (otel_grpo.otlp): never blocks training, bounded, counted, cumulative.
+"""OTLP export (otel_grpo.exporters.otlp): never blocks training, bounded, counted, cumulative.
 
 Everything runs against servers on 127.0.0.1: a closed port, a TCP server that accepts
 and never answers, and a small OTLP/HTTP receiver decoding the protobuf requests.
@@ -30,8 +30,8 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_grpo import otlp
 from otel_grpo import semconv as sc
+from otel_grpo.exporters import otlp
 
 SECRET = "s3cr3t-header-value"
 ATTRS = {sc.ATTR_SPLIT: "train", sc.ATTR_SOURCE: "gsm8k", sc.ATTR_PROBLEM_TYPE: "math"}

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from otel_grpo import grafana_dashboard as gd
 from otel_grpo import semconv as sc
+from otel_grpo.tools.dashboards import grafana as gd
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM_DIR = ROOT / "config" / "prometheus"
@@ -245,7 +245,7 @@ def test_compose_matches_grafana_provisioning(compose):
 
 def test_dashboard_json_is_the_generated_one():
     assert DASHBOARD_FILE.read_text(encoding="utf-8") == gd.render_dashboard(), (
-        "config/grafana/dashboards/otel-grpo.json is stale: run python -m otel_grpo.grafana_dashboard"
+        "config/grafana/dashboards/otel-grpo.json is stale: run python -m otel_grpo.tools.dashboards.grafana"
     )
     assert gd.render_dashboard() == gd.render_dashboard()
 

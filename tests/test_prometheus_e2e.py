@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from otel_grpo import grafana_dashboard as gd
+from otel_grpo.tools.dashboards import grafana as gd
 from tests.prom_harness import (
     ALERTS_FILE,
     PrometheusError,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import otel_grpo
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.runreader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "0123456789abcdef" * 2 + "feedface"  # 40 hex chars, shaped like a WandB key
@@ -115,7 +115,7 @@ def test_sigterm_and_ctrl_c_flush_completed_steps_and_finish_the_run(tmp_path, s
     config.write_text("wandb:\n  dir: .\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
     env.update({"WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)})
-    proc = subprocess.Popen([sys.executable, "-m", "otel_grpo.cli", "run", "--config", str(config), "--",
+    proc = subprocess.Popen([sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(config), "--",
                              sys.executable, str(script), "offline", "1000", "0.2"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = 0
@@ -323,13 +323,13 @@ def test_bad_config_is_one_precise_error_and_exit_code_2(tmp_path):
         otel_grpo.setup(str(bad))
     message = str(caught.value)
     assert "bad.yaml" in message and "did you mean 'project'" in message and "wandb.mode" in message
-    proc = subprocess.run([sys.executable, "-m", "otel_grpo.cli", "check-config", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "wandb.projct" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "otel_grpo.cli", "run", "--config", str(bad), "--", "true"],
+    proc = subprocess.run([sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(bad), "--", "true"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    proc = subprocess.run([sys.executable, "-m", "otel_grpo.cli", "check-config", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and str(tmp_path) in proc.stderr
 

@@ -28,9 +28,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_grpo
-from otel_grpo.demo.judge_server import JudgeServer
-from otel_grpo.instrumentation.judge_http import uninstrument_http
-from otel_grpo.runreader import read_run
+from otel_grpo.instrumentation.llm_http import uninstrument_http
+from otel_grpo.tools.demo.judge_server import JudgeServer
+from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows, request_role
 
 MODEL = "gpt-oss-120b"

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from otel_grpo.demo.datasets import (
+from otel_grpo.tools.demo.datasets import (
     DATASETS,
     PROBLEM_TYPES,
     REQUIRED_KEYS,
@@ -15,7 +15,7 @@ from otel_grpo.demo.datasets import (
     load_dataset,
     split_train_val,
 )
-from otel_grpo.demo.scoring import (
+from otel_grpo.tools.demo.scoring import (
     extract_number,
     grade,
     numeric_match,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import otel_grpo
-from otel_grpo.demo.judge_server import JudgeServer
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.demo.judge_server import JudgeServer
+from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows
 
 STEPS = 3
@@ -105,7 +105,7 @@ def test_auto_instrumented_under_otel_grpo_run_without_code_change(tmp_path, sha
     wandb_dir = tmp_path / "runs"
     wandb_dir.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "otel_grpo.cli", "run", "--config", str(config), "--",
+        [sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(config), "--",
          sys.executable, str(shape_path / "train.py"), "--judge-url", judge_server.url,
          "--steps", str(STEPS), "--wandb-dir", str(wandb_dir)],
         capture_output=True, text=True, timeout=240, cwd=tmp_path)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_grpo.demo.judge_server import JudgeServer
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.demo.judge_server import JudgeServer
+from otel_grpo.tools.runreader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = Path(__file__).resolve().parent / "user_project"
@@ -36,7 +36,7 @@ def otel_grpo_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("otel-grpo")
-    return [found] if found else [sys.executable, "-m", "otel_grpo.cli"]
+    return [found] if found else [sys.executable, "-m", "otel_grpo.tools.cli"]
 
 
 def inside_repo(path: str) -> bool:

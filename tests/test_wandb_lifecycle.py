@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_grpo.runreader import read_run
+from otel_grpo.tools.runreader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "0123456789abcdef" * 2 + "feedface"  # 40 hex chars, shaped like a WandB key
@@ -155,7 +155,7 @@ def test_a_clean_exit_finishes_our_run_without_a_false_alarm(tmp_path, how):
     if how == "otel_grpo_run":
         config = tmp_path / "telemetry.yaml"
         config.write_text("wandb:\n  mode: offline\n  dir: .\n")
-        prefix = (sys.executable, "-m", "otel_grpo.cli", "run", "--config", str(config), "--")
+        prefix = (sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(config), "--")
     proc = _run_script(tmp_path, CLEAN_EXIT, how, prefix=prefix)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not any(alarm in proc.stderr for alarm in FALSE_ALARM), proc.stderr
@@ -208,13 +208,13 @@ def test_online_fallback_to_offline_leaves_exactly_one_run_directory(tmp_path, c
 
 # --- item 9 (part): no --judge-url password in the demo's run directory ------------------------
 def test_demo_judge_url_password_reaches_no_file_of_the_run(tmp_path):
-    from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
+    from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
 
     secret = "PASSWORD" + "s3cr3t"  # not a word any file would hold by chance
     server = JudgeServer(host="127.0.0.1", port=0, faults=FaultConfig()).start()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "otel_grpo.cli", "demo", "--steps", "2", "--eval-every", "2",
+            [sys.executable, "-m", "otel_grpo.tools.cli", "demo", "--steps", "2", "--eval-every", "2",
              "--judge-url", f"http://user:{secret}@127.0.0.1:{server.port}/v1", "--wandb-dir", str(tmp_path)],
             cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
         judged = server.stats.get("total", 0)
@@ -235,7 +235,7 @@ def test_demo_judge_url_password_reaches_no_file_of_the_run(tmp_path):
 
 
 def test_demo_gives_sys_argv_back_unchanged(monkeypatch):
-    from otel_grpo.demo import cli
+    from otel_grpo.tools.demo import cli
 
     argv = ["otel-grpo", "demo", "--judge-url", "http://u:PASSWORD@h:1/v1?key=abc"]
     monkeypatch.setattr(sys, "argv", list(argv))

@@ -70,7 +70,7 @@ def _console_logging() -> None:
 
 try:
     _console_logging()
-    from otel_grpo.bootstrap_hooks import start_from_environment
+    from otel_grpo.instrumentation.bootstrap import start_from_environment
 
     start_from_environment()
 except Exception as _exc:  # noqa: BLE001 - never stop the user's program from starting

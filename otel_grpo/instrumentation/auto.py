@@ -75,7 +75,7 @@ class GrpoInstrumentor(BaseInstrumentor):
             wrapt.register_post_import_hook(self._patcher(module_name, qualname, wrapper, role), module_name)
         atexit.register(warn_at_exit)
         try:
-            from otel_grpo.instrumentation.judge_http import instrument_http
+            from otel_grpo.instrumentation.llm_http import instrument_http
 
             instrument_http(get_telemetry)
         except ImportError:
@@ -113,7 +113,7 @@ class GrpoInstrumentor(BaseInstrumentor):
             unpatch_method(owner, attr)
         self._patched.clear()
         try:
-            from otel_grpo.instrumentation.judge_http import uninstrument_http
+            from otel_grpo.instrumentation.llm_http import uninstrument_http
 
             uninstrument_http()
         except ImportError:

@@ -90,7 +90,7 @@ def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
     if missing:
         logger.warning("otel-grpo: %s are not methods of their class and are not recorded", ", ".join(missing))
     try:
-        from otel_grpo.instrumentation.judge_http import instrument_http
+        from otel_grpo.instrumentation.llm_http import instrument_http
 
         instrument_http(get_telemetry)
     except ImportError:

@@ -21,7 +21,9 @@ from opentelemetry import trace
 
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry, get_telemetry
-from otel_grpo.context import (
+from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.report import first_call
+from otel_grpo.recording.context import (
     CALL_EXECUTOR,
     CALL_JUDGE,
     ExecutorRunState,
@@ -32,8 +34,6 @@ from otel_grpo.context import (
     judge_evaluation_var,
     set_sample,
 )
-from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.report import first_call
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +401,7 @@ def reward_wrapper(options: Any) -> Wrapper:
         finally:
             span_cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
             if token is not None:
-                from otel_grpo.context import reset_sample
+                from otel_grpo.recording.context import reset_sample
 
                 reset_sample(token)
 

@@ -85,7 +85,7 @@ def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
     closers: list = []
     prometheus = None
     if cfg.otlp.enabled:
-        from otel_grpo import otlp
+        from otel_grpo.exporters import otlp
 
         if cfg.otlp.metrics:
             reader = otlp.build_otlp_metric_reader(cfg.otlp)
@@ -96,7 +96,7 @@ def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
             if processor is not None:
                 processors.append(processor)
     if cfg.prometheus.enabled:
-        from otel_grpo.prometheus_endpoint import start_prometheus_reader
+        from otel_grpo.exporters.prometheus import start_prometheus_reader
 
         try:
             prometheus = start_prometheus_reader(cfg.prometheus.host, cfg.prometheus.port)

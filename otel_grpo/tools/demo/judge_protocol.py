@@ -1,6 +1,6 @@
 """Prompt parsing, deterministic verdicts and vLLM-shaped replies for the demo judge.
 
-See :mod:`otel_grpo.demo.judge_server` for the prompt convention. Everything here is
+See :mod:`otel_grpo.tools.demo.judge_server` for the prompt convention. Everything here is
 pure and deterministic: the same request always gives the same reply body (apart from
 the ``id`` and ``created`` fields).
 """
@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from otel_grpo.demo.scoring import (
+from otel_grpo.tools.demo.scoring import (
     normalize_answer,
     numeric_match,
     option_match,

@@ -10,20 +10,20 @@ calls a *judge request*; an instrumentation of ``Completions.create`` (such as
 ``opentelemetry-instrumentation-openai-v2``) sees one call per logical operation and
 cannot count them.
 
-Per request, **the innermost open call decides** (:func:`otel_grpo.context.innermost_call`,
+Per request, **the innermost open call decides** (:func:`otel_grpo.recording.context.innermost_call`,
 set by the judge and executor wrappers), not the endpoint:
 
 * inside a **judge evaluation** (the wrapped judge function), *any* HTTP request, whatever
   its method, host, port or path, is a **judge request**: a GenAI client span (a child of
   ``grpo.judge.evaluate``), ``gen_ai.client.*`` metrics with ``grpo.llm.role=judge``, one
-  :meth:`~otel_grpo.recorder.Recorder.record_judge_request` and one
-  :class:`~otel_grpo.context.JudgeAttempt` appended to the evaluation. A judge on vLLM's
+  :meth:`~otel_grpo.recording.recorder.Recorder.record_judge_request` and one
+  :class:`~otel_grpo.recording.context.JudgeAttempt` appended to the evaluation. A judge on vLLM's
   default port 8000, on any host, or at a base URL without ``/v1`` is counted all the same;
 * otherwise, inside an **executor run** (the wrapped ``execute_workflow``), a GenAI request
   (a POST whose path ends in ``/chat/completions`` or ``/completions``) is an **executor LLM
   request**: the same span (a child of ``grpo.execute_workflow``) and metrics with
   ``grpo.llm.role=executor``, one
-  :meth:`~otel_grpo.recorder.Recorder.record_executor_llm_request` (WandB
+  :meth:`~otel_grpo.recording.recorder.Recorder.record_executor_llm_request` (WandB
   ``executor/llm_requests``), and never a judge request, even when it goes to the judge's
   own server and port (AFlow's operator LLM on the gpt-oss-120b at port 8002);
 * anything else (no open call, e.g. a judge reached inline from ``compute_reward`` with no
@@ -74,7 +74,8 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_grpo import semconv
-from otel_grpo.context import (
+from otel_grpo.instrumentation.llm_http.reply import _DECODABLE, _messages_json, _output_json, _parse_reply, _Reply
+from otel_grpo.recording.context import (
     CALL_EXECUTOR,
     CALL_JUDGE,
     JudgeAttempt,
@@ -82,7 +83,6 @@ from otel_grpo.context import (
     current_sample,
     innermost_call,
 )
-from otel_grpo.instrumentation.genai_reply import _DECODABLE, _messages_json, _output_json, _parse_reply, _Reply
 
 __all__ = [
     "GEN_AI_INPUT_MESSAGES",

@@ -1,7 +1,7 @@
 """Reading an OpenAI-compatible chat/completions reply (JSON or SSE) for GenAI telemetry.
 
 Pure functions: bytes in, a :class:`_Reply` out (model, id, choices with content and
-finish reasons, token usage). Used by :mod:`otel_grpo.instrumentation.judge_http` on the
+finish reasons, token usage). Used by :mod:`otel_grpo.instrumentation.llm_http` on the
 bytes it observes flowing to the caller; nothing here touches the network.
 """
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from otel_grpo.bootstrap_hooks import CONFIG_ENV
+from otel_grpo.instrumentation.bootstrap import CONFIG_ENV
 
 PANEL_GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Training overview", ("train/",)),
@@ -48,7 +48,7 @@ def group_keys(latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from otel_grpo.runreader import read_run
+    from otel_grpo.tools.runreader import read_run
 
     try:
         records = read_run(args.run_dir)
@@ -110,7 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         env[CONFIG_ENV] = str(Path(args.config).resolve())
     # Only the bootstrap goes on the child's path; it takes itself off again and restores
     # PYTHONPATH, so the program sees the sys.path it would see without otel-grpo.
-    bootstrap = str(Path(__file__).resolve().parent / "bootstrap")
+    bootstrap = str(Path(__file__).resolve().parents[1] / "bootstrap")
     original = env.get("PYTHONPATH")
     env["OTEL_GRPO_ORIGINAL_PYTHONPATH"] = original or ""
     env["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, original) if p)
@@ -129,25 +129,25 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_judge_server(args: argparse.Namespace, extra: list[str]) -> int:
-    from otel_grpo.demo.judge_server import main as judge_main
+    from otel_grpo.tools.demo.judge_server import main as judge_main
 
     return judge_main(extra)
 
 
 def _cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
-    from otel_grpo.demo.cli import main as demo_main
+    from otel_grpo.tools.demo.cli import main as demo_main
 
     return demo_main(extra)
 
 
 def _cmd_dashboard(args: argparse.Namespace, extra: list[str]) -> int:
-    from otel_grpo.dashboards.wandb_workspace import main as dashboard_main
+    from otel_grpo.tools.dashboards.wandb_workspace import main as dashboard_main
 
     return dashboard_main(extra)
 
 
 def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
-    from otel_grpo.report import main as report_main
+    from otel_grpo.tools.report import main as report_main
 
     return report_main(extra)
 

@@ -59,7 +59,7 @@ Streaming sends ``data: {chat.completion.chunk}`` events (role, ``reasoning_cont
 deltas, ``content`` deltas) and ``data: [DONE]``; the final chunk carries the
 ``finish_reason`` and, with ``stream_options.include_usage``, the ``usage``.
 
-Run it with ``python -m otel_grpo.demo.judge_server --port 8002`` (``main``).
+Run it with ``python -m otel_grpo.tools.demo.judge_server --port 8002`` (``main``).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from otel_grpo.demo import judge_protocol as proto
+from otel_grpo.tools.demo import judge_protocol as proto
 
 __all__ = [
     "DEFAULT_MODEL",

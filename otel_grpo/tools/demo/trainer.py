@@ -38,8 +38,8 @@ from typing import Any
 
 import openai
 
-from otel_grpo.demo import scoring
-from otel_grpo.demo.datasets import DATASETS, PROBLEM_TYPES, load_all, split_train_val
+from otel_grpo.tools.demo import scoring
+from otel_grpo.tools.demo.datasets import DATASETS, PROBLEM_TYPES, load_all, split_train_val
 
 try:  # the user's trainer runs with or without wandb
     import wandb

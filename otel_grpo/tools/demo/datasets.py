@@ -48,7 +48,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
 @functools.cache
 def _read(name: str) -> tuple[str, ...]:
     """Read the non-empty lines of a packaged ``<name>.jsonl`` (cached)."""
-    resource = resources.files("otel_grpo.demo") / "data" / f"{name}.jsonl"
+    resource = resources.files("otel_grpo.tools.demo") / "data" / f"{name}.jsonl"
     text = resource.read_text(encoding="utf-8")
     return tuple(line for line in text.splitlines() if line.strip())
 

@@ -1,6 +1,6 @@
 """The Grafana dashboard for otel-grpo, as code.
 
-``python -m otel_grpo.grafana_dashboard`` writes ``config/grafana/dashboards/otel-grpo.json``
+``python -m otel_grpo.tools.dashboards.grafana`` writes ``config/grafana/dashboards/otel-grpo.json``
 (``--check`` only verifies it is up to date). The output is deterministic, and a test
 asserts the committed file equals :func:`render_dashboard`.
 
@@ -27,7 +27,7 @@ from otel_grpo import semconv as sc
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 DASHBOARD_UID = "otel-grpo"
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "config" / "grafana" / "dashboards" / "otel-grpo.json"
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "config" / "grafana" / "dashboards" / "otel-grpo.json"
 
 # --- the metric name table ---------------------------------------------------------------
 
@@ -695,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            sys.stderr.write(f"{args.output} is out of date: run python -m otel_grpo.grafana_dashboard\n")
+            sys.stderr.write(f"{args.output} is out of date: run python -m otel_grpo.tools.dashboards.grafana\n")
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Call :func:`attach_tables` once after :func:`otel_grpo.setup`::
 
     tel = otel_grpo.setup()
-    from otel_grpo.tables import attach_tables
+    from otel_grpo.exporters.tables import attach_tables
     attach_tables(tel)
 
 It registers a row listener on the WandB exporter. After each **train** row it logs,
@@ -19,7 +19,7 @@ with every other panel, which all plot against ``train/step``):
     the first ``wandb.dashboard.sample_table_rows`` samples of the step (``0`` = off):
     ``step, source, problem_type, reward, correctness, cost, judge_outcome, latency_s``.
 
-The workspace built by :mod:`otel_grpo.dashboards.wandb_workspace` shows the latest
+The workspace built by :mod:`otel_grpo.tools.dashboards.wandb_workspace` shows the latest
 ``dataset_statistics`` table in the Datasets section. Nothing here ever raises into
 the trainer: a failure is counted in ``exporter/export_errors`` and warned about once.
 """

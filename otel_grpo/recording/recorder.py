@@ -24,14 +24,14 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_grpo import semconv
-from otel_grpo.context import (
+from otel_grpo.recording.context import (
     LabelGuard,
     SampleState,
     current_sample,
     current_split_var,
     current_window_var,
 )
-from otel_grpo.values import MAX_MAGNITUDE, InvalidValueLog, to_bool, to_cost, to_float, to_reward
+from otel_grpo.recording.values import MAX_MAGNITUDE, InvalidValueLog, to_bool, to_cost, to_float, to_reward
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Offline HTML report of a WandB run: the workspace's panel groups, drawn with matplotlib.
 
 ``otel-grpo report RUN_DIR [--out report.html] [--png overview.png]`` reads the run
-with :func:`otel_grpo.runreader.read_run` (an offline run directory works: nothing is
-fetched) and renders the panels of :func:`otel_grpo.dashboards.wandb_workspace.build_workspace_spec`
+with :func:`otel_grpo.tools.runreader.read_run` (an offline run directory works: nothing is
+fetched) and renders the panels of :func:`otel_grpo.tools.dashboards.wandb_workspace.build_workspace_spec`
 (Training overview, Datasets, Judge, Validation, Cost) into one self-contained HTML
 file, every chart a base64-embedded PNG. ``--png`` also writes all panels into one image.
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from otel_grpo.dashboards.wandb_workspace import (
+from otel_grpo.tools.dashboards.wandb_workspace import (
     DEFAULT_DATASETS,
     TABLE_COLUMNS,
     X_AXIS,
@@ -102,7 +102,7 @@ def _table_rows(records: Any) -> list[list[Any]]:
                     return [[r[index[c]] if c in index else None for c in TABLE_COLUMNS] for r in table["data"]]
                 except (OSError, ValueError, KeyError, TypeError, IndexError):
                     break
-    from otel_grpo.tables import dataset_statistics_rows
+    from otel_grpo.exporters.tables import dataset_statistics_rows
 
     for row in reversed(records.history):
         rows = dataset_statistics_rows(row)
@@ -243,7 +243,7 @@ def _unique_title(counts: dict[str, int], section: str, title: str) -> str:
 
 
 def render_report(records: Any, out_path: str | Path, *, title: str | None = None) -> dict[str, int]:
-    """Write the HTML report of ``records`` (a :class:`~otel_grpo.runreader.RunRecords`) to ``out_path``.
+    """Write the HTML report of ``records`` (a :class:`~otel_grpo.tools.runreader.RunRecords`) to ``out_path``.
 
     Returns ``{chart title: data points drawn}`` (bars, line points, scatter points,
     table rows; a scalar counts 1) for every panel.
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     parser.add_argument("--png", help="also write every panel into this one PNG")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    from otel_grpo.runreader import read_run
+    from otel_grpo.tools.runreader import read_run
 
     try:
         records = read_run(args.run_dir)

@@ -13,9 +13,9 @@ and declares ``train/step`` as the step metric of every key). Panel kinds:
 ``bar``     ``wr.BarPlot``: the latest (summary) value of each key, per run.
 ``scalar``  ``wr.ScalarChart``: the latest value of one key.
 ``scatter`` ``wr.ScatterPlot``: in WandB one point per run (summary x vs summary y);
-            the offline report (:mod:`otel_grpo.report`) draws one point per validation pass.
+            the offline report (:mod:`otel_grpo.tools.report`) draws one point per validation pass.
 ``table``   ``wr.WeavePanelSummaryTable``: the run's latest ``dataset_statistics``
-            ``wandb.Table`` (logged by :mod:`otel_grpo.tables`).
+            ``wandb.Table`` (logged by :mod:`otel_grpo.exporters.tables`).
 
 wandb-workspaces (0.4) has no pie panel (only Vega custom charts, whose built-in
 presets are line, scatter, bar, histogram, PR and ROC curves), so the verdict

@@ -2,7 +2,7 @@
 
 It starts the local judge server (unless ``--judge-url`` points at one), sets otel-grpo
 up through the public API only (:func:`otel_grpo.setup`, :func:`otel_grpo.instrument_trainer`),
-trains the reference trainer of the user's shape (:mod:`otel_grpo.demo.trainer`) with a
+trains the reference trainer of the user's shape (:mod:`otel_grpo.tools.demo.trainer`) with a
 progress bar, and ends with a summary: per-dataset accuracy, judge rates, cost, and where
 the WandB run is with the commands to inspect or upload it.
 """
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from otel_grpo.demo.datasets import DATASETS
 from otel_grpo.redact import redact_text, redact_url
+from otel_grpo.tools.demo.datasets import DATASETS
 
 __all__ = ["DemoError", "DemoResult", "build_parser", "main", "parse_args", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-_QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "otel_grpo.demo.judge_server")
+_QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "otel_grpo.tools.demo.judge_server")
 
 
 class DemoError(Exception):
@@ -170,7 +170,7 @@ def _argv_without_secrets() -> Iterator[None]:
 def run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides: Any) -> DemoResult:
     """Run the demo described by ``args`` (from :func:`parse_args`).
 
-    ``trainer_overrides`` set further :class:`~otel_grpo.demo.trainer.TrainerConfig`
+    ``trainer_overrides`` set further :class:`~otel_grpo.tools.demo.trainer.TrainerConfig`
     fields (tests use them). Raises :class:`DemoError` for a bad configuration.
     No secret of the command line (a ``--judge-url`` password) reaches the WandB run.
     """
@@ -181,8 +181,8 @@ def run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides:
 def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides: Any) -> DemoResult:
     import otel_grpo
     from otel_grpo.config import ConfigError
-    from otel_grpo.demo.judge_server import FaultConfig, JudgeServer
-    from otel_grpo.demo.trainer import GRPOTrainer, TrainerConfig
+    from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
+    from otel_grpo.tools.demo.trainer import GRPOTrainer, TrainerConfig
 
     started = time.perf_counter()
     for name in _QUIET_LOGGERS:
@@ -301,7 +301,7 @@ def print_summary(result: DemoResult, console: Any) -> None:
                             ("train count", "right"), ("avg reward", "right"), ("val acc", "right"),
                             ("judge success", "right")):
         table.add_column(column, justify=justify)
-    from otel_grpo.demo.datasets import PROBLEM_TYPES
+    from otel_grpo.tools.demo.datasets import PROBLEM_TYPES
 
     for source in DATASETS:
         table.add_row(

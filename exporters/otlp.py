@@ -342,7 +342,7 @@ class _ExportState:
         _logger.log(
             level,
             "OTLP %s export to %s failed (%s). Telemetry keeps being recorded; further failures "
-            "are counted in otel_grpo.otlp.otlp_health() and not logged until the export recovers.",
+            "are counted in otel_grpo.exporters.otlp.otlp_health() and not logged until the export recovers.",
             self.signal,
             self.endpoint,
             reason,
