@@ -14,7 +14,7 @@ from opentelemetry import trace
 from otel_grpo import semconv
 from otel_grpo.exporters.providers import Providers, build_providers
 from otel_grpo.exporters.wandb_exporter import WandbStepExporter
-from otel_grpo.faults import guarded, report_fault
+from otel_grpo.faults import guarded, report_fault, set_fault_sink
 from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, set_sample
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.values import to_step
@@ -242,6 +242,10 @@ class Telemetry:
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
         self.recorder.record_scalars({**(values or {}), **kwargs})
 
+    def count_fault(self) -> None:
+        """One internal fault of otel-grpo (reported through :mod:`otel_grpo.faults`): counted in health."""
+        self.exporter.health[semconv.HEALTH_EXPORT_ERRORS] += 1
+
     # --- lifecycle ------------------------------------------------------------------------
     @property
     def run(self) -> Any:
@@ -267,6 +271,7 @@ class Telemetry:
         with _current_lock:
             if _current is self:
                 _current = None
+                set_fault_sink(None)
         if os.getpid() != self._pid:
             return
         self.exporter.shutdown(finish_run=finish_run)
@@ -305,6 +310,7 @@ def setup(config: Any = None, *, metric_readers: Any = (), span_processors: Any 
     telemetry = Telemetry(cfg, providers)
     with _current_lock:
         _current = telemetry
+        set_fault_sink(telemetry.count_fault)
     atexit.register(telemetry.shutdown)
     return telemetry
 

@@ -28,6 +28,7 @@ class _Faults:
     lock = threading.Lock()
     kinds: dict[str, int] = {}
     total = 0
+    sink: Callable[[], None] | None = None
 
 
 def report_fault(kind: str, exc: BaseException) -> None:
@@ -49,11 +50,17 @@ def report_fault(kind: str, exc: BaseException) -> None:
 
 
 def _count_in_health() -> None:
-    from otel_grpo.api import get_telemetry  # late: api imports this module
+    sink = _Faults.sink
+    if sink is not None:
+        try:
+            sink()
+        except Exception:  # noqa: BLE001
+            pass
 
-    tel = get_telemetry()
-    if tel is not None:
-        tel.exporter.health["export_errors"] += 1
+
+def set_fault_sink(sink: Callable[[], None] | None) -> None:
+    """Also call ``sink`` for every fault (the running telemetry counts it in its health keys)."""
+    _Faults.sink = sink
 
 
 def fault_count() -> int:
@@ -78,4 +85,4 @@ def guarded(kind: str, default: Any = None) -> Callable[[F], F]:
     return decorate
 
 
-__all__ = ["fault_count", "guarded", "report_fault"]
+__all__ = ["fault_count", "guarded", "report_fault", "set_fault_sink"]
