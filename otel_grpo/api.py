@@ -7,16 +7,20 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from contextlib import AbstractContextManager
+from contextvars import Token
+from typing import Any, Literal
 
 from opentelemetry import trace
 
 from otel_grpo import semconv
+from otel_grpo.config import TelemetryConfig
 from otel_grpo.exporters.providers import Providers, build_providers
 from otel_grpo.exporters.wandb_exporter import WandbStepExporter
 from otel_grpo.faults import guarded, report_fault, set_fault_sink
 from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, set_sample
 from otel_grpo.recording.recorder import Recorder
+from otel_grpo.recording.stats import Window
 from otel_grpo.recording.values import to_step
 
 logger = logging.getLogger(__name__)
@@ -36,14 +40,14 @@ class _Scope:
 
     def __enter__(self) -> _Scope:
         try:
-            self._enter()
+            self.open()
         except Exception as err:  # noqa: BLE001 - never raise into the trainer
             report_fault(f"{type(self).__name__} enter", err)
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         try:
-            self._exit(exc_type is None)
+            self.close(exc_type is None)
         except Exception as err:  # noqa: BLE001
             report_fault(f"{type(self).__name__} exit", err)
         return False
@@ -51,14 +55,14 @@ class _Scope:
     async def __aenter__(self) -> _Scope:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         return self.__exit__(exc_type, exc, tb)
 
-    def _enter(self) -> None:
-        """Open the scope."""
+    def open(self) -> None:
+        """Open the scope (what ``with`` does on entry)."""
 
-    def _exit(self, ok: bool) -> None:
-        """Close the scope; ``ok`` is False when its body raised."""
+    def close(self, ok: bool) -> None:
+        """Close the scope; ``ok`` is False when its body raised (what ``with`` does on exit)."""
 
 
 class NullScope(_Scope):
@@ -72,11 +76,12 @@ class WindowScope(_Scope):
         self._tel = telemetry
         self.split = split
         self.step = step
-        self._window = None
-        self._tokens = None
-        self._span_cm = None
+        self._window: Window | None = None
+        self._tokens: tuple[Any, ...] | None = None
+        self._span_cm: AbstractContextManager[Any] | None = None
 
-    def _enter(self) -> None:
+    def open(self) -> None:
+        """Open the window (and its span) in this context."""
         global _train_windows_opened
         tel = self._tel
         self._window, self._tokens = tel.recorder.open_window(self.split, self.step)
@@ -91,7 +96,8 @@ class WindowScope(_Scope):
             end_on_exit=True)
         self._span_cm.__enter__()
 
-    def _exit(self, ok: bool) -> None:
+    def close(self, ok: bool) -> None:
+        """Close the window: commit (``ok``) or discard its samples, and write its row."""
         tel = self._tel
         if self._window is None:  # entering failed (reported): nothing to close
             return
@@ -111,13 +117,13 @@ class SampleScope(_Scope):
     def __init__(self, recorder: Any, state: SampleState) -> None:
         self._recorder = recorder
         self.state = state
-        self._token = None
+        self._token: Token[SampleState | None] | None = None
 
     def __enter__(self) -> SampleScope:
         self._token = set_sample(self.state)
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         try:
             reset_sample(self._token)
             if exc_type is not None and not self.state.recorded:  # the workflow raised: an incorrect sample
@@ -130,13 +136,14 @@ class SampleScope(_Scope):
 class Telemetry:
     """A running otel-grpo: providers, recorder and WandB exporter. Use :meth:`shutdown`."""
 
-    def __init__(self, config: Any, providers: Providers) -> None:
+    def __init__(self, config: TelemetryConfig, providers: Providers) -> None:
         self.config = config
         self.providers = providers
         meter = providers.meter_provider.get_meter(semconv.METER_NAME)
-        self.tracing = providers.tracer_provider is not None
-        self.tracer = (providers.tracer_provider.get_tracer(semconv.TRACER_NAME)
-                       if self.tracing else trace.NoOpTracer())
+        tracer_provider = providers.tracer_provider
+        self.tracing = tracer_provider is not None
+        self.tracer: trace.Tracer = (tracer_provider.get_tracer(semconv.TRACER_NAME)
+                                     if tracer_provider is not None else trace.NoOpTracer())
         labels = LabelGuard(config.wandb.dashboard.datasets, config.metrics.max_sources)
         self.exporter = WandbStepExporter(
             providers.step_reader, config.wandb,

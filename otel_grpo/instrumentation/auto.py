@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_grpo.api import get_telemetry, setup
 from otel_grpo.config import parse_target

@@ -101,7 +101,7 @@ def patch_method(owner: type, name: str, wrapper: Wrapper, role: str) -> bool:
         return False
     inherited = name not in owner.__dict__
     try:
-        installed = wrapt.wrap_object(owner, name, RoleFunctionWrapper, (wrapper, role, name, owner))
+        installed = wrapt.wrap_object(owner, name, RoleFunctionWrapper, (wrapper, role, name, owner), {})
     except (AttributeError, TypeError) as exc:  # a built-in or extension type
         logger.warning("otel-grpo: cannot wrap %s.%s (%s); it is not recorded", owner.__qualname__, name, exc)
         return False
@@ -112,7 +112,7 @@ def patch_method(owner: type, name: str, wrapper: Wrapper, role: str) -> bool:
 def unpatch_method(owner: type, name: str) -> bool:
     """Restore ``owner.name`` if otel-grpo's wrapper is the one in the class ``__dict__``."""
     current = owner.__dict__.get(name)
-    if not is_ours(current):
+    if not isinstance(current, RoleFunctionWrapper):
         return False
     if getattr(current, "_self_otel_inherited", False):
         delattr(owner, name)  # the method lives on a base class again, as before

@@ -8,20 +8,19 @@ evaluations and requests) also go to SDK histograms/counters, where ~10 µs is n
 Windows: a training step and a validation pass each open a :class:`Window`. Samples
 land in the window and are committed to the cumulative accumulators when it closes;
 a step that raised is discarded, so its samples never leak into the next row.
-Executor cost and judge calls are committed at once: they were spent either way.
+A step's executor runs are committed when it closes too, whether or not it raised
+(their cost was spent); judge evaluations and requests go to SDK counters at once.
+The committed totals and the instruments live in :mod:`otel_grpo.recording.published`,
+the accumulators in :mod:`otel_grpo.recording.stats`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
 from otel_grpo import semconv
 from otel_grpo.recording.context import (
@@ -31,74 +30,16 @@ from otel_grpo.recording.context import (
     current_split_var,
     current_window_var,
 )
-from otel_grpo.recording.values import MAX_MAGNITUDE, InvalidValueLog, to_bool, to_cost, to_float, to_reward
+from otel_grpo.recording.published import PublishedTotals
+from otel_grpo.recording.stats import ExecStats, SampleStats, Window
+from otel_grpo.recording.values import MAX_MAGNITUDE, to_bool, to_cost, to_float, to_reward
 
 logger = logging.getLogger(__name__)
 
-SeriesKey = tuple[str, str, str]  # (split, source, problem_type)
 _MAX = MAX_MAGNITUDE
 
 
-@dataclass(slots=True)
-class SampleStats:
-    """Sums over scored samples of one series."""
-
-    samples: int = 0
-    correct: int = 0
-    reward_sum: float = 0.0
-    correctness_sum: float = 0.0
-    reward_min: float = math.inf
-    reward_max: float = -math.inf
-
-    def add(self, reward: float, correctness: float, correct: bool) -> None:
-        """Add one sample."""
-        self.samples += 1
-        self.correct += correct
-        self.reward_sum += reward
-        self.correctness_sum += correctness
-        if reward < self.reward_min:
-            self.reward_min = reward
-        if reward > self.reward_max:
-            self.reward_max = reward
-
-    def merge(self, other: SampleStats) -> None:
-        """Add every sample of ``other``."""
-        self.samples += other.samples
-        self.correct += other.correct
-        self.reward_sum += other.reward_sum
-        self.correctness_sum += other.correctness_sum
-        self.reward_min = min(self.reward_min, other.reward_min)
-        self.reward_max = max(self.reward_max, other.reward_max)
-
-
-@dataclass(slots=True)
-class ExecStats:
-    """Executor runs and cost of one series."""
-
-    runs: int = 0
-    cost: float = 0.0
-    invalid_cost: int = 0
-
-
-@dataclass(eq=False)
-class Window:
-    """One training step or one validation pass."""
-
-    split: str
-    step: int
-    samples: dict[tuple[str, str], SampleStats] = field(default_factory=dict)
-    groups: dict[Any, list] = field(default_factory=dict)  # key -> [source, first reward, all equal, n]
-    group_counts: dict[str, list[int]] = field(default_factory=dict)  # source -> [groups of >= 2, zero adv]
-    scalars: dict[str, float] = field(default_factory=dict)
-    pending: set = field(default_factory=set)  # executed, not yet scored samples
-    by_problem: dict[Any, list] = field(default_factory=dict)  # problem key -> pending samples, in order
-    executions: dict[tuple[str, str, str], ExecStats] = field(default_factory=dict)  # committed at close
-    sample_rows: list = field(default_factory=list)  # the first ``max_sample_rows`` samples, for tables
-    started: float = field(default_factory=time.monotonic)
-    closed: bool = False
-
-
-class Recorder:
+class Recorder(PublishedTotals):
     """Pre-aggregating recorder bound to one :class:`~opentelemetry.metrics.Meter`."""
 
     def __init__(self, meter: Meter, *, accuracy_threshold: float = 0.9,
@@ -110,140 +51,9 @@ class Recorder:
         self.max_sample_rows = max_sample_rows
         self.last_closed: dict[str, Window] = {}  # split -> the last window closed (tables read it)
         self.labels = labels or LabelGuard()
-        self.invalid = InvalidValueLog()
         self._prices = judge_prices
-        self._health = health or (lambda: {})
-        self._lock = threading.Lock()
-        self._samples: dict[SeriesKey, SampleStats] = {}
-        self._exec: dict[tuple[str, str, str, str], ExecStats] = {}
-        self._groups: dict[tuple[str, str], list[int]] = {}  # (split, source) -> [groups, zero_adv]
-        self._sealed_minmax: dict[SeriesKey, tuple[float, float]] = {}
-        self._sealed_scalars: dict[str, float] = {}
-        self._steps = [0, 0, 0]  # completed, failed, val runs
-        self._last_step: int | None = None
         self._global_windows: list[Window] = []  # open windows, innermost last (thread fallback)
-        self._create_instruments(meter)
-
-    # --- instruments -----------------------------------------------------------------
-    def _create_instruments(self, meter: Meter) -> None:
-        def obs_counter(spec, cb, updown=False):  # noqa: ANN001, ANN202
-            name, unit, desc = spec
-            make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
-            return make(name, callbacks=[cb], unit=unit, description=desc)
-
-        obs_counter(semconv.SAMPLES, self._observe_samples("samples"))
-        obs_counter(semconv.SAMPLES_CORRECT, self._observe_samples("correct"))
-        obs_counter(semconv.REWARD_SUM, self._observe_samples("reward_sum"), updown=True)
-        obs_counter(semconv.CORRECTNESS_SUM, self._observe_samples("correctness_sum"), updown=True)
-        obs_counter(semconv.EXECUTOR_RUNS, self._observe_exec("runs"))
-        obs_counter(semconv.EXECUTOR_COST, self._observe_exec("cost"))
-        obs_counter(semconv.EXECUTOR_COST_INVALID, self._observe_exec("invalid_cost"))
-        obs_counter(semconv.GROUPS, self._observe_groups(0))
-        obs_counter(semconv.GROUPS_ZERO_ADVANTAGE, self._observe_groups(1))
-        obs_counter(semconv.TRAIN_STEPS, self._observe_steps(0))
-        obs_counter(semconv.TRAIN_STEPS_FAILED, self._observe_steps(1))
-        obs_counter(semconv.VAL_RUNS, self._observe_steps(2))
-        obs_counter(semconv.EXPORTER_EVENTS, self._observe_health)
-        for spec, idx in ((semconv.REWARD_MIN, 0), (semconv.REWARD_MAX, 1)):
-            meter.create_observable_gauge(spec[0], callbacks=[self._observe_minmax(idx)],
-                                          unit=spec[1], description=spec[2])
-        meter.create_observable_gauge(semconv.TRAIN_SCALAR[0], callbacks=[self._observe_scalars],
-                                      unit=semconv.TRAIN_SCALAR[1], description=semconv.TRAIN_SCALAR[2])
-        meter.create_observable_gauge(semconv.TRAIN_STEP[0], callbacks=[self._observe_last_step],
-                                      unit=semconv.TRAIN_STEP[1], description=semconv.TRAIN_STEP[2])
-        duration = semconv.DURATION_BUCKETS_S
-        self._exec_duration = meter.create_histogram(
-            semconv.EXECUTOR_DURATION[0], unit="s", description=semconv.EXECUTOR_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration))
-        self._judge_evals = meter.create_counter(
-            semconv.JUDGE_EVALUATIONS[0], unit=semconv.JUDGE_EVALUATIONS[1],
-            description=semconv.JUDGE_EVALUATIONS[2])
-        self._judge_duration = meter.create_histogram(
-            semconv.JUDGE_DURATION[0], unit="s", description=semconv.JUDGE_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration))
-        self._judge_requests = meter.create_counter(
-            semconv.JUDGE_REQUESTS[0], unit=semconv.JUDGE_REQUESTS[1], description=semconv.JUDGE_REQUESTS[2])
-        self._executor_llm_requests = meter.create_counter(
-            semconv.EXECUTOR_LLM_REQUESTS[0], unit=semconv.EXECUTOR_LLM_REQUESTS[1],
-            description=semconv.EXECUTOR_LLM_REQUESTS[2])
-        self._judge_cost = meter.create_counter(
-            semconv.JUDGE_COST[0], unit="USD", description=semconv.JUDGE_COST[2])
-        self.genai_duration = meter.create_histogram(
-            semconv.GEN_AI_OPERATION_DURATION[0], unit="s",
-            description=semconv.GEN_AI_OPERATION_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration))
-        self.genai_tokens = meter.create_histogram(
-            semconv.GEN_AI_TOKEN_USAGE[0], unit="{token}", description=semconv.GEN_AI_TOKEN_USAGE[2],
-            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS))
-
-    def _observe_samples(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
-        def callback(_options: CallbackOptions) -> Iterator[Observation]:
-            with self._lock:
-                items = [(k, getattr(v, field_name)) for k, v in self._samples.items()]
-            for (split, source, ptype), value in items:
-                yield Observation(value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source,
-                                          semconv.ATTR_PROBLEM_TYPE: ptype})
-        return callback
-
-    def _observe_exec(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
-        def callback(_options: CallbackOptions) -> Iterator[Observation]:
-            with self._lock:
-                items = [(k, getattr(v, field_name)) for k, v in self._exec.items()]
-            merged: dict[tuple, float] = {}
-            for (split, source, ptype, ok), value in items:
-                if field_name == "runs":
-                    key = (split, source, ptype, ok)
-                elif field_name == "cost":
-                    key = (split, source, ptype)
-                else:
-                    key = (split, source)
-                merged[key] = merged.get(key, 0) + value
-            for key, value in merged.items():
-                attrs = {semconv.ATTR_SPLIT: key[0], semconv.ATTR_SOURCE: key[1]}
-                if len(key) > 2:
-                    attrs[semconv.ATTR_PROBLEM_TYPE] = key[2]
-                if len(key) > 3:
-                    attrs[semconv.ATTR_SUCCESS] = key[3]
-                yield Observation(value, attrs)
-        return callback
-
-    def _observe_groups(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
-        def callback(_options: CallbackOptions) -> Iterator[Observation]:
-            with self._lock:
-                items = [(k, v[idx]) for k, v in self._groups.items()]
-            for (split, source), value in items:
-                yield Observation(value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source})
-        return callback
-
-    def _observe_steps(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
-        def callback(_options: CallbackOptions) -> Iterator[Observation]:
-            yield Observation(self._steps[idx])
-        return callback
-
-    def _observe_minmax(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
-        def callback(_options: CallbackOptions) -> Iterator[Observation]:
-            with self._lock:
-                items = list(self._sealed_minmax.items())
-            for (split, source, ptype), pair in items:
-                yield Observation(pair[idx], {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source,
-                                              semconv.ATTR_PROBLEM_TYPE: ptype})
-        return callback
-
-    def _observe_scalars(self, _options: CallbackOptions) -> Iterator[Observation]:
-        with self._lock:
-            items = list(self._sealed_scalars.items())
-        for name, value in items:
-            yield Observation(value, {semconv.ATTR_SCALAR_NAME: name})
-
-    def _observe_last_step(self, _options: CallbackOptions) -> Iterator[Observation]:
-        if self._last_step is not None:
-            yield Observation(self._last_step)
-
-    def _observe_health(self, _options: CallbackOptions) -> Iterator[Observation]:
-        counts = dict(self._health())
-        counts[semconv.HEALTH_INVALID_VALUES] = self.invalid.total()
-        for event, value in counts.items():
-            yield Observation(value, {semconv.ATTR_HEALTH_EVENT: event})
+        super().__init__(meter, health)
 
     # --- windows -------------------------------------------------------------------------
     def open_window(self, split: str, step: int | None = None) -> tuple[Window, tuple]:
@@ -295,13 +105,13 @@ class Recorder:
                 self._steps[2] += 1
             if not ok:
                 return
-            for (source, ptype), stats in window.samples.items():
-                key = (window.split, source, ptype)
-                self._samples.setdefault(key, SampleStats()).merge(stats)
+            for (source, ptype), sample_stats in window.samples.items():
+                self._samples.setdefault((window.split, source, ptype), SampleStats()).merge(sample_stats)
             self._sealed_minmax = {k: v for k, v in self._sealed_minmax.items() if k[0] != window.split}
-            for (source, ptype), stats in window.samples.items():
-                if stats.samples:
-                    self._sealed_minmax[(window.split, source, ptype)] = (stats.reward_min, stats.reward_max)
+            for (source, ptype), sample_stats in window.samples.items():
+                if sample_stats.samples:
+                    self._sealed_minmax[(window.split, source, ptype)] = (sample_stats.reward_min,
+                                                                          sample_stats.reward_max)
             for source, (groups, zero) in window.group_counts.items():
                 counts = self._groups.setdefault((window.split, source), [0, 0])
                 counts[0] += groups
@@ -466,13 +276,10 @@ class Recorder:
         window = self.current_window()
         split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
         value, invalid = to_cost(cost, self.invalid)
-        if success is True or success is False:
-            ok_flag = success
-        else:
-            ok_flag = to_bool(success)
-            if ok_flag is None:
-                self.invalid.report("success flag", success)
-                ok_flag = True  # unreadable: counted, and taken as the default (a run that worked)
+        ok_flag = success if isinstance(success, bool) else to_bool(success)
+        if ok_flag is None:
+            self.invalid.report("success flag", success)
+            ok_flag = True  # unreadable: counted, and taken as the default (a run that worked)
         ok = "true" if ok_flag else "false"
         key = (split, src, ptype, ok)
         starts_sample = state is not None and not state.recorded
@@ -488,7 +295,7 @@ class Recorder:
             stats.runs += 1
             stats.cost += value
             stats.invalid_cost += invalid
-            if starts_sample and ok_flag and window is not None and not window.closed:
+            if state is not None and starts_sample and ok_flag and window is not None and not window.closed:
                 window.pending.add(state)  # scored later, or counted incorrect at window close
                 problem_key = state.extra.get("problem_key")
                 if problem_key is not None:
