@@ -1,4 +1,4 @@
-"""Tests for otel_grpo.config: schema defaults, sources, environment, secrets, errors."""
+"""Tests for otel_grpo.config: defaults, sources, environment, secrets, errors, check-config."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from otel_grpo import config as config_mod
 from otel_grpo.config import (
@@ -41,74 +43,51 @@ def error_of(*args: Any, **kwargs: Any) -> str:
 
 
 # --------------------------------------------------------------------------- defaults
-def test_defaults() -> None:
-    cfg = TelemetryConfig()
-    assert cfg.service_name == "otel-grpo-trainer"
-    w = cfg.wandb
-    assert (w.enabled, w.project, w.entity, w.mode) == (
-        True,
-        "otel-grpo",
-        None,
-        "offline",
-    )
-    assert (w.run_name, w.dir, w.tags) == (None, None, [])
-    assert (w.log_frequency, w.debug_logging, w.attach_to_active_run) == (
-        1,
-        False,
-        True,
-    )
-    assert (w.init_timeout_s, w.flush_interval_s) == (30.0, 1.0)
-    assert w.dashboard.datasets == [
-        "gsm8k",
-        "math",
-        "humaneval",
-        "mbpp",
-        "hotpotqa",
-        "commonsenseqa",
-        "mmlu",
-    ]
-    assert (w.dashboard.table_every, w.dashboard.sample_table_rows) == (10, 0)
-    assert (cfg.metrics.accuracy_threshold, cfg.metrics.max_sources) == (0.9, 32)
-    o = cfg.otlp
-    assert (o.enabled, o.endpoint, o.protocol, o.headers) == (
-        False,
-        None,
-        "http/protobuf",
-        {},
-    )
-    assert (o.metrics, o.traces, o.export_interval_s, o.timeout_s) == (
-        True,
-        True,
-        10,
-        5,
-    )
-    p = cfg.prometheus
-    assert (p.enabled, p.host, p.port) == (False, "127.0.0.1", 9464)
-    j = cfg.judge
-    assert (j.ports, j.hosts) == ([8002], [])
-    assert j.path_prefixes == ["/v1/chat/completions", "/v1/completions"]
-    assert (j.model, j.provider, j.capture_content) == ("gpt-oss-120b", "vllm", False)
-    assert (j.price_input_per_mtok, j.price_output_per_mtok) == (0.0, 0.0)
-    i = cfg.instrumentation
-    assert i.enabled is True
-    assert i.targets.train_step == "grpo_trainer:GRPOTrainer.train_step"
-    assert i.targets.evaluate == "grpo_trainer:GRPOTrainer.evaluate_on_val_set"
-    assert i.targets.execute == "aflow_executor:AFlowExecutor.execute_workflow"
-    assert i.targets.compute_reward == "reward_computer:RewardComputer.compute_reward"
-    assert i.targets.judge == "reward_computer:RewardComputer._llm_judge_compare"
-    a = i.arguments
-    assert (a.step, a.source, a.problem_type, a.prediction, a.metadata) == (
-        "step",
-        "source",
-        "problem_type",
-        "prediction",
-        "metadata",
-    )
-    assert a.workflow_kwargs_source == "source"
-    assert i.scalars == ["loss", "kl_div"]
-    assert i.temperature_method == "get_current_temperature"
-    assert i.eval_stats_attribute == "eval_stats"
-    assert (i.executor_attribute, i.reward_attribute) == ("executor", "reward_computer")
+def schema_key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every leaf key of a config model, as dotted paths (sections are walked into)."""
+    paths: set[str] = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= schema_key_paths(annotation, f"{prefix}{name}.")
+        else:
+            paths.add(prefix + name)
+    return paths
+
+
+def yaml_key_paths(data: dict[str, Any], sections: set[str], prefix: str = "") -> set[str]:
+    """Every leaf key of parsed YAML; only the mappings named in ``sections`` are walked into."""
+    paths: set[str] = set()
+    for name, value in data.items():
+        path = prefix + name
+        if path in sections and isinstance(value, dict):
+            paths |= yaml_key_paths(value, sections, path + ".")
+        else:
+            paths.add(path)
+    return paths
+
+
+def test_packaged_yaml_spells_out_every_schema_key() -> None:
+    """The file says "every value below is the built-in default": no key may be left out or unknown."""
+    expected = schema_key_paths(TelemetryConfig)
+    sections = {path.rsplit(".", 1)[0] for path in expected if "." in path}
+    sections |= {section.rsplit(".", 1)[0] for section in sections if "." in section}
+    written = yaml_key_paths(yaml.safe_load(PACKAGED_CONFIG.read_text(encoding="utf-8")), sections)
+    assert written == expected, (sorted(expected - written), sorted(written - expected))
+
+
+def test_defaults_keep_everything_on_this_machine(tmp_path: Path) -> None:
+    """What the README and DESIGN promise for a config that sets nothing: no data leaves the host.
+
+    WandB writes offline, OTLP is off, the Prometheus endpoint (when turned on) listens on
+    loopback only, and judge message content is captured only on opt-in.
+    """
+    cfg = load_config(write(tmp_path, ""), env={})
+    assert cfg.wandb.mode == "offline"
+    assert cfg.otlp.enabled is False
+    assert cfg.prometheus.enabled is False
+    assert load_config(write(tmp_path, "prometheus: {enabled: true}\n"), env={}).prometheus.host == "127.0.0.1"
+    assert cfg.judge.capture_content is False
 
 
 def test_yaml_files_spell_out_the_defaults() -> None:

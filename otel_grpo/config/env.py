@@ -1,0 +1,282 @@
+"""The environment layer: standard ``WANDB_*`` / ``OTEL_*`` variables, and ``${NAME}`` in OTLP headers.
+
+:func:`env_settings` turns the variables listed in :data:`ENV_VARS` into the config keys
+they set; ``load_config`` applies them over the file. An empty variable counts as unset,
+as in the OpenTelemetry specification. :func:`resolve_headers` expands ``"${NAME}"``
+references in OTLP header values when an exporter is built, so a file only ever holds
+references, never the secrets themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Final, NamedTuple, Union
+from urllib.parse import unquote
+
+from otel_grpo.config.errors import ENV_LABEL, ConfigError, short_repr
+from otel_grpo.config.schema import OtlpConfig
+
+__all__ = ["ENV_VARS", "EnvSetting", "EnvValue", "env_settings", "resolve_headers"]
+
+logger = logging.getLogger(__name__)
+
+ENV_VARS: Final = (
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_MODE",
+    "WANDB_NAME",
+    "WANDB_DIR",
+    "WANDB_DISABLED",
+    "WANDB_TAGS",
+    "OTEL_SERVICE_NAME",
+    "OTEL_SDK_DISABLED",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "OTEL_EXPORTER_PROMETHEUS_HOST",
+    "OTEL_EXPORTER_PROMETHEUS_PORT",
+)
+"""Variables ``load_config`` reads (never secrets such as WANDB_API_KEY)."""
+
+_WANDB_STRING_VARS: Final = (
+    ("WANDB_PROJECT", "project"),
+    ("WANDB_ENTITY", "entity"),
+    ("WANDB_NAME", "run_name"),
+    ("WANDB_DIR", "dir"),
+)
+"""Variables copied as they are into a key of the ``wandb`` section."""
+
+_MILLISECOND_VARS: Final = (
+    ("OTEL_METRIC_EXPORT_INTERVAL", ("otlp", "export_interval_s")),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", ("otlp", "timeout_s")),
+)
+"""Variables in milliseconds (the specification's unit) for keys in seconds."""
+
+_WANDB_MODES: Final = {
+    "dryrun": "offline",
+    "run": "online",
+    "online": "online",
+    "offline": "offline",
+    "disabled": "disabled",
+}
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
+_EXPORTER_TOKEN_RE: Final = re.compile(r"^[a-z0-9_.\-/]+$")
+_ENV_REF_RE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# (header, variable) pairs whose unset variable was already reported.
+_warned_missing_header_vars: set[tuple[str, str]] = set()
+
+
+EnvValue = Union[str, int, float, bool, list[str], dict[str, str]]
+"""A value an environment variable gives a config key."""
+
+
+class EnvSetting(NamedTuple):
+    """One config key set by one environment variable."""
+
+    variable: str
+    path: tuple[str, ...]
+    value: EnvValue
+
+
+def env_settings(env: Mapping[str, str]) -> list[EnvSetting]:
+    """The config keys the variables of ``env`` set, in the order they apply (later wins).
+
+    Raises:
+        ConfigError: source ``<env>``, listing every malformed variable by name.
+    """
+    reader = _EnvReader(env)
+    reader.read_wandb()
+    reader.read_otel()
+    if reader.issues:
+        raise ConfigError(ENV_LABEL, reader.issues)
+    return reader.settings
+
+
+class _EnvReader:
+    """Reads the variables one by one, collecting settings and problems."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.settings: list[EnvSetting] = []
+        self.issues: list[tuple[str, str]] = []
+
+    def get(self, name: str) -> str | None:
+        """The stripped value of ``name``; ``None`` when unset or empty."""
+        value = self.env.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def put(self, variable: str, path: tuple[str, ...], value: EnvValue) -> None:
+        """Record that ``variable`` sets the key at ``path``."""
+        self.settings.append(EnvSetting(variable, path, value))
+
+    def problem(self, variable: str, text: str) -> None:
+        self.issues.append((variable, text))
+
+    def get_bool(self, name: str) -> bool | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        value = raw.lower()
+        if value in _TRUE or value in _FALSE:
+            return value in _TRUE
+        self.problem(name, f"expected true or false (got {short_repr(raw)})")
+        return None
+
+    def read_wandb(self) -> None:
+        for variable, key in _WANDB_STRING_VARS:
+            raw = self.get(variable)
+            if raw is not None:
+                self.put(variable, ("wandb", key), raw)
+        raw = self.get("WANDB_MODE")
+        if raw is not None:
+            mode = _WANDB_MODES.get(raw.lower())
+            if mode is None:
+                self.problem("WANDB_MODE", f"must be one of online, offline, disabled (got {short_repr(raw)})")
+            else:
+                self.put("WANDB_MODE", ("wandb", "mode"), mode)
+        if self.get_bool("WANDB_DISABLED"):
+            self.put("WANDB_DISABLED", ("wandb", "mode"), "disabled")
+        raw = self.get("WANDB_TAGS")
+        if raw is not None:
+            self.put("WANDB_TAGS", ("wandb", "tags"), [tag.strip() for tag in raw.split(",") if tag.strip()])
+
+    def read_otel(self) -> None:
+        raw = self.get("OTEL_SERVICE_NAME")
+        if raw is not None:
+            self.put("OTEL_SERVICE_NAME", ("service_name",), raw)
+        self.read_otlp()
+        self.read_exporters()
+        if self.get_bool("OTEL_SDK_DISABLED"):
+            self.put("OTEL_SDK_DISABLED", ("instrumentation", "enabled"), False)
+            self.put("OTEL_SDK_DISABLED", ("otlp", "enabled"), False)
+        capture = self.get_bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+        if capture is not None:
+            self.put("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", ("judge", "capture_content"), capture)
+        self.read_prometheus()
+
+    def read_otlp(self) -> None:
+        raw = self.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        if raw is not None:
+            protocol = raw.lower()
+            if protocol in ("http/protobuf", "grpc"):
+                self.put("OTEL_EXPORTER_OTLP_PROTOCOL", ("otlp", "protocol"), protocol)
+            elif protocol == "http/json":
+                self.problem("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json is not supported; use http/protobuf or grpc")
+            else:
+                got = short_repr(raw)
+                self.problem("OTEL_EXPORTER_OTLP_PROTOCOL", f"must be one of http/protobuf, grpc (got {got})")
+        raw = self.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if raw is not None:
+            self.put("OTEL_EXPORTER_OTLP_ENDPOINT", ("otlp", "endpoint"), raw)
+            self.put("OTEL_EXPORTER_OTLP_ENDPOINT", ("otlp", "enabled"), True)
+        raw = self.get("OTEL_EXPORTER_OTLP_HEADERS")
+        if raw is not None:
+            headers, problem = _parse_w3c_headers(raw)
+            if problem:
+                self.problem("OTEL_EXPORTER_OTLP_HEADERS", problem)
+            elif headers:
+                self.put("OTEL_EXPORTER_OTLP_HEADERS", ("otlp", "headers"), headers)
+        for variable, path in _MILLISECOND_VARS:
+            raw = self.get(variable)
+            if raw is None:
+                continue
+            try:
+                millis = float(raw)
+            except ValueError:
+                millis = -1.0
+            if 0 < millis < float("inf"):
+                self.put(variable, path, millis / 1000.0)
+            else:
+                self.problem(variable, f"expected a positive number of milliseconds (got {short_repr(raw)})")
+
+    def read_exporters(self) -> None:
+        for variable, signal in (("OTEL_METRICS_EXPORTER", "metrics"), ("OTEL_TRACES_EXPORTER", "traces")):
+            raw = self.get(variable)
+            if raw is None:
+                continue
+            names = [token.strip().lower() for token in raw.split(",") if token.strip()]
+            if not names or not all(_EXPORTER_TOKEN_RE.fullmatch(name) for name in names):
+                self.problem(
+                    variable,
+                    "expected a comma-separated list of exporter names, e.g. "
+                    f"otlp,prometheus or none (got {short_repr(raw)})",
+                )
+                continue
+            self.put(variable, ("otlp", signal), "otlp" in names)
+            if signal == "metrics" and "prometheus" in names:
+                self.put(variable, ("prometheus", "enabled"), True)
+
+    def read_prometheus(self) -> None:
+        raw = self.get("OTEL_EXPORTER_PROMETHEUS_HOST")
+        if raw is not None:
+            self.put("OTEL_EXPORTER_PROMETHEUS_HOST", ("prometheus", "host"), raw)
+        raw = self.get("OTEL_EXPORTER_PROMETHEUS_PORT")
+        if raw is None:
+            return
+        if raw.isdigit() and 0 <= int(raw) <= 65535:
+            self.put("OTEL_EXPORTER_PROMETHEUS_PORT", ("prometheus", "port"), int(raw))
+        else:
+            self.problem(
+                "OTEL_EXPORTER_PROMETHEUS_PORT", f"expected an integer between 0 and 65535 (got {short_repr(raw)})"
+            )
+
+
+def _parse_w3c_headers(raw: str) -> tuple[dict[str, str], str | None]:
+    """Parse ``k1=v1,k2=v2`` (URL-encoded) into ``(headers, problem-or-None)``.
+
+    The problem text never contains a header value.
+    """
+    headers: dict[str, str] = {}
+    for index, entry in enumerate(raw.split(","), start=1):
+        if not entry.strip():
+            continue
+        if "=" not in entry:
+            return {}, f"entry {index} is not of the form key=value"
+        key, _, value = entry.partition("=")
+        key = unquote(key.strip())
+        if not key:
+            return {}, f"entry {index} has an empty key"
+        headers[key] = unquote(value.strip())
+    return headers, None
+
+
+def resolve_headers(
+    otlp: OtlpConfig | Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    *,
+    strict: bool = False,
+) -> dict[str, str]:
+    """Return the OTLP headers with every ``${NAME}`` replaced from the environment.
+
+    ``otlp`` is the OTLP section (its ``headers`` are used) or the headers mapping
+    itself. The OTLP exporters call this when they are built, so the file only ever
+    holds references. A header whose variable is unset is left out with a warning
+    (naming the header and the variable, never a value; once per process), or raises
+    :class:`ConfigError` when ``strict``.
+    """
+    environ = os.environ if env is None else env
+    headers = otlp if isinstance(otlp, Mapping) else otlp.headers
+    resolved: dict[str, str] = {}
+    for name, template in headers.items():
+        template = str(template)
+        missing = [m.group(1) for m in _ENV_REF_RE.finditer(template) if m.group(1) not in environ]
+        if missing:
+            problem = f"environment variable {missing[0]} is not set"
+            if strict:
+                raise ConfigError(ENV_LABEL, [(f"otlp.headers.{name}", problem)])
+            if (name, missing[0]) not in _warned_missing_header_vars:
+                _warned_missing_header_vars.add((name, missing[0]))
+                logger.warning("otlp.headers.%s: %s; header not sent", name, problem)
+            continue
+        resolved[str(name)] = _ENV_REF_RE.sub(lambda m: environ[m.group(1)], template)
+    return resolved
