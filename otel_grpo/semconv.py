@@ -7,11 +7,22 @@ unit ``{sample}`` into ``grpo_samples_total`` and ``grpo.judge.duration`` (``s``
 into ``grpo_judge_duration_seconds_bucket``; :func:`prometheus_name` encodes that rule
 and ``otel_grpo.tools.dashboards.grafana.prometheus_metric_names()`` lists it for every
 instrument, so dashboards and tests share one table.
+
+Names defined by OpenTelemetry's semantic conventions (GenAI, ``server.*``, ``error.type``,
+``http.response.status_code``, the ``gen_ai.client.*`` instruments and their enumerated
+values) are imported from ``opentelemetry-semantic-conventions``, never copied; only the
+``grpo.*`` names and what the package does not define (bucket boundaries) are written here.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import http_attributes as _http
+from opentelemetry.semconv.attributes import server_attributes as _server
 
 METER_NAME: Final = "otel_grpo"
 TRACER_NAME: Final = "otel_grpo"
@@ -26,31 +37,40 @@ ATTR_JUDGE_OUTCOME: Final = "grpo.judge.outcome"
 ATTR_JUDGE_VERDICT: Final = "grpo.judge.verdict"
 ATTR_SCALAR_NAME: Final = "grpo.scalar.name"
 ATTR_HEALTH_EVENT: Final = "grpo.exporter.event"
-ATTR_ERROR_TYPE: Final = "error.type"
+ATTR_ERROR_TYPE: Final = _error.ERROR_TYPE
 ATTR_RUN_ID: Final = "grpo.run.id"
 ATTR_LLM_ROLE: Final = "grpo.llm.role"  # judge | executor
 
-# GenAI semantic conventions (judge HTTP requests).
-GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
-GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
-GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
-GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
-GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
-GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
-GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
-GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
-GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
-SERVER_ADDRESS: Final = "server.address"
-SERVER_PORT: Final = "server.port"
-HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+# GenAI semantic conventions (judge HTTP requests), from opentelemetry-semantic-conventions.
+GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME: Final = _gen_ai.GEN_AI_PROVIDER_NAME
+GEN_AI_REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
+GEN_AI_RESPONSE_MODEL: Final = _gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_RESPONSE_ID: Final = _gen_ai.GEN_AI_RESPONSE_ID
+GEN_AI_RESPONSE_FINISH_REASONS: Final = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
+GEN_AI_USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
+GEN_AI_REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
+GEN_AI_REQUEST_MAX_TOKENS: Final = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+# Opt-in message content (JSON strings on spans, only when content capture is enabled).
+GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
+SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
+SERVER_PORT: Final = _server.SERVER_PORT
+HTTP_RESPONSE_STATUS_CODE: Final = _http.HTTP_RESPONSE_STATUS_CODE
 
 # --- attribute values ----------------------------------------------------------------
 SPLIT_TRAIN: Final = "train"
 SPLIT_VAL: Final = "val"
 UNKNOWN: Final = "unknown"
 OTHER: Final = "other"
+
+# gen_ai.operation.name and gen_ai.token.type values.
+GEN_AI_OPERATION_CHAT: Final = _gen_ai.GenAiOperationNameValues.CHAT.value
+GEN_AI_OPERATION_TEXT_COMPLETION: Final = _gen_ai.GenAiOperationNameValues.TEXT_COMPLETION.value
+GEN_AI_TOKEN_TYPE_INPUT: Final = _gen_ai.GenAiTokenTypeValues.INPUT.value
+GEN_AI_TOKEN_TYPE_OUTPUT: Final = _gen_ai.GenAiTokenTypeValues.OUTPUT.value
 
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_PARSE_FAILURE: Final = "parse_failure"
@@ -66,11 +86,17 @@ ERROR_TIMEOUT: Final = "timeout"
 ERROR_CONNECTION: Final = "connection"
 ERROR_HTTP_STATUS: Final = "http_status"
 ERROR_EMPTY_CONTENT: Final = "empty_content"
-ERROR_OTHER: Final = "_OTHER"
+ERROR_OTHER: Final = _error.ErrorTypeValues.OTHER.value  # the conventions' fallback
 
 # --- datasets ---------------------------------------------------------------------------
 DEFAULT_DATASETS: Final = (
-    "gsm8k", "math", "humaneval", "mbpp", "hotpotqa", "commonsenseqa", "mmlu",
+    "gsm8k",
+    "math",
+    "humaneval",
+    "mbpp",
+    "hotpotqa",
+    "commonsenseqa",
+    "mmlu",
 )
 PROBLEM_TYPE_BY_SOURCE: Final = {
     "gsm8k": "math",
@@ -93,11 +119,15 @@ REWARD_MAX = ("grpo.reward.max", "{reward}", "Highest reward in the last complet
 EXECUTOR_RUNS = ("grpo.executor.runs", "{run}", "Workflow executions")
 EXECUTOR_COST = ("grpo.executor.cost", "USD", "Executor cost")
 EXECUTOR_COST_INVALID = (
-    "grpo.executor.cost.invalid", "{run}", "Executor runs whose reported cost was not a valid number",
+    "grpo.executor.cost.invalid",
+    "{run}",
+    "Executor runs whose reported cost was not a valid number",
 )
 GROUPS = ("grpo.groups", "{group}", "GRPO groups (K samples of one question) completed")
 GROUPS_ZERO_ADVANTAGE = (
-    "grpo.groups.zero_advantage", "{group}", "GRPO groups whose rewards were all equal",
+    "grpo.groups.zero_advantage",
+    "{group}",
+    "GRPO groups whose rewards were all equal",
 )
 TRAIN_SCALAR = ("grpo.train.scalar", "{value}", "Last value the trainer reported in the step")
 TRAIN_STEP = ("grpo.train.step", "{step}", "Last completed training step")
@@ -110,22 +140,30 @@ EXECUTOR_DURATION = ("grpo.executor.duration", "s", "Workflow execution wall tim
 JUDGE_EVALUATIONS = ("grpo.judge.evaluations", "{evaluation}", "Judge evaluations by outcome")
 JUDGE_DURATION = ("grpo.judge.duration", "s", "Judge evaluation wall time, retries included")
 JUDGE_REQUESTS = ("grpo.judge.requests", "{request}", "HTTP requests sent to the judge endpoint")
-EXECUTOR_LLM_REQUESTS = ("grpo.executor.llm_requests", "{request}",
-                         "GenAI HTTP requests made inside executor runs (never judge requests)")
-JUDGE_COST = ("grpo.judge.cost", "USD", "Judge token cost priced from config")
-GEN_AI_OPERATION_DURATION = (
-    "gen_ai.client.operation.duration", "s", "GenAI operation duration",
+EXECUTOR_LLM_REQUESTS = (
+    "grpo.executor.llm_requests",
+    "{request}",
+    "GenAI HTTP requests made inside executor runs (never judge requests)",
 )
-GEN_AI_TOKEN_USAGE = ("gen_ai.client.token.usage", "{token}", "Measures number of input and output tokens used")
+JUDGE_COST = ("grpo.judge.cost", "USD", "Judge token cost priced from config")
+GEN_AI_OPERATION_DURATION = (_gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION, "s", "GenAI operation duration")
+GEN_AI_TOKEN_USAGE = (
+    _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
+    "{token}",
+    "Measures number of input and output tokens used",
+)
 EXPORTER_EVENTS = ("grpo.exporter.events", "{event}", "Exporter health: rows written, dropped, errors")
 
-# Bucket boundaries.
+# Bucket boundaries: the GenAI conventions' advice for gen_ai.client.operation.duration and
+# gen_ai.client.token.usage. opentelemetry-semantic-conventions does not carry them (only names).
+# fmt: off
 DURATION_BUCKETS_S: Final = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )  # GenAI semantic conventions, gen_ai.client.operation.duration
 TOKEN_BUCKETS: Final = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # GenAI semantic conventions, gen_ai.client.token.usage
+# fmt: on
 
 # Exporter health event values.
 HEALTH_ROWS_WRITTEN: Final = "rows_written"

@@ -34,15 +34,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_grpo
-from otel_grpo.instrumentation import llm_http as judge_http
+from otel_grpo import faults
 from otel_grpo.instrumentation.llm_http import (
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OUTPUT_MESSAGES,
+    LLMHTTPInstrumentor,
     classify_exception,
     instrument_http,
     is_http_instrumented,
     uninstrument_http,
 )
+from otel_grpo.instrumentation.llm_http.errors import FAULT_KIND
 from otel_grpo.recording.context import (
     CALL_EXECUTOR,
     CALL_JUDGE,
@@ -485,8 +487,8 @@ def test_without_telemetry_requests_pass_through(server, make_tel):
 
 def test_internal_errors_never_reach_the_caller(server, make_tel, monkeypatch, caplog):
     handle = make_tel([server.port])
-    monkeypatch.setattr(judge_http._State, "warned", False)
-    caplog.set_level(logging.DEBUG, logger=judge_http.__name__)
+    monkeypatch.setattr(faults._Faults, "kinds", {})  # this test's first fault is logged again
+    caplog.set_level(logging.DEBUG, logger="otel_grpo")
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("recorder is broken")
@@ -505,7 +507,7 @@ def test_internal_errors_never_reach_the_caller(server, make_tel, monkeypatch, c
     instrument_http(lambda: 1 / 0)  # a broken telemetry getter
     with client(server, max_retries=0) as c:
         assert c.chat.completions.create(model=MODEL, messages=PROMPT).choices[0].message.content
-    ours = [r for r in caplog.records if r.name == judge_http.__name__]
+    ours = [r for r in caplog.records if r.name == "otel_grpo" and FAULT_KIND in r.getMessage()]
     assert [r.levelno for r in ours].count(logging.WARNING) == 1  # logged once, then at DEBUG
     assert len(ours) > 1
 
@@ -523,6 +525,23 @@ def test_classify_exception_covers_the_client_libraries():
     assert classify_exception(ConnectionRefusedError()) == "connection"
     assert classify_exception(httpx.LocalProtocolError("bug")) == "_OTHER"
     assert classify_exception(ValueError()) == "_OTHER"
+
+
+def test_instrumentor_wraps_and_unwraps_like_a_contrib_instrumentor():
+    instrumentor = LLMHTTPInstrumentor()
+    assert instrumentor is LLMHTTPInstrumentor()  # one instance, as every BaseInstrumentor
+    assert list(instrumentor.instrumentation_dependencies()) == []  # each client is optional
+    instrumentor.instrument(get_telemetry=lambda: None)
+    try:
+        assert is_http_instrumented() and instrumentor.is_instrumented_by_opentelemetry
+        for cls in (httpx.Client, httpx.AsyncClient, httpx2.Client, requests.Session):
+            assert isinstance(vars(cls)["send"], wrapt.FunctionWrapper), cls
+        instrument_http(lambda: None)  # already instrumented: only the telemetry getter changes
+    finally:
+        uninstrument_http()
+    assert not is_http_instrumented() and not instrumentor.is_instrumented_by_opentelemetry
+    for cls in (httpx.Client, httpx.AsyncClient, httpx2.Client, requests.Session):
+        assert not isinstance(vars(cls)["send"], wrapt.FunctionWrapper), cls
 
 
 def test_modules_imported_later_are_wrapped_by_post_import_hooks():

@@ -1,8 +1,10 @@
-"""Reading an OpenAI-compatible chat/completions reply (JSON or SSE) for GenAI telemetry.
+"""The one reply parser: an OpenAI-compatible chat/completions reply (JSON or SSE) read for telemetry.
 
-Pure functions: bytes in, a :class:`_Reply` out (model, id, choices with content and
-finish reasons, token usage). Used by :mod:`otel_grpo.instrumentation.llm_http` on the
-bytes it observes flowing to the caller; nothing here touches the network.
+Pure functions: bytes in, a :class:`Reply` out (model, id, choices with content and
+finish reasons, token usage); and the opt-in ``gen_ai.input.messages`` /
+``gen_ai.output.messages`` JSON of a request body and of a reply. Nothing here touches
+the network: :mod:`~otel_grpo.instrumentation.llm_http.observer` hands over the bytes
+that flowed to the caller.
 """
 
 from __future__ import annotations
@@ -11,8 +13,31 @@ import json
 import zlib
 from typing import Any
 
+DECODABLE_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+"""``Content-Encoding`` values whose observed bytes :func:`parse_reply` can read."""
 
-class _Reply:
+
+class Choice:
+    """One choice of a reply: its text and reasoning, in the pieces they arrived in, and why it ended."""
+
+    __slots__ = ("text", "reasoning", "finish_reason")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.finish_reason: str | None = None
+
+    def add(self, text: Any, reasoning: Any, finish_reason: Any) -> None:
+        """Append a (possibly partial) message or delta to this choice."""
+        if isinstance(text, str) and text:
+            self.text.append(text)
+        if isinstance(reasoning, str) and reasoning:
+            self.reasoning.append(reasoning)
+        if finish_reason is not None:
+            self.finish_reason = finish_reason
+
+
+class Reply:
     """What was read from a chat/completions reply (JSON or SSE)."""
 
     __slots__ = ("id", "model", "choices", "input_tokens", "output_tokens", "parsed")
@@ -20,19 +45,26 @@ class _Reply:
     def __init__(self) -> None:
         self.id: str | None = None
         self.model: str | None = None
-        self.choices: dict[int, list] = {}  # index -> [content parts, reasoning parts, finish_reason]
+        self.choices: dict[int, Choice] = {}
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.parsed = False
+        self.parsed = False  # a ``choices`` list (JSON) or at least one data chunk (SSE) was read
 
-    def choice(self, index: Any) -> list:
+    def choice(self, index: Any) -> Choice:
+        """The choice at ``index`` (0 when the index is missing or not an int), created on first use."""
         key = index if isinstance(index, int) else 0
         entry = self.choices.get(key)
         if entry is None:
-            entry = self.choices[key] = [[], [], None]
+            entry = self.choices[key] = Choice()
         return entry
 
-    def usage(self, usage: Any) -> None:
+    def read_header(self, body: dict[str, Any]) -> None:
+        """Take ``id``, ``model`` and ``usage`` from a reply body or stream chunk (first id/model wins)."""
+        if self.id is None and isinstance(body.get("id"), str):
+            self.id = body["id"]
+        if self.model is None and isinstance(body.get("model"), str):
+            self.model = body["model"]
+        usage = body.get("usage")
         if isinstance(usage, dict):
             tokens_in = usage.get("prompt_tokens", usage.get("input_tokens"))
             tokens_out = usage.get("completion_tokens", usage.get("output_tokens"))
@@ -41,57 +73,56 @@ class _Reply:
             if isinstance(tokens_out, int):
                 self.output_tokens = tokens_out
 
-    def header(self, body: dict) -> None:
-        if self.id is None and isinstance(body.get("id"), str):
-            self.id = body["id"]
-        if self.model is None and isinstance(body.get("model"), str):
-            self.model = body["model"]
-        if body.get("usage") is not None:
-            self.usage(body.get("usage"))
-
     def content(self, index: int = 0) -> str | None:
+        """The text of choice ``index``, or None when it has none."""
         entry = self.choices.get(index)
-        if entry is None or not entry[0]:
+        if entry is None or not entry.text:
             return None
-        return "".join(entry[0])
+        return "".join(entry.text)
 
     def finish_reason(self, index: int = 0) -> str | None:
+        """Why choice ``index`` ended (``stop``, ``length``...), if the reply said."""
         entry = self.choices.get(index)
-        return entry[2] if entry is not None else None
+        return entry.finish_reason if entry is not None else None
 
     def finish_reasons(self) -> list[str]:
-        return [str(self.choices[i][2]) for i in sorted(self.choices) if self.choices[i][2] is not None]
+        """``gen_ai.response.finish_reasons``: the finish reason of every choice that has one, by index."""
+        return [
+            str(self.choices[i].finish_reason)
+            for i in sorted(self.choices)
+            if self.choices[i].finish_reason is not None
+        ]
 
 
-def _parse_json_reply(data: Any) -> _Reply | None:
+def _read_choices(reply: Reply, choices: Any, message_key: str) -> None:
+    """Add ``choices`` (a list of full messages or of stream deltas, under ``message_key``) to ``reply``."""
+    if not isinstance(choices, list):
+        return
+    for position, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get(message_key)
+        if isinstance(message, dict):
+            text = message.get("content")
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+        else:  # text completion
+            text, reasoning = choice.get("text"), None
+        reply.choice(choice.get("index", position)).add(text, reasoning, choice.get("finish_reason"))
+
+
+def _parse_json_reply(data: Any) -> Reply | None:
     if not isinstance(data, dict):
         return None
-    reply = _Reply()
-    reply.header(data)
+    reply = Reply()
+    reply.read_header(data)
     choices = data.get("choices")
-    if isinstance(choices, list):
-        for position, choice in enumerate(choices):
-            if not isinstance(choice, dict):
-                continue
-            entry = reply.choice(choice.get("index", position))
-            message = choice.get("message")
-            if isinstance(message, dict):
-                text = message.get("content")
-                reasoning = message.get("reasoning_content") or message.get("reasoning")
-            else:  # text completion
-                text, reasoning = choice.get("text"), None
-            if isinstance(text, str) and text:
-                entry[0].append(text)
-            if isinstance(reasoning, str) and reasoning:
-                entry[1].append(reasoning)
-            if choice.get("finish_reason") is not None:
-                entry[2] = choice.get("finish_reason")
+    _read_choices(reply, choices, "message")
     reply.parsed = isinstance(choices, list)
     return reply
 
 
-def _parse_sse_reply(text: str) -> _Reply | None:
-    reply = _Reply()
+def _parse_sse_reply(text: str) -> Reply | None:
+    reply = Reply()
     seen = False
     for line in text.splitlines():
         if not line.startswith("data:"):
@@ -106,28 +137,10 @@ def _parse_sse_reply(text: str) -> _Reply | None:
         if not isinstance(chunk, dict):
             continue
         seen = True
-        reply.header(chunk)
-        for position, choice in enumerate(chunk.get("choices") or ()):
-            if not isinstance(choice, dict):
-                continue
-            entry = reply.choice(choice.get("index", position))
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                text_part = delta.get("content")
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            else:
-                text_part, reasoning = choice.get("text"), None
-            if isinstance(text_part, str) and text_part:
-                entry[0].append(text_part)
-            if isinstance(reasoning, str) and reasoning:
-                entry[1].append(reasoning)
-            if choice.get("finish_reason") is not None:
-                entry[2] = choice.get("finish_reason")
+        reply.read_header(chunk)
+        _read_choices(reply, chunk.get("choices"), "delta")
     reply.parsed = seen
     return reply if seen else None
-
-
-_DECODABLE = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
 
 def _decode_body(body: bytes, encoding: str) -> bytes:
@@ -144,7 +157,12 @@ def _decode_body(body: bytes, encoding: str) -> bytes:
     return body
 
 
-def _parse_reply(body: bytes | None, content_type: str, encoding: str) -> _Reply | None:
+def parse_reply(body: bytes | None, content_type: str, encoding: str) -> Reply | None:
+    """Read a chat/completions reply body (SSE when the content type or the text says so, else JSON).
+
+    ``encoding`` is the ``Content-Encoding`` of bytes observed before the client decoded
+    them ("" for a body the client already decoded). None: no body, or not a reply.
+    """
     if not body:
         return None
     if encoding:
@@ -158,35 +176,43 @@ def _parse_reply(body: bytes | None, content_type: str, encoding: str) -> _Reply
         return None
 
 
-def _messages_json(messages: Any) -> str | None:
-    """``gen_ai.input.messages`` from an OpenAI ``messages`` list."""
-    if not isinstance(messages, list):
-        return None
-    out = []
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        parts: list[dict[str, Any]] = []
-        if isinstance(content, str):
-            parts.append({"type": "text", "content": content})
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    parts.append({"type": "text", "content": part["text"]})
-        out.append({"role": str(message.get("role") or "user"), "parts": parts})
-    return json.dumps(out, ensure_ascii=False)
+def _text_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list):
+        return [
+            {"type": "text", "content": part["text"]}
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+    return []
 
 
-def _output_json(reply: _Reply) -> str:
-    """``gen_ai.output.messages`` from a reply."""
+def input_messages_json(request: dict[str, Any]) -> str | None:
+    """``gen_ai.input.messages`` from an OpenAI request body (its ``messages``, else its ``prompt``)."""
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        out = [
+            {"role": str(message.get("role") or "user"), "parts": _text_parts(message.get("content"))}
+            for message in messages
+            if isinstance(message, dict)
+        ]
+        return json.dumps(out, ensure_ascii=False)
+    prompt = request.get("prompt")
+    if isinstance(prompt, str):
+        return json.dumps([{"role": "user", "parts": _text_parts(prompt)}], ensure_ascii=False)
+    return None
+
+
+def output_messages_json(reply: Reply) -> str:
+    """``gen_ai.output.messages`` from a reply: one assistant message per choice, by index."""
     out = []
     for index in sorted(reply.choices):
-        text_parts, reasoning_parts, finish = reply.choices[index]
+        choice = reply.choices[index]
         parts: list[dict[str, Any]] = []
-        if reasoning_parts:
-            parts.append({"type": "reasoning", "content": "".join(reasoning_parts)})
-        if text_parts:
-            parts.append({"type": "text", "content": "".join(text_parts)})
-        out.append({"role": "assistant", "parts": parts, "finish_reason": finish or "error"})
+        if choice.reasoning:
+            parts.append({"type": "reasoning", "content": "".join(choice.reasoning)})
+        if choice.text:
+            parts.append({"type": "text", "content": "".join(choice.text)})
+        out.append({"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason or "error"})
     return json.dumps(out, ensure_ascii=False)
