@@ -1,6 +1,7 @@
 """An in-process Prometheus scrape endpoint, for single-machine use without a Collector.
 
-:func:`start_prometheus_reader` starts prometheus_client's WSGI server on a private
+:func:`start_prometheus_reader` starts prometheus_client's WSGI server, where the
+``prometheus`` config section (:class:`otel_grpo.config.PrometheusConfig`) says, on a private
 ``CollectorRegistry`` (so several endpoints can live in one process, e.g. in tests)
 and returns the ``PrometheusMetricReader`` to add to the MeterProvider. Metric names
 are the same as the Collector's Prometheus exporter produces (``grpo_samples_total``,
@@ -16,15 +17,16 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import start_wsgi_server
 
+from otel_grpo.config import PrometheusConfig
+
 _logger = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9464
 #: Resource attributes exposed as labels on every series (dots become underscores).
 DEFAULT_RESOURCE_LABELS = ("service.name", "service.instance.id", "grpo.run.id")
 
@@ -41,7 +43,7 @@ class PrometheusEndpoint:
     host: str
     port: int
     registry: CollectorRegistry
-    _server: object = field(repr=False)
+    _server: WSGIServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -57,23 +59,20 @@ class PrometheusEndpoint:
             return
         self._stopped = True
         try:
-            self._server.shutdown()  # type: ignore[attr-defined]
-            self._server.server_close()  # type: ignore[attr-defined]
+            self._server.shutdown()
+            self._server.server_close()
         except Exception:  # noqa: BLE001 - stopping must never raise into the trainer
             _logger.debug("Prometheus endpoint stop failed", exc_info=True)
         self._thread.join(timeout=5)
 
 
 def start_prometheus_reader(
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    *,
-    resource_labels: Iterable[str] = DEFAULT_RESOURCE_LABELS,
+    cfg: PrometheusConfig, *, resource_labels: Iterable[str] = DEFAULT_RESOURCE_LABELS
 ) -> PrometheusEndpoint:
-    """Serve ``/metrics`` on ``host:port`` (port 0 = any free port) and return the endpoint.
+    """Serve ``/metrics`` on ``cfg.host:cfg.port`` (port 0 = any free port) and return the endpoint.
 
-    Binds to 127.0.0.1 unless told otherwise: the endpoint has no authentication.
-    Raises ``OSError`` if the port cannot be bound.
+    The config binds to 127.0.0.1 unless told otherwise: the endpoint has no
+    authentication. Raises ``OSError`` if the port cannot be bound.
     """
     registry = CollectorRegistry(auto_describe=False)
     wanted = frozenset(resource_labels)
@@ -82,11 +81,11 @@ def start_prometheus_reader(
         resource_attribute_filter=(lambda key: key in wanted) if wanted else None,
     )
     # The registry is private: if binding fails, it and the reader are simply dropped.
-    server, thread = start_wsgi_server(port, addr=host, registry=registry)
+    server, thread = start_wsgi_server(cfg.port, addr=cfg.host, registry=registry)
     bound_port = int(server.server_port)
-    _logger.info("Prometheus metrics served at http://%s:%d/metrics", host, bound_port)
+    _logger.info("Prometheus metrics served at http://%s:%d/metrics", cfg.host, bound_port)
     return PrometheusEndpoint(
-        reader=reader, host=host, port=bound_port, registry=registry, _server=server, _thread=thread
+        reader=reader, host=cfg.host, port=bound_port, registry=registry, _server=server, _thread=thread
     )
 
 

@@ -6,9 +6,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -16,7 +16,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from otel_grpo import semconv
+from otel_grpo.config import PrometheusConfig, TelemetryConfig
 from otel_grpo.exporters.step_reader import StepMetricReader
+
+if TYPE_CHECKING:
+    from otel_grpo.exporters.prometheus import PrometheusEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +34,8 @@ class Providers:
     step_reader: StepMetricReader
     resource: Resource
     run_id: str
-    prometheus: Any = None
-    closers: list = field(default_factory=list)
+    prometheus: PrometheusEndpoint | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def shutdown(self) -> None:
         """Flush and stop every reader, processor and endpoint (bounded by the SDK timeouts)."""
@@ -60,7 +64,33 @@ def make_resource(service_name: str, run_id: str) -> Resource:
     })
 
 
-def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
+def _resource_of(meter_provider: MeterProvider) -> Resource:
+    """The resource ``meter_provider`` was built with.
+
+    The SDK's MeterProvider has no public accessor for it (TracerProvider has
+    ``.resource``; a tracer provider may be absent), so this one function reads the
+    SDK's private ``_sdk_config``.
+    """
+    return meter_provider._sdk_config.resource
+
+
+def _start_prometheus(cfg: PrometheusConfig) -> PrometheusEndpoint | None:
+    """The scrape endpoint, or None (with one warning) when its port cannot be bound."""
+    from otel_grpo.exporters.prometheus import start_prometheus_reader
+
+    try:
+        return start_prometheus_reader(cfg)
+    except OSError as exc:  # the port is taken (another run, another exporter): carry on without it
+        logger.warning(
+            "otel-grpo: cannot serve Prometheus metrics on %s:%s (%s); WandB rows and OTLP carry on "
+            "without the scrape endpoint. Choose another port with prometheus.port in the telemetry "
+            "config or OTEL_EXPORTER_PROMETHEUS_PORT (0 picks a free one), or turn the endpoint off "
+            "with prometheus.enabled: false",
+            cfg.host, cfg.port, exc.strerror or exc)
+        return None
+
+
+def build_providers(cfg: TelemetryConfig, *, metric_readers: Sequence[MetricReader] = (),
                     span_processors: Sequence[SpanProcessor] = (),
                     step_reader: StepMetricReader | None = None,
                     meter_provider: MeterProvider | None = None,
@@ -73,7 +103,7 @@ def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
     ``step_reader``) nothing is built: those providers are used as they are.
     """
     if meter_provider is not None and step_reader is not None:
-        resource = meter_provider._sdk_config.resource
+        resource = _resource_of(meter_provider)
         run_id = str(resource.attributes.get(semconv.ATTR_RUN_ID) or uuid.uuid4().hex[:12])
         return Providers(meter_provider=meter_provider, tracer_provider=tracer_provider,
                          step_reader=step_reader, resource=resource, run_id=run_id)
@@ -82,41 +112,27 @@ def build_providers(cfg: Any, *, metric_readers: Sequence[MetricReader] = (),
     step_reader = step_reader or StepMetricReader()
     readers: list[MetricReader] = [step_reader, *metric_readers]
     processors: list[SpanProcessor] = list(span_processors)
-    closers: list = []
-    prometheus = None
+    closers: list[Callable[[], None]] = []
     if cfg.otlp.enabled:
         from otel_grpo.exporters import otlp
 
-        if cfg.otlp.metrics:
-            reader = otlp.build_otlp_metric_reader(cfg.otlp)
-            if reader is not None:
-                readers.append(reader)
-        if cfg.otlp.traces:
-            processor = otlp.build_otlp_span_processor(cfg.otlp)
-            if processor is not None:
-                processors.append(processor)
-    if cfg.prometheus.enabled:
-        from otel_grpo.exporters.prometheus import start_prometheus_reader
-
-        try:
-            prometheus = start_prometheus_reader(cfg.prometheus.host, cfg.prometheus.port)
-        except OSError as exc:  # the port is taken (another run, another exporter): carry on without it
-            logger.warning(
-                "otel-grpo: cannot serve Prometheus metrics on %s:%s (%s); WandB rows and OTLP carry on "
-                "without the scrape endpoint. Choose another port with prometheus.port in the telemetry "
-                "config or OTEL_EXPORTER_PROMETHEUS_PORT (0 picks a free one), or turn the endpoint off "
-                "with prometheus.enabled: false",
-                cfg.prometheus.host, cfg.prometheus.port, exc.strerror or exc)
-        else:
-            readers.append(prometheus.reader)
-            closers.append(prometheus.stop)
-            logger.info("otel-grpo: Prometheus metrics at %s", prometheus.url)
+        otlp_reader = otlp.build_otlp_metric_reader(cfg.otlp)
+        if otlp_reader is not None:
+            readers.append(otlp_reader)
+        otlp_processor = otlp.build_otlp_span_processor(cfg.otlp)
+        if otlp_processor is not None:
+            processors.append(otlp_processor)
+    prometheus = _start_prometheus(cfg.prometheus) if cfg.prometheus.enabled else None
+    if prometheus is not None:
+        readers.append(prometheus.reader)
+        closers.append(prometheus.stop)
+        logger.info("otel-grpo: Prometheus metrics at %s", prometheus.url)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-    tracer_provider = None
+    new_tracer_provider = None
     if processors:
-        tracer_provider = TracerProvider(resource=resource)
+        new_tracer_provider = TracerProvider(resource=resource)
         for processor in processors:
-            tracer_provider.add_span_processor(processor)
-    return Providers(meter_provider=meter_provider, tracer_provider=tracer_provider,
+            new_tracer_provider.add_span_processor(processor)
+    return Providers(meter_provider=meter_provider, tracer_provider=new_tracer_provider,
                      step_reader=step_reader, resource=resource, run_id=run_id,
                      prometheus=prometheus, closers=closers)

@@ -15,18 +15,25 @@ import secrets
 import shutil
 import string
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from otel_grpo.config import WandbConfig
+
+if TYPE_CHECKING:
+    from wandb import Run, Settings
 
 logger = logging.getLogger(__name__)
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-def _settings(wandb: Any, cfg: Any) -> Any:
+def _settings(wandb: ModuleType, cfg: WandbConfig) -> Settings:
+    """``wandb.Settings`` from the ``wandb:`` config block."""
     return wandb.Settings(
-        x_transaction_log_flush_interval=float(getattr(cfg, "flush_interval_s", 1.0)),
-        init_timeout=float(getattr(cfg, "init_timeout_s", 30.0)),
-        silent=not getattr(cfg, "debug_logging", False),
+        x_transaction_log_flush_interval=cfg.flush_interval_s,
+        init_timeout=cfg.init_timeout_s,
+        silent=not cfg.debug_logging,
     )
 
 
@@ -64,7 +71,8 @@ def _remove_failed_attempt(run_dir: str | None, run_id: str, existing: set[Path]
                            "do not `wandb sync` it", path, type(exc).__qualname__)
 
 
-def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any], *, separate: bool = False) -> Any:
+def start_run(wandb: ModuleType, cfg: WandbConfig, run_config: dict[str, Any], *,
+              separate: bool = False) -> Run:
     """Start a run from the ``wandb:`` config block.
 
     In online mode a failure to reach WandB within ``init_timeout_s`` (no API key,
@@ -73,21 +81,20 @@ def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any], *, separate: boo
     attempt's run directory is removed, so one run directory is left. ``separate``
     starts a second run beside an active one (the trainer's disabled run).
     """
-    mode = getattr(cfg, "mode", "offline")
-    run_dir = getattr(cfg, "dir", None)
+    run_dir = cfg.dir
     if run_dir:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = dict(
-        project=getattr(cfg, "project", "otel-grpo"),
-        entity=getattr(cfg, "entity", None),
-        name=getattr(cfg, "run_name", None),
+        project=cfg.project,
+        entity=cfg.entity,
+        name=cfg.run_name,
         dir=run_dir,
-        tags=list(getattr(cfg, "tags", []) or []) or None,
+        tags=list(cfg.tags) or None,
         config=run_config,
     )
     if separate:  # another (disabled) run is active: leave it alone, make a second one
         kwargs["reinit"] = "create_new"
-    if mode == "online":
+    if cfg.mode == "online":
         # A known id names the directory the attempt creates, so a failed attempt can be cleaned up.
         run_id = (None if separate else os.environ.get("WANDB_RUN_ID")) or new_run_id()
         existing = _attempt_dirs(run_dir, run_id)
@@ -97,7 +104,7 @@ def start_run(wandb: Any, cfg: Any, run_config: dict[str, Any], *, separate: boo
             logger.warning(
                 "otel-grpo: could not start an online WandB run within %.0fs (%s); "
                 "writing an offline run instead: upload it later with `wandb sync`",
-                float(getattr(cfg, "init_timeout_s", 30.0)), type(exc).__qualname__,
+                cfg.init_timeout_s, type(exc).__qualname__,
             )
             # A failed wandb.init sets no global run, so there is nothing to finish here (finishing
             # wandb.run would finish the trainer's run). Its directory holds only a header.

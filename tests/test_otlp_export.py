@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 
 import pytest
 from opentelemetry.metrics import Observation
@@ -31,13 +30,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_grpo import semconv as sc
+from otel_grpo.config import OtlpConfig
 from otel_grpo.exporters import otlp
+from otel_grpo.exporters.otlp.health import ExportState
 
 SECRET = "s3cr3t-header-value"
 ATTRS = {sc.ATTR_SPLIT: "train", sc.ATTR_SOURCE: "gsm8k", sc.ATTR_PROBLEM_TYPE: "math"}
 
 
-def settings(endpoint: str | None, **overrides) -> SimpleNamespace:
+def settings(endpoint: str | None, **overrides) -> OtlpConfig:
+    """The ``otlp`` config section the builders take, validated like a config file's."""
     values = dict(
         enabled=True,
         endpoint=endpoint,
@@ -49,7 +51,7 @@ def settings(endpoint: str | None, **overrides) -> SimpleNamespace:
         timeout_s=1.0,
     )
     values.update(overrides)
-    return SimpleNamespace(**values)
+    return OtlpConfig(**values)
 
 
 def delta(before: dict[str, int], key: str) -> int:
@@ -122,7 +124,7 @@ def test_signal_endpoint_like_the_sdk(monkeypatch):
 
 def test_redaction_never_leaks_credentials():
     assert otlp.redact_url("https://user:pw@c:4318/v1/metrics?token=x") == "https://c:4318/v1/metrics"
-    state = otlp._ExportState("metrics", "http://c", secrets=[SECRET])
+    state = ExportState("metrics", "http://c", secrets=[SECRET])
     assert SECRET not in state.scrub(f"error talking to http://u:p@c with key {SECRET}")
     assert "u:p" not in state.scrub("error talking to http://u:p@c")
     assert "u:p" not in state.scrub("failed to export to u:p@c:4317")  # gRPC targets
@@ -134,8 +136,8 @@ def test_disabled_or_missing_config_builds_nothing():
     assert otlp.build_otlp_metric_reader(settings("http://127.0.0.1:1", enabled=False)) is None
     assert otlp.build_otlp_metric_reader(settings("http://127.0.0.1:1", metrics=False)) is None
     assert otlp.build_otlp_span_processor(settings("http://127.0.0.1:1", traces=False)) is None
-    with pytest.raises(ValueError):
-        otlp.build_otlp_metric_reader(settings("http://127.0.0.1:1", protocol="http/json"))
+    with pytest.raises(ValueError):  # an unsupported protocol never reaches a builder
+        settings("http://127.0.0.1:1", protocol="http/json")
 
 
 def test_reader_is_cumulative_for_every_instrument_kind(monkeypatch):
