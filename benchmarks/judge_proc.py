@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 
-from otel_grpo.tools.demo import judge_server
 from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
 
 
@@ -22,9 +21,6 @@ def main() -> int:
     parser.add_argument("--schedule", default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    server_class = getattr(judge_server, "_JudgeHTTPServer", None)
-    if server_class is not None:
-        server_class.request_queue_size = 1024
     faults = FaultConfig(schedule=args.schedule.split(",") if args.schedule else None)
     server = JudgeServer(faults=faults).start()
     try:
