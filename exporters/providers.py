@@ -56,7 +56,7 @@ class Providers:
 def make_resource(service_name: str, run_id: str) -> Resource:
     """Resource with service.name, a per-process service.instance.id, run id and host."""
     return Resource.create({
-        "service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name,
+        "service.name": service_name,  # OTEL_SERVICE_NAME is layered in by the config
         "service.instance.id": uuid.uuid4().hex,
         semconv.ATTR_RUN_ID: run_id,
         "host.name": socket.gethostname(),
