@@ -1,1 +1,1 @@
-"""Metric exporters of otel-grpo: the per-step rollup and the WandB writer."""
+"""The export stage of otel-grpo: the step reader, the pure rollup, the WandB writer and tables, OTLP, Prometheus."""

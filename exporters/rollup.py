@@ -1,10 +1,14 @@
-"""Collected metric data + running totals -> the WandB key contract (SPEC.md).
+"""Running totals -> ``{WandB key: value}`` (the contract of :mod:`otel_grpo.keys`).
 
-No wandb import, no I/O, no globals: :func:`flatten` turns the SDK's ``MetricsData``
-(DELTA temporality, one collection per window end) into plain points, and
-:func:`rollup` folds them into :class:`RunTotals` and returns the row for the window
-that just ended. The same function can rebuild rows from any OTLP stream converted
-to deltas.
+No wandb import, no I/O, no globals. At each window end the WandB exporter calls
+
+1. :func:`~otel_grpo.exporters.totals.flatten`: the SDK's ``MetricsData`` (DELTA
+   temporality, one collection per window end) as plain points;
+2. :func:`~otel_grpo.exporters.totals.accumulate`: fold them into its :class:`RunTotals`;
+3. :func:`window_row`: the :class:`WindowRow` of the window that just ended, built by the
+   ``compute_*`` functions below, each of which lists the keys it produces.
+
+The same functions rebuild rows from any OTLP stream converted to deltas.
 
 Units: accuracy and success rates under train/, dataset/ and val/ are percentages
 (0-100); judge/ rates are fractions (0-1). A key whose denominator is empty in its
@@ -13,108 +17,84 @@ window is omitted, never written as 0.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from otel_grpo import keys
 from otel_grpo import semconv as sc
+from otel_grpo.exporters.totals import (
+    Buckets,
+    Hist,
+    Point,
+    RunTotals,
+    SampleSums,
+    WindowAgg,
+    accumulate,
+    flatten,
+)
 
-SPLITS = (sc.SPLIT_TRAIN, sc.SPLIT_VAL)
+__all__ = [
+    "Hist",
+    "Point",
+    "Row",
+    "RunTotals",
+    "SampleRow",
+    "SourceFigures",
+    "WindowEnd",
+    "WindowRow",
+    "accumulate",
+    "compute_cost_metrics",
+    "compute_dataset_metrics",
+    "compute_executor_metrics",
+    "compute_exporter_metrics",
+    "compute_grpo_metrics",
+    "compute_judge_metrics",
+    "compute_judge_step_metrics",
+    "compute_source_figures",
+    "compute_train_metrics",
+    "compute_val_metrics",
+    "flatten",
+    "quantile",
+    "window_row",
+]
 
-
-class Hist(NamedTuple):
-    """A histogram data point (explicit buckets)."""
-
-    bounds: tuple[float, ...]
-    counts: tuple[int, ...]
-    total: float
-    count: int
-
-
-class Point(NamedTuple):
-    """One data point: instrument name, attributes, and a number or a :class:`Hist`."""
-
-    name: str
-    attrs: dict[str, Any]
-    value: Any
+Row = dict[str, float]  # {WandB key: value}; counts are ints
+SampleRow = tuple[object, ...]  # one sample of a window, in the order of keys.SAMPLE_FIELDS
 
 
 class WindowEnd(NamedTuple):
-    """The window whose end triggered the collection."""
+    """The window whose end triggered the collection, and what the trainer side hands with it."""
 
     split: str  # train | val
     step: int
     ok: bool = True  # False: the step raised; no row, totals still advance
     write: bool = True  # False: a step skipped by log_frequency
+    samples: tuple[SampleRow, ...] = ()  # the window's first samples, for the per-sample table
 
 
-def flatten(metrics_data: Any) -> list[Point]:
-    """Flatten an SDK ``MetricsData`` into :class:`Point` s."""
-    points: list[Point] = []
-    if metrics_data is None:
-        return points
-    for resource_metrics in metrics_data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                for dp in metric.data.data_points:
-                    attrs = dict(dp.attributes or {})
-                    if hasattr(dp, "bucket_counts"):
-                        value: Any = Hist(tuple(dp.explicit_bounds), tuple(dp.bucket_counts),
-                                          float(dp.sum), int(dp.count))
-                    else:
-                        value = dp.value
-                    points.append(Point(metric.name, attrs, value))
-    return points
+@dataclass(frozen=True)
+class SourceFigures:
+    """One source's train samples in a window: its ``dataset/{source}/*`` keys and table row."""
+
+    source: str
+    accuracy: float  # percent
+    count: int
+    avg_reward: float
+    avg_cost: float  # USD per sample
 
 
-@dataclass
-class _SampleAgg:
-    samples: float = 0
-    correct: float = 0
-    reward_sum: float = 0.0
-    correctness_sum: float = 0.0
+@dataclass(frozen=True)
+class WindowRow:
+    """What a window end produced: the row to write (``data``) and the per-source figures behind it."""
+
+    data: Row = field(default_factory=dict)
+    sources: tuple[SourceFigures, ...] = ()
 
 
-@dataclass
-class WindowAgg:
-    """What one split has accumulated since its last row."""
-
-    samples: dict[tuple[str, str], _SampleAgg] = field(default_factory=dict)
-    minmax: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    exec_runs: dict[str, float] = field(default_factory=dict)
-    exec_ok: dict[str, float] = field(default_factory=dict)
-    exec_cost: dict[str, float] = field(default_factory=dict)
-    judge: dict[str, float] = field(default_factory=dict)
-    groups: dict[str, list[float]] = field(default_factory=dict)
-    scalars: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class RunTotals:
-    """Running totals kept by the exporter across rows (all splits)."""
-
-    pending: dict[str, WindowAgg] = field(default_factory=lambda: {s: WindowAgg() for s in SPLITS})
-    judge_outcomes: dict[str, float] = field(default_factory=dict)
-    judge_verdicts: dict[str, float] = field(default_factory=dict)
-    judge_by_source: dict[str, list[float]] = field(default_factory=dict)  # source -> [evals, success]
-    judge_errors: dict[str, float] = field(default_factory=dict)
-    judge_requests: float = 0
-    judge_cost: float = 0.0
-    judge_tokens: dict[str, float] = field(default_factory=dict)
-    judge_latency: dict[tuple, list[int]] = field(default_factory=dict)  # bounds -> counts
-    exec_latency: dict[tuple, list[int]] = field(default_factory=dict)
-    cost_total: float = 0.0
-    exec_runs: float = 0
-    executor_llm_requests: float = 0  # GenAI requests made inside executor runs (never judge requests)
-    invalid_costs: float = 0
-    health: dict[str, float] = field(default_factory=dict)
-
-
-def _add_buckets(store: dict[tuple, list[int]], hist: Hist) -> None:
-    counts = store.setdefault(hist.bounds, [0] * len(hist.counts))
-    for i, c in enumerate(hist.counts):
-        counts[i] += c
+# --- the row ------------------------------------------------------------------------------------
+def _pct(num: float, den: float) -> float:
+    return 100.0 * num / den
 
 
 def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | None:
@@ -135,231 +115,227 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
     return float(bounds[-1]) if bounds else None
 
 
-def _quantiles(store: dict[tuple, list[int]], q: float) -> float | None:
+def _latency_metrics(store: Buckets, key: Callable[[str], str]) -> Row:
     if not store:
-        return None
+        return {}
     bounds, counts = max(store.items(), key=lambda item: sum(item[1]))
-    return quantile(bounds, counts, q)
+    row: Row = {}
+    for q, label in keys.QUANTILES:
+        value = quantile(bounds, counts, q)
+        if value is not None:
+            row[key(label)] = value
+    return row
 
 
-def accumulate(totals: RunTotals, points: Iterable[Point]) -> None:
-    """Fold one collection's delta points into ``totals``.
+def _scored(agg: WindowAgg) -> dict[tuple[str, str], SampleSums]:
+    return {k: v for k, v in agg.samples.items() if v.samples > 0}
 
-    Gauges (min/max reward, trainer scalars) report the last closed window in full at
-    every collection, so they replace what the previous collection left.
+
+def _by(series: dict[tuple[str, str], SampleSums], index: int) -> dict[str, SampleSums]:
+    """Sums per source (``index`` 0) or per problem type (``index`` 1), sorted by name."""
+    out: dict[str, SampleSums] = {}
+    for labels, sums in series.items():
+        out.setdefault(labels[index], SampleSums()).merge(sums)
+    return dict(sorted(out.items()))
+
+
+def compute_train_metrics(agg: WindowAgg) -> Row:
+    """The step's own train figures.
+
+    Keys: ``train/{scalar}`` (each scalar the trainer reported: loss, kl_div, temperature...),
+    ``train/avg_reward``, ``train/min_reward``, ``train/max_reward``, ``train/accuracy``,
+    and per problem type ``train/accuracy_{ptype}``, ``train/avg_score_{ptype}``, ``train/count_{ptype}``.
     """
-    for agg in totals.pending.values():
-        agg.minmax.clear()
-        agg.scalars.clear()
-    for name, attrs, value in points:
-        split = attrs.get(sc.ATTR_SPLIT, sc.SPLIT_TRAIN)
-        agg = totals.pending.get(split)
-        source = attrs.get(sc.ATTR_SOURCE, sc.UNKNOWN)
-        ptype = attrs.get(sc.ATTR_PROBLEM_TYPE, sc.UNKNOWN)
-        if name in _SAMPLE_FIELDS and agg is not None:
-            if value:
-                s = agg.samples.setdefault((source, ptype), _SampleAgg())
-                setattr(s, _SAMPLE_FIELDS[name], getattr(s, _SAMPLE_FIELDS[name]) + value)
-        elif name in (sc.REWARD_MIN[0], sc.REWARD_MAX[0]) and agg is not None:
-            pair = agg.minmax.setdefault((source, ptype), [math.inf, -math.inf])
-            pair[0 if name == sc.REWARD_MIN[0] else 1] = float(value)
-        elif name == sc.EXECUTOR_RUNS[0]:
-            totals.exec_runs += value
-            if agg is not None and value:
-                agg.exec_runs[source] = agg.exec_runs.get(source, 0) + value
-                if attrs.get(sc.ATTR_SUCCESS) == "true":
-                    agg.exec_ok[source] = agg.exec_ok.get(source, 0) + value
-        elif name == sc.EXECUTOR_COST[0]:
-            totals.cost_total += value
-            if agg is not None and value:
-                agg.exec_cost[source] = agg.exec_cost.get(source, 0.0) + value
-        elif name == sc.EXECUTOR_COST_INVALID[0]:
-            totals.invalid_costs += value
-        elif name == sc.JUDGE_EVALUATIONS[0] and value:
-            outcome = attrs.get(sc.ATTR_JUDGE_OUTCOME, sc.OUTCOME_API_FAILURE)
-            totals.judge_outcomes[outcome] = totals.judge_outcomes.get(outcome, 0) + value
-            verdict = attrs.get(sc.ATTR_JUDGE_VERDICT, sc.VERDICT_NONE)
-            if outcome == sc.OUTCOME_SUCCESS and verdict != sc.VERDICT_NONE:
-                totals.judge_verdicts[verdict] = totals.judge_verdicts.get(verdict, 0) + value
-            per_source = totals.judge_by_source.setdefault(source, [0, 0])
-            per_source[0] += value
-            per_source[1] += value if outcome == sc.OUTCOME_SUCCESS else 0
-            error = attrs.get(sc.ATTR_ERROR_TYPE)
-            if error:
-                totals.judge_errors[error] = totals.judge_errors.get(error, 0) + value
-            if agg is not None:
-                agg.judge[outcome] = agg.judge.get(outcome, 0) + value
-        elif name == sc.JUDGE_REQUESTS[0]:
-            totals.judge_requests += value
-        elif name == sc.EXECUTOR_LLM_REQUESTS[0]:
-            totals.executor_llm_requests += value
-        elif name == sc.JUDGE_COST[0]:
-            totals.judge_cost += value
-        elif name == sc.JUDGE_DURATION[0] and isinstance(value, Hist):
-            _add_buckets(totals.judge_latency, value)
-        elif name == sc.EXECUTOR_DURATION[0] and isinstance(value, Hist):
-            _add_buckets(totals.exec_latency, value)
-        elif name == sc.GEN_AI_TOKEN_USAGE[0] and isinstance(value, Hist):
-            # Only the judge's tokens: an executor LLM request's go to no judge/ key.
-            if attrs.get(sc.ATTR_LLM_ROLE, "judge") == "judge":
-                kind = attrs.get(sc.GEN_AI_TOKEN_TYPE, "input")
-                totals.judge_tokens[kind] = totals.judge_tokens.get(kind, 0) + value.total
-        elif name in (sc.GROUPS[0], sc.GROUPS_ZERO_ADVANTAGE[0]) and agg is not None and value:
-            g = agg.groups.setdefault(source, [0, 0])
-            g[0 if name == sc.GROUPS[0] else 1] += value
-        elif name == sc.TRAIN_SCALAR[0]:
-            totals.pending[sc.SPLIT_TRAIN].scalars[str(attrs.get(sc.ATTR_SCALAR_NAME))] = float(value)
-
-
-_SAMPLE_FIELDS = {
-    sc.SAMPLES[0]: "samples",
-    sc.SAMPLES_CORRECT[0]: "correct",
-    sc.REWARD_SUM[0]: "reward_sum",
-    sc.CORRECTNESS_SUM[0]: "correctness_sum",
-}
-
-# Keys computed by the rollup: a trainer scalar with one of these names is not copied.
-COMPUTED_TRAIN_KEYS = frozenset({
-    "step", "avg_reward", "max_reward", "min_reward", "accuracy",
-})
-
-
-def _pct(num: float, den: float) -> float:
-    return 100.0 * num / den
-
-
-def _train_keys(agg: WindowAgg, row: dict[str, Any]) -> None:
-    for name, value in sorted(agg.scalars.items()):
-        if name not in COMPUTED_TRAIN_KEYS:
-            row[f"train/{name}"] = value
-    series = {k: v for k, v in agg.samples.items() if v.samples > 0}
+    row: Row = {
+        keys.train(name): value for name, value in sorted(agg.scalars.items()) if name not in keys.COMPUTED_TRAIN_NAMES
+    }
+    series = _scored(agg)
     n = sum(v.samples for v in series.values())
     if n > 0:
-        row["train/avg_reward"] = sum(v.reward_sum for v in series.values()) / n
-        mins = [agg.minmax[k][0] for k in series if k in agg.minmax]
-        maxs = [agg.minmax[k][1] for k in series if k in agg.minmax]
-        if mins:
-            row["train/min_reward"] = min(mins)
-            row["train/max_reward"] = max(maxs)
-        row["train/accuracy"] = _pct(sum(v.correct for v in series.values()), n)
-    by_ptype: dict[str, _SampleAgg] = {}
-    by_source: dict[str, _SampleAgg] = {}
-    for (source, ptype), v in series.items():
-        for bucket, key in ((by_ptype, ptype), (by_source, source)):
-            acc = bucket.setdefault(key, _SampleAgg())
-            acc.samples += v.samples
-            acc.correct += v.correct
-            acc.reward_sum += v.reward_sum
-            acc.correctness_sum += v.correctness_sum
-    for ptype, v in sorted(by_ptype.items()):
-        row[f"train/accuracy_{ptype}"] = _pct(v.correct, v.samples)
-        row[f"train/avg_score_{ptype}"] = v.correctness_sum / v.samples
-        row[f"train/count_{ptype}"] = int(v.samples)
-    for source, v in sorted(by_source.items()):
-        row[f"dataset/{source}/accuracy"] = _pct(v.correct, v.samples)
-        row[f"dataset/{source}/count"] = int(v.samples)
-        row[f"dataset/{source}/avg_reward"] = v.reward_sum / v.samples
-        row[f"dataset/{source}/avg_cost"] = agg.exec_cost.get(source, 0.0) / v.samples
+        row[keys.TRAIN_AVG_REWARD] = sum(v.reward_sum for v in series.values()) / n
+        extremes = [agg.minmax[k] for k in series if k in agg.minmax]
+        if extremes:
+            row[keys.TRAIN_MIN_REWARD] = min(low for low, _ in extremes)
+            row[keys.TRAIN_MAX_REWARD] = max(high for _, high in extremes)
+        row[keys.TRAIN_ACCURACY] = _pct(sum(v.correct for v in series.values()), n)
+    for ptype, v in _by(series, 1).items():
+        row[keys.train_by_problem_type("accuracy", ptype)] = _pct(v.correct, v.samples)
+        row[keys.train_by_problem_type("avg_score", ptype)] = v.correctness_sum / v.samples
+        row[keys.train_by_problem_type("count", ptype)] = int(v.samples)
+    return row
+
+
+def compute_source_figures(agg: WindowAgg) -> tuple[SourceFigures, ...]:
+    """Per source, the train samples of the step (the Dataset Statistics table's rows), sorted by source."""
+    return tuple(
+        SourceFigures(
+            source=source,
+            accuracy=_pct(v.correct, v.samples),
+            count=int(v.samples),
+            avg_reward=v.reward_sum / v.samples,
+            avg_cost=agg.exec_cost.get(source, 0.0) / v.samples,
+        )
+        for source, v in _by(_scored(agg), 0).items()
+    )
+
+
+def compute_dataset_metrics(sources: Iterable[SourceFigures]) -> Row:
+    """Keys: ``dataset/{source}/accuracy``, ``/count``, ``/avg_reward``, ``/avg_cost`` for each source."""
+    row: Row = {}
+    for figures in sources:
+        row[keys.dataset(figures.source, "accuracy")] = figures.accuracy
+        row[keys.dataset(figures.source, "count")] = figures.count
+        row[keys.dataset(figures.source, "avg_reward")] = figures.avg_reward
+        row[keys.dataset(figures.source, "avg_cost")] = figures.avg_cost
+    return row
+
+
+def compute_grpo_metrics(agg: WindowAgg) -> Row:
+    """Keys: ``grpo/{source}/zero_advantage_rate`` per source with groups, ``grpo/zero_advantage_rate``."""
+    row: Row = {}
     all_groups = zero = 0.0
-    for source, (groups, zero_adv) in sorted(agg.groups.items()):
+    for source, (groups, zero_advantage) in sorted(agg.groups.items()):
         if groups > 0:
-            row[f"grpo/{source}/zero_advantage_rate"] = zero_adv / groups
+            row[keys.grpo_zero_advantage_rate(source)] = zero_advantage / groups
             all_groups += groups
-            zero += zero_adv
+            zero += zero_advantage
     if all_groups > 0:
-        row["grpo/zero_advantage_rate"] = zero / all_groups
+        row[keys.grpo_zero_advantage_rate()] = zero / all_groups
+    return row
+
+
+def compute_judge_step_metrics(agg: WindowAgg) -> Row:
+    """Keys: ``judge/step_{outcome}_rate`` for each outcome, this step's evaluations only."""
     evaluations = sum(agg.judge.values())
-    if evaluations > 0:
-        for outcome in sc.JUDGE_OUTCOMES:
-            row[f"judge/step_{outcome}_rate"] = agg.judge.get(outcome, 0) / evaluations
+    if evaluations <= 0:
+        return {}
+    return {
+        keys.judge_outcome_rate(outcome, step=True): agg.judge.get(outcome, 0) / evaluations
+        for outcome in sc.JUDGE_OUTCOMES
+    }
 
 
-def _val_keys(agg: WindowAgg, row: dict[str, Any]) -> None:
-    by_source: dict[str, _SampleAgg] = {}
-    for (source, _ptype), v in agg.samples.items():
-        if v.samples > 0:
-            acc = by_source.setdefault(source, _SampleAgg())
-            acc.samples += v.samples
-            acc.correct += v.correct
-            acc.correctness_sum += v.correctness_sum
+def compute_val_metrics(agg: WindowAgg) -> Row:
+    """One validation pass.
+
+    Keys: ``val/accuracy``, ``val/avg_correctness``, ``val/success_rate``, ``val/avg_cost``,
+    and per source ``val/{source}/accuracy``, ``val/{source}/count``, ``val/{source}/avg_cost``.
+    Empty when the pass scored no sample.
+    """
+    by_source = _by(_scored(agg), 0)
     n = sum(v.samples for v in by_source.values())
     if n == 0:
-        return
-    row["val/accuracy"] = _pct(sum(v.correct for v in by_source.values()), n)
-    row["val/avg_correctness"] = sum(v.correctness_sum for v in by_source.values()) / n
-    row["val/success_rate"] = _pct(sum(agg.exec_ok.values()), n)
-    row["val/avg_cost"] = sum(agg.exec_cost.values()) / n
-    for source, v in sorted(by_source.items()):
-        row[f"val/{source}/accuracy"] = _pct(v.correct, v.samples)
-        row[f"val/{source}/count"] = int(v.samples)
-        row[f"val/{source}/avg_cost"] = agg.exec_cost.get(source, 0.0) / v.samples
+        return {}
+    row: Row = {
+        keys.VAL_ACCURACY: _pct(sum(v.correct for v in by_source.values()), n),
+        keys.VAL_AVG_CORRECTNESS: sum(v.correctness_sum for v in by_source.values()) / n,
+        keys.VAL_SUCCESS_RATE: _pct(sum(agg.exec_ok.values()), n),
+        keys.VAL_AVG_COST: sum(agg.exec_cost.values()) / n,
+    }
+    for source, v in by_source.items():
+        row[keys.val("accuracy", source)] = _pct(v.correct, v.samples)
+        row[keys.val("count", source)] = int(v.samples)
+        row[keys.val("avg_cost", source)] = agg.exec_cost.get(source, 0.0) / v.samples
+    return row
 
 
-def _cumulative_keys(totals: RunTotals, row: dict[str, Any]) -> None:
-    evaluations = sum(totals.judge_outcomes.values())
-    if evaluations > 0:
-        row["judge/total_calls"] = int(evaluations)
-        for outcome in sc.JUDGE_OUTCOMES:
-            row[f"judge/{outcome}_rate"] = totals.judge_outcomes.get(outcome, 0) / evaluations
-        correct = totals.judge_verdicts.get(sc.VERDICT_CORRECT, 0)
-        incorrect = totals.judge_verdicts.get(sc.VERDICT_INCORRECT, 0)
-        row["judge/correct_predictions"] = int(correct)
-        row["judge/incorrect_predictions"] = int(incorrect)
-        if correct + incorrect > 0:
-            row["judge/correct_ratio"] = correct / (correct + incorrect)
-        for source, (evals, success) in sorted(totals.judge_by_source.items()):
-            if evals > 0:
-                row[f"judge/{source}_success_rate"] = success / evals
-        for q, label in ((0.5, "p50"), (0.95, "p95")):
-            value = _quantiles(totals.judge_latency, q)
-            if value is not None:
-                row[f"judge/latency_{label}_s"] = value
-        for kind in ("input", "output"):
-            if kind in totals.judge_tokens:
-                row[f"judge/{kind}_tokens"] = int(totals.judge_tokens[kind])
-    if totals.exec_runs > 0:
-        row["cost/total_cost"] = totals.cost_total
-        row["cost/executor_calls"] = int(totals.exec_runs)
-        row["cost/avg_cost_per_sample"] = totals.cost_total / totals.exec_runs
-        for q, label in ((0.5, "p50"), (0.95, "p95")):
-            value = _quantiles(totals.exec_latency, q)
-            if value is not None:
-                row[f"executor/latency_{label}_s"] = value
-    if totals.exec_runs > 0 or totals.executor_llm_requests > 0:
-        row["executor/llm_requests"] = int(totals.executor_llm_requests)
-    if totals.exec_runs > 0 or totals.judge_requests > 0:
-        row["cost/judge_calls"] = int(totals.judge_requests)
-        row["cost/judge_cost"] = totals.judge_cost
-        row["cost/invalid_cost_count"] = int(totals.invalid_costs)
+def compute_judge_metrics(totals: RunTotals) -> Row:
+    """Judge evaluations since the run started; empty until the first one.
 
-
-def rollup(points: Iterable[Point], totals: RunTotals, window: WindowEnd) -> dict[str, Any]:
-    """Fold ``points`` into ``totals`` and return the WandB row for ``window``.
-
-    Returns ``{}`` when no row is due: a step that raised (its samples are dropped,
-    its cost and judge calls stay in the totals), a step skipped by ``log_frequency``,
-    or a validation pass with no samples. ``totals`` is updated in place.
+    Keys: ``judge/total_calls``, ``judge/{outcome}_rate`` for each outcome,
+    ``judge/correct_predictions``, ``judge/incorrect_predictions``, ``judge/correct_ratio``
+    (once a verdict was read), ``judge/{source}_success_rate``, ``judge/latency_p50_s``,
+    ``judge/latency_p95_s``, ``judge/input_tokens``, ``judge/output_tokens``.
     """
-    accumulate(totals, points)
-    return window_row(totals, window)
+    evaluations = sum(totals.judge_outcomes.values())
+    if evaluations <= 0:
+        return {}
+    row: Row = {keys.JUDGE_TOTAL_CALLS: int(evaluations)}
+    for outcome in sc.JUDGE_OUTCOMES:
+        row[keys.judge_outcome_rate(outcome)] = totals.judge_outcomes.get(outcome, 0) / evaluations
+    correct = totals.judge_verdicts.get(sc.VERDICT_CORRECT, 0)
+    incorrect = totals.judge_verdicts.get(sc.VERDICT_INCORRECT, 0)
+    row[keys.JUDGE_CORRECT_PREDICTIONS] = int(correct)
+    row[keys.JUDGE_INCORRECT_PREDICTIONS] = int(incorrect)
+    if correct + incorrect > 0:
+        row[keys.JUDGE_CORRECT_RATIO] = correct / (correct + incorrect)
+    for source, (evals, success) in sorted(totals.judge_by_source.items()):
+        if evals > 0:
+            row[keys.judge_source_success_rate(source)] = success / evals
+    row.update(_latency_metrics(totals.judge_latency, keys.judge_latency))
+    for kind in keys.JUDGE_TOKEN_KINDS:
+        if kind in totals.judge_tokens:
+            row[keys.judge_tokens(kind)] = int(totals.judge_tokens[kind])
+    return row
 
 
-def window_row(totals: RunTotals, window: WindowEnd) -> dict[str, Any]:
-    """The row for ``window`` from already accumulated ``totals``; resets its split's window."""
+def compute_cost_metrics(totals: RunTotals) -> Row:
+    """Cost since the run started, all splits.
+
+    Keys: ``cost/total_cost``, ``cost/executor_calls``, ``cost/avg_cost_per_sample`` (once an
+    executor ran); ``cost/judge_calls``, ``cost/judge_cost``, ``cost/invalid_cost_count``
+    (once an executor ran or a judge request was made).
+    """
+    row: Row = {}
+    if totals.exec_runs > 0:
+        row[keys.COST_TOTAL] = totals.cost_total
+        row[keys.COST_EXECUTOR_CALLS] = int(totals.exec_runs)
+        row[keys.COST_AVG_PER_SAMPLE] = totals.cost_total / totals.exec_runs
+    if totals.exec_runs > 0 or totals.judge_requests > 0:
+        row[keys.COST_JUDGE_CALLS] = int(totals.judge_requests)
+        row[keys.COST_JUDGE_COST] = totals.judge_cost
+        row[keys.COST_INVALID_COUNT] = int(totals.invalid_costs)
+    return row
+
+
+def compute_executor_metrics(totals: RunTotals) -> Row:
+    """Executor runs since the run started.
+
+    Keys: ``executor/latency_p50_s``, ``executor/latency_p95_s`` (once an executor ran),
+    ``executor/llm_requests`` (once an executor ran or made an LLM request).
+    """
+    row: Row = {}
+    if totals.exec_runs > 0:
+        row.update(_latency_metrics(totals.exec_latency, keys.executor_latency))
+    if totals.exec_runs > 0 or totals.executor_llm_requests > 0:
+        row[keys.EXECUTOR_LLM_REQUESTS] = int(totals.executor_llm_requests)
+    return row
+
+
+def compute_exporter_metrics(health: Mapping[str, int]) -> Row:
+    """Keys: ``exporter/{event}`` for each health count (rows_written, rows_dropped, export_errors, ...)."""
+    return {keys.exporter(event): int(value) for event, value in sorted(health.items())}
+
+
+def window_row(totals: RunTotals, window: WindowEnd, health: Mapping[str, int]) -> WindowRow:
+    """The row for ``window`` from already accumulated ``totals``; resets its split's window.
+
+    An empty :class:`WindowRow` when no row is due: a step that raised (its samples are
+    dropped, its cost and judge calls stay in the totals), a step skipped by
+    ``log_frequency``, or a validation pass with no samples. ``health`` is the exporter's
+    counts including this row.
+    """
     agg = totals.pending.get(window.split)
     if agg is None:
-        return {}
+        return WindowRow()
     totals.pending[window.split] = WindowAgg()
     if not window.ok or not window.write:
-        return {}
-    row: dict[str, Any] = {"train/step": int(window.step)}
+        return WindowRow()
+    row: Row = {keys.STEP: int(window.step)}
+    sources: tuple[SourceFigures, ...] = ()
     if window.split == sc.SPLIT_TRAIN:
-        _train_keys(agg, row)
+        sources = compute_source_figures(agg)
+        row.update(compute_train_metrics(agg))
+        row.update(compute_dataset_metrics(sources))
+        row.update(compute_grpo_metrics(agg))
+        row.update(compute_judge_step_metrics(agg))
     else:
-        _val_keys(agg, row)
-        if len(row) == 1:
-            return {}
-    _cumulative_keys(totals, row)
-    for event, value in sorted(totals.health.items()):
-        row[f"exporter/{event}"] = int(value)
-    return row
+        validation = compute_val_metrics(agg)
+        if not validation:
+            return WindowRow()
+        row.update(validation)
+    row.update(compute_judge_metrics(totals))
+    row.update(compute_cost_metrics(totals))
+    row.update(compute_executor_metrics(totals))
+    row.update(compute_exporter_metrics(health))
+    return WindowRow(row, sources)

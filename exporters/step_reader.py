@@ -1,4 +1,10 @@
-"""A pull metric reader with DELTA temporality, collected at each window end."""
+"""The step reader: a metric reader collected when a training step or validation pass ends.
+
+Like the SDK's ``PeriodicExportingMetricReader`` it collects and pushes ``MetricsData``
+to a ``MetricExporter``; the trigger is the end of a window instead of a timer, and the
+temporality is DELTA, so each push holds exactly what happened since the previous
+window end. The window travels with the data (``export(data, window=...)``).
+"""
 
 from __future__ import annotations
 
@@ -13,27 +19,38 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 
-_DELTA = {kind: AggregationTemporality.DELTA for kind in (
-    Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)}
+from otel_grpo.exporters.rollup import WindowEnd
+
+_DELTA: dict[type, AggregationTemporality] = {
+    kind: AggregationTemporality.DELTA
+    for kind in (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)
+}
+_NOTHING = MetricsData(resource_metrics=[])
 
 
-class StepMetricReader(MetricReader):
-    """Collects on demand (not on a timer) with DELTA temporality.
+class StepMetricReader(InMemoryMetricReader):
+    """Collects on a window end (not on a timer) with DELTA temporality and pushes to its exporter.
 
-    Every collection returns what happened since the previous one, which is what a
-    training-step window needs. Registered under the ``opentelemetry_metrics_exporter``
-    entry point as ``grpo_wandb`` so ``opentelemetry-instrument`` can create it; the
-    most recently created instance is found with :meth:`latest`.
+    Registered under the ``opentelemetry_metrics_exporter`` entry point as ``grpo_wandb``
+    so ``opentelemetry-instrument`` can create it (before otel-grpo's exporter exists:
+    :meth:`set_exporter` attaches that later); the most recently created instance is
+    found with :meth:`latest`.
     """
 
     _latest: StepMetricReader | None = None
 
-    def __init__(self, **_ignored: Any) -> None:
+    def __init__(self, exporter: MetricExporter | None = None, **_ignored: Any) -> None:
         super().__init__(preferred_temporality=dict(_DELTA))
-        self._received: MetricsData | None = None
-        self._lock = threading.Lock()
+        self._exporter = exporter
+        self._window_lock = threading.Lock()
         StepMetricReader._latest = self
 
     @classmethod
@@ -41,16 +58,27 @@ class StepMetricReader(MetricReader):
         """The most recently created reader (the one ``opentelemetry-instrument`` made)."""
         return cls._latest
 
-    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-                         **kwargs: Any) -> None:
-        self._received = metrics_data
+    def set_exporter(self, exporter: MetricExporter) -> None:
+        """Push every later window end's data to ``exporter``."""
+        self._exporter = exporter
 
     def collect_delta(self) -> MetricsData | None:
-        """Collect now and return the data since the previous collection."""
-        with self._lock:
-            self._received = None
-            self.collect()
-            return self._received
+        """Collect now and return what was recorded since the previous collection."""
+        return self.get_metrics_data()
+
+    def end_window(self, window: WindowEnd) -> MetricExportResult:
+        """Collect what the ended ``window`` recorded and push it, with ``window``, to the exporter.
+
+        Window ends are serialised, so every push holds one window's data. A collection
+        error is raised to the caller (the window's data is then lost); what the exporter
+        does with the data is its own affair.
+        """
+        with self._window_lock:
+            data = self.collect_delta()
+            exporter = self._exporter
+            if exporter is None:
+                return MetricExportResult.SUCCESS
+            return exporter.export(data if data is not None else _NOTHING, window=window)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """Nothing to flush: data is pulled by the exporter."""
+        """Nothing to flush. The exporter is shut down by its owner, which decides whether to finish the run."""

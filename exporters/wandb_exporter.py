@@ -1,10 +1,13 @@
-"""Step-driven WandB writer: one row per training step (and per validation pass).
+"""The WandB exporter: an OpenTelemetry ``MetricExporter`` that writes one row per window end.
 
-At each window end it collects the :class:`~otel_grpo.exporters.step_reader.StepMetricReader`,
-rolls the delta up into the SPEC.md keys and writes one row with ``train/step`` in it.
-It is the only writer of those keys. Rows are logged *without* ``step=`` so they are
-never dropped when the host trainer also calls ``wandb.log`` (with or without
-``step=``); every key is plotted against ``train/step`` through ``define_metric``.
+Its :class:`~otel_grpo.exporters.step_reader.StepMetricReader` collects when a training
+step or validation pass ends and pushes the ``MetricsData`` here with the window
+(:meth:`WandbStepExporter.export`); the exporter folds it into its running totals, rolls
+it up with the pure functions of :mod:`otel_grpo.exporters.rollup` and writes one row
+with ``train/step`` in it. It is the only writer of those keys, and it never reads what
+produced the data. Rows are logged *without* ``step=`` so they are never dropped when
+the host trainer also calls ``wandb.log`` (with or without ``step=``); every key is
+plotted against ``train/step`` through ``define_metric``.
 
 Faults never reach the trainer: an exception while collecting, rolling up or writing
 is logged once per kind and counted in the exporter-health keys.
@@ -26,59 +29,86 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from otel_grpo import semconv
-from otel_grpo.exporters.rollup import RunTotals, WindowEnd, accumulate, flatten, window_row
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+
+from otel_grpo import keys, semconv
+from otel_grpo.exporters.rollup import (
+    Row,
+    RunTotals,
+    SampleRow,
+    WindowEnd,
+    WindowRow,
+    accumulate,
+    flatten,
+    window_row,
+)
 from otel_grpo.exporters.step_reader import StepMetricReader
+
+if TYPE_CHECKING:
+    from otel_grpo.config import WandbConfig
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIXES = ("train", "dataset", "judge", "val", "cost", "grpo", "executor", "exporter")
 _FLUSH_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
 
+RowListener = Callable[[Row, WindowEnd], None]
+RowExtras = Callable[[WindowRow, WindowEnd], "Mapping[str, object] | None"]
 
-class WandbStepExporter:
-    """Collects, rolls up and writes one WandB row per window end."""
 
-    def __init__(self, reader: StepMetricReader, wandb_config: Any, *,
-                 run_config: dict[str, Any] | None = None,
-                 extra_health: Callable[[], dict[str, int]] | None = None,
-                 keep_rows: int = 100) -> None:
+class WandbStepExporter(MetricExporter):
+    """Rolls up the data pushed at each window end and writes one WandB row for it."""
+
+    def __init__(
+        self,
+        reader: StepMetricReader,
+        wandb_config: WandbConfig,
+        *,
+        run_config: dict[str, Any] | None = None,
+        extra_health: Callable[[], dict[str, int]] | None = None,
+        keep_rows: int = 100,
+    ) -> None:
+        super().__init__()
         self._reader = reader
+        reader.set_exporter(self)
         self._cfg = wandb_config
         self._run_config = run_config or {}
         self._extra_health = extra_health or (lambda: {})
         self._lock = threading.RLock()
         self.totals = RunTotals()
-        self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0,
-                       semconv.HEALTH_EXPORT_ERRORS: 0}
-        self.rows: deque[dict[str, Any]] = deque(maxlen=keep_rows)
+        self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0, semconv.HEALTH_EXPORT_ERRORS: 0}
+        self.rows: deque[Row] = deque(maxlen=keep_rows)
         self._warned: set[str] = set()
         self._run: Any = None
         self._own_run = False
         self._run_failed = False
         self._closed = False
-        self._disabled = not getattr(wandb_config, "enabled", True) or \
-            getattr(wandb_config, "mode", "offline") == "disabled"
+        self._disabled = not wandb_config.enabled or wandb_config.mode == "disabled"
         self._train_steps_seen = 0
         self._pid = os.getpid()
         # Called with every row after it is written (an extension point: alerts, custom sinks).
-        self.row_listeners: list[Callable[[dict[str, Any], WindowEnd], None]] = []
-        # Extras (e.g. wandb.Table objects) logged in the same call as the row they belong to.
-        self.row_extras: list[Callable[[dict[str, Any], WindowEnd], dict[str, Any] | None]] = []
+        self.row_listeners: list[RowListener] = []
+        # Extras (e.g. wandb.Table objects) logged in the same call as the row they belong to;
+        # called with the rollup's WindowRow (the row and its per-source figures) and the window.
+        self.row_extras: list[RowExtras] = []
         if not self._disabled:
-            os.environ.setdefault(_FLUSH_ENV, str(getattr(wandb_config, "flush_interval_s", 1.0)))
+            os.environ.setdefault(_FLUSH_ENV, str(wandb_config.flush_interval_s))
 
     # --- faults ----------------------------------------------------------------------------
     def _fault(self, kind: str, exc: BaseException) -> None:
         self.health[semconv.HEALTH_EXPORT_ERRORS] += 1
         if kind not in self._warned:
             self._warned.add(kind)
-            logger.warning("otel-grpo: %s failed (%s: %s); training continues, further %s "
-                           "errors are counted in exporter/export_errors", kind,
-                           type(exc).__qualname__, exc, kind)
+            logger.warning(
+                "otel-grpo: %s failed (%s: %s); training continues, further %s "
+                "errors are counted in exporter/export_errors",
+                kind,
+                type(exc).__qualname__,
+                exc,
+                kind,
+            )
 
     def health_counts(self) -> dict[str, int]:
         """Rows written/dropped and export errors so far."""
@@ -97,11 +127,13 @@ class WandbStepExporter:
             return None
         import wandb
 
-        active = wandb.run if getattr(self._cfg, "attach_to_active_run", True) else None
+        active = wandb.run if self._cfg.attach_to_active_run else None
         if active is not None and getattr(active, "disabled", False):
             # The trainer disabled WandB for itself; our rows still need a home: a run of our own.
-            logger.warning("otel-grpo: the active WandB run is disabled; writing otel-grpo rows to a "
-                           "separate %s run", getattr(self._cfg, "mode", "offline"))
+            logger.warning(
+                "otel-grpo: the active WandB run is disabled; writing otel-grpo rows to a separate %s run",
+                self._cfg.mode,
+            )
             active = None
         if active is not None and _is_finished(active):
             active = None
@@ -151,8 +183,11 @@ class WandbStepExporter:
         if not was_own and new is not None and not self._own_run:
             # The trainer finished (or replaced) its own run and started another: rows follow it, as
             # they followed the first one. Nothing unexpected happened, so no warning.
-            logger.info("otel-grpo: the trainer's WandB run %s ended; otel-grpo rows follow its new run %s",
-                        _describe(old), _describe(new))
+            logger.info(
+                "otel-grpo: the trainer's WandB run %s ended; otel-grpo rows follow its new run %s",
+                _describe(old),
+                _describe(new),
+            )
             return
         whose = "otel-grpo started" if was_own else "otel-grpo was writing to"
         if new is None:
@@ -162,8 +197,13 @@ class WandbStepExporter:
         else:
             where = f"the trainer's new run {_describe(new)}"
         what = "was finished (wandb.finish())" if finished else "is no longer the active run"
-        logger.warning("otel-grpo: the WandB run %s (%s) %s while training goes on; later otel-grpo rows "
-                       "go to %s", whose, _describe(old), what, where)
+        logger.warning(
+            "otel-grpo: the WandB run %s (%s) %s while training goes on; later otel-grpo rows go to %s",
+            whose,
+            _describe(old),
+            what,
+            where,
+        )
 
     def _finish_before_wandb_teardown(self) -> None:
         """Finish our own run at exit *before* wandb's own exit hook tears its service down.
@@ -182,9 +222,9 @@ class WandbStepExporter:
 
     def _define_metrics(self, run: Any) -> None:
         try:
-            run.define_metric("train/step")
-            for prefix in KEY_PREFIXES:
-                run.define_metric(f"{prefix}/*", step_metric="train/step")
+            run.define_metric(keys.STEP)
+            for namespace in keys.NAMESPACES:
+                run.define_metric(f"{keys.prefix(namespace)}*", step_metric=keys.STEP)
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.define_metric", exc)
 
@@ -194,65 +234,97 @@ class WandbStepExporter:
             return self._acquire_run()
 
     # --- rows ------------------------------------------------------------------------------
-    def on_window_end(self, split: str, step: int, ok: bool) -> dict[str, Any]:
-        """Collect, roll up and write the row for a window that just ended. Never raises."""
+    def on_window_end(self, split: str, step: int, ok: bool, samples: Iterable[SampleRow] = ()) -> None:
+        """A window just ended: its reader collects and pushes the data here (:meth:`export`). Never raises.
+
+        ``samples`` are the window's first samples, for the per-sample table (they are
+        not metric data, so the caller hands them over with the window end).
+        """
         if os.getpid() != self._pid:  # a forked child never writes
-            return {}
+            return
         with self._lock:
-            write = True
-            if split == semconv.SPLIT_TRAIN and ok:
-                self._train_steps_seen += 1
-                frequency = max(1, int(getattr(self._cfg, "log_frequency", 1) or 1))
-                write = step % frequency == 0 if step else self._train_steps_seen % frequency == 0
-            window = WindowEnd(split=split, step=step, ok=ok, write=write)
+            window = WindowEnd(
+                split=split, step=step, ok=ok, write=self._row_due(split, step, ok), samples=tuple(samples)
+            )
             try:
-                data = self._reader.collect_delta()
-                points = flatten(data)
-            except Exception as exc:  # noqa: BLE001
+                self._reader.end_window(window)
+            except Exception as exc:  # noqa: BLE001 - never raise into the trainer
                 self._fault("metric collection", exc)
-                if ok and write:
-                    self.health[semconv.HEALTH_ROWS_DROPPED] += 1
-                return {}
+                self._count_dropped(window)
+
+    def _row_due(self, split: str, step: int, ok: bool) -> bool:
+        """False for a train step that ``log_frequency`` skips."""
+        if split != semconv.SPLIT_TRAIN or not ok:
+            return True
+        self._train_steps_seen += 1
+        frequency = self._cfg.log_frequency
+        return step % frequency == 0 if step else self._train_steps_seen % frequency == 0
+
+    def _count_dropped(self, window: WindowEnd) -> None:
+        if window.ok and window.write:
+            self.health[semconv.HEALTH_ROWS_DROPPED] += 1
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        """Fold ``metrics_data`` into the running totals and write the row of ``window=`` (a :class:`WindowEnd`).
+
+        Data pushed without a window end is kept in the totals and shows in the next row.
+        Never raises: a fault is logged once per kind and counted in ``exporter/export_errors``.
+        """
+        window = kwargs.get("window")
+        with self._lock:
             try:
-                accumulate(self.totals, points)
+                accumulate(self.totals, flatten(metrics_data))
             except Exception as exc:  # noqa: BLE001
                 self._fault("accumulate", exc)
+            if not isinstance(window, WindowEnd) or os.getpid() != self._pid:
+                return MetricExportResult.SUCCESS
             try:
-                self.totals.health = {**self._extra_health(), **self.health}
-                self.totals.health[semconv.HEALTH_ROWS_WRITTEN] += 1
-                row = window_row(self.totals, window)
+                health = {**self._extra_health(), **self.health}
+                health[semconv.HEALTH_ROWS_WRITTEN] += 1  # this row included
+                written = window_row(self.totals, window, health)
             except Exception as exc:  # noqa: BLE001
                 self._fault("rollup", exc)
-                if ok and write:
-                    self.health[semconv.HEALTH_ROWS_DROPPED] += 1
-                return {}
-            if not row:
-                return {}
-            extras: dict[str, Any] = {}
-            for make_extras in list(self.row_extras):
-                try:
-                    extras.update(make_extras(row, window) or {})
-                except Exception as exc:  # noqa: BLE001
-                    self._fault("row extras", exc)
-            self._write(row, extras)
+                self._count_dropped(window)
+                return MetricExportResult.FAILURE
+            if not written.data:
+                return MetricExportResult.SUCCESS
+            row = written.data
+            ok = self._write(row, self._extras(written, window))
             self.rows.append(row)
             for listener in list(self.row_listeners):
                 try:
                     listener(row, window)
                 except Exception as exc:  # noqa: BLE001
                     self._fault("row listener", exc)
-            return row
+            return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
-    def _write(self, row: dict[str, Any], extras: dict[str, Any] | None = None) -> None:
+    def _extras(self, written: WindowRow, window: WindowEnd) -> dict[str, object]:
+        """What the :attr:`row_extras` add to the row's ``log`` call (nothing when WandB is disabled)."""
+        extras: dict[str, object] = {}
+        if self._disabled:
+            return extras
+        for make_extras in list(self.row_extras):
+            try:
+                extras.update(make_extras(written, window) or {})
+            except Exception as exc:  # noqa: BLE001
+                self._fault("row extras", exc)
+        return extras
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """Rows are logged as they are made; WandB flushes its transaction log every ``flush_interval_s``."""
+        return True
+
+    def _write(self, row: Row, extras: Mapping[str, object]) -> bool:
+        """Log ``row`` (and its extras, in the same call); False when it was dropped."""
         if self._disabled:
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
-            return
+            return True
         data = {**row, **extras} if extras else row
         for attempt in (1, 2):
             run = self._live_run()
             if run is None:
                 self.health[semconv.HEALTH_ROWS_DROPPED] += 1
-                return
+                return False
             try:
                 run.log(data)
             except Exception as exc:  # noqa: BLE001
@@ -260,13 +332,14 @@ class WandbStepExporter:
                     continue
                 self.health[semconv.HEALTH_ROWS_DROPPED] += 1
                 self._fault("wandb.log", exc)
-                return
+                return False
             self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
-            if getattr(self._cfg, "debug_logging", False):
-                logger.info("otel-grpo: wrote row train/step=%s with %d keys", row.get("train/step"), len(row))
-            return
+            if self._cfg.debug_logging:
+                logger.info("otel-grpo: wrote row %s=%s with %d keys", keys.STEP, row.get(keys.STEP), len(row))
+            return True
+        return False
 
-    def shutdown(self, finish_run: bool = True, timeout_s: float = 30.0) -> None:
+    def shutdown(self, timeout_millis: float = 30_000, *, finish_run: bool = True, **kwargs: Any) -> None:
         """Finish the run if otel-grpo started it; leave the trainer's run alone. Later rows are dropped."""
         with self._lock:
             run, own = self._run, self._own_run
@@ -287,7 +360,7 @@ class WandbStepExporter:
             run.finish()
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.finish", exc)
-        logger.debug("otel-grpo: run finished in %.2fs (budget %.0fs)", time.monotonic() - start, timeout_s)
+        logger.debug("otel-grpo: run finished in %.2fs (budget %.0fs)", time.monotonic() - start, timeout_millis / 1000)
 
 
 def _is_finished(run: Any) -> bool:

@@ -12,13 +12,27 @@ import otel_grpo
 from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows
 
-SOURCES = [("gsm8k", "math"), ("math", "math"), ("humaneval", "code"), ("mbpp", "code"),
-           ("hotpotqa", "qa"), ("commonsenseqa", "qa"), ("mmlu", "qa")]
+SOURCES = [
+    ("gsm8k", "math"),
+    ("math", "math"),
+    ("humaneval", "code"),
+    ("mbpp", "code"),
+    ("hotpotqa", "qa"),
+    ("commonsenseqa", "qa"),
+    ("mmlu", "qa"),
+]
 
 
 def s(source, ptype, reward, cost, exec_="ok", correctness=None, group=None):
-    return {"source": source, "ptype": ptype, "reward": reward, "cost": cost, "exec": exec_,
-            "correctness": correctness, "group": group}
+    return {
+        "source": source,
+        "ptype": ptype,
+        "reward": reward,
+        "cost": cost,
+        "exec": exec_,
+        "correctness": correctness,
+        "group": group,
+    }
 
 
 def j(source, outcome, verdict=None, requests=1):
@@ -27,29 +41,55 @@ def j(source, outcome, verdict=None, requests=1):
 
 def scripted_windows() -> list[dict]:
     """3+ steps, 7 sources, 3 problem types, judge outcomes, failures, a raising step, validation."""
-    step1 = [s(src, pt, r, 0.01 * (i + 1), group=f"q{i}") for i, ((src, pt), r) in
-             enumerate(zip(SOURCES, [1.0, 0.7, 1.0, 0.0, 0.4, 1.0, 0.2], strict=False))]
-    step1 += [s("gsm8k", "math", 1.0, "0.0125", group="q0"),  # numeric string cost; q0 all equal
-              s("MBPP", None, 0.9, None, group="q3"),          # case, derived ptype, invalid cost
-              s("math", "math", 0.5, 0.02, exec_="fail"),      # failed execution: incorrect, reward 0
-              s(None, None, 0.95, "n/a")]                      # unknown source and problem type
-    judges1 = [j("gsm8k", "success", True), j("hotpotqa", "success", False),
-               j("mmlu", "parse_failure"), j("math", "api_failure", requests=3)]
+    step1 = [
+        s(src, pt, r, 0.01 * (i + 1), group=f"q{i}")
+        for i, ((src, pt), r) in enumerate(zip(SOURCES, [1.0, 0.7, 1.0, 0.0, 0.4, 1.0, 0.2], strict=False))
+    ]
+    step1 += [
+        s("gsm8k", "math", 1.0, "0.0125", group="q0"),  # numeric string cost; q0 all equal
+        s("MBPP", None, 0.9, None, group="q3"),  # case, derived ptype, invalid cost
+        s("math", "math", 0.5, 0.02, exec_="fail"),  # failed execution: incorrect, reward 0
+        s(None, None, 0.95, "n/a"),
+    ]  # unknown source and problem type
+    judges1 = [
+        j("gsm8k", "success", True),
+        j("hotpotqa", "success", False),
+        j("mmlu", "parse_failure"),
+        j("math", "api_failure", requests=3),
+    ]
     raising = [s("gsm8k", "math", 1.0, 0.5), s("hotpotqa", "qa", 0.0, 0.25)]
     step2 = [s(src, pt, 0.7, 0.02) for src, pt in SOURCES]
-    step2 += [s("commonsenseqa", "qa", 1.0, 0.03, correctness=0.95),
-              s("humaneval", "code", 0.0, 0.01, exec_="fail"),
-              s("mmlu", "qa", 0.89, float("nan"))]
+    step2 += [
+        s("commonsenseqa", "qa", 1.0, 0.03, correctness=0.95),
+        s("humaneval", "code", 0.0, 0.01, exec_="fail"),
+        s("mmlu", "qa", 0.89, float("nan")),
+    ]
     val = [s(src, pt, r, 0.004) for (src, pt), r in zip(SOURCES, [1.0, 0.0, 1.0, 1.0, 0.4, 0.0, 1.0], strict=False)]
     val += [s("gsm8k", "math", 0.0, 0.006, exec_="fail")]
     step3 = [s(src, pt, 1.0 if i % 2 else -10.0, 0.001) for i, (src, pt) in enumerate(SOURCES)]
     return [
-        {"split": "train", "step": 1, "samples": step1, "judges": judges1,
-         "scalars": {"loss": 0.9, "kl_div": 0.01, "temperature": 1.0}},
-        {"split": "train", "step": 2, "samples": raising, "judges": [j("gsm8k", "api_failure", requests=2)],
-         "scalars": {"loss": 99.0}, "raises": True},
-        {"split": "train", "step": 2, "samples": step2, "judges": [j("mbpp", "success", True)],
-         "scalars": {"loss": 0.7, "kl_div": 0.02, "temperature": 0.95}},
+        {
+            "split": "train",
+            "step": 1,
+            "samples": step1,
+            "judges": judges1,
+            "scalars": {"loss": 0.9, "kl_div": 0.01, "temperature": 1.0},
+        },
+        {
+            "split": "train",
+            "step": 2,
+            "samples": raising,
+            "judges": [j("gsm8k", "api_failure", requests=2)],
+            "scalars": {"loss": 99.0},
+            "raises": True,
+        },
+        {
+            "split": "train",
+            "step": 2,
+            "samples": step2,
+            "judges": [j("mbpp", "success", True)],
+            "scalars": {"loss": 0.7, "kl_div": 0.02, "temperature": 0.95},
+        },
         {"split": "val", "step": 2, "samples": val, "judges": [j("hotpotqa", "parse_failure")]},
         {"split": "val", "step": 2, "samples": [], "judges": []},
         {"split": "train", "step": 3, "samples": step3, "judges": [], "scalars": {"loss": 0.5}},

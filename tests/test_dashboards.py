@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 
 import otel_grpo
-from otel_grpo.exporters.tables import DATASET_STATISTICS_COLUMNS, SAMPLES_COLUMNS, attach_tables
+from otel_grpo import keys
+from otel_grpo.config import TelemetryConfig
+from otel_grpo.exporters.rollup import SourceFigures, WindowEnd, WindowRow
+from otel_grpo.exporters.tables import attach_tables
+from otel_grpo.faults import fault_count
 from otel_grpo.tools.dashboards import wandb_workspace as wsmod
 from otel_grpo.tools.dashboards.wandb_workspace import (
     DEFAULT_DATASETS,
@@ -31,19 +35,29 @@ from otel_grpo.tools.report import render_overview, render_report
 from otel_grpo.tools.runreader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [("gsm8k", "math"), ("math", "math"), ("humaneval", "code"), ("mbpp", "code"),
-           ("hotpotqa", "qa"), ("commonsenseqa", "qa"), ("mmlu", "qa")]
+SOURCES = [
+    ("gsm8k", "math"),
+    ("math", "math"),
+    ("humaneval", "code"),
+    ("mbpp", "code"),
+    ("hotpotqa", "qa"),
+    ("commonsenseqa", "qa"),
+    ("mmlu", "qa"),
+]
 OUTCOMES = ["success", "parse_failure", "api_failure"]
 STEPS = (1, 2, 3)
 SAMPLE_ROWS = 5  # < 7 samples per step: the samples table must be bounded
+DATASET_STATISTICS_COLUMNS = list(keys.DATASET_STATISTICS_COLUMNS)
+SAMPLES_COLUMNS = list(keys.SAMPLES_COLUMNS)
 
 
 def _serve(index: int, step: int, src: str, ptype: str, *, cost: float) -> None:
     with otel_grpo.sample(src, ptype):
         otel_grpo.record_executor_run(cost=cost, duration_s=0.3, success=True)
         outcome = OUTCOMES[(index + step) % 3]
-        otel_grpo.record_judge_request(input_tokens=100, output_tokens=10,
-                                       error_type="APIConnectionError" if outcome == "api_failure" else None)
+        otel_grpo.record_judge_request(
+            input_tokens=100, output_tokens=10, error_type="APIConnectionError" if outcome == "api_failure" else None
+        )
         otel_grpo.record_judge_evaluation(outcome, (index % 2 == 0) if outcome == "success" else None, 0.2)
         otel_grpo.record_sample(1.0 if (index + step) % 2 == 0 else 0.25)
 
@@ -58,11 +72,17 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
                 mp.delenv(key, raising=False)
         mp.setenv("WANDB_SILENT", "true")
         mp.chdir(tmp)
-        tel = otel_grpo.setup({
-            "wandb": {"mode": "offline", "dir": str(tmp),
-                      "dashboard": {"table_every": 1, "sample_table_rows": SAMPLE_ROWS}},
-            "otlp": {"enabled": False}, "prometheus": {"enabled": False},
-        })
+        tel = otel_grpo.setup(
+            {
+                "wandb": {
+                    "mode": "offline",
+                    "dir": str(tmp),
+                    "dashboard": {"table_every": 1, "sample_table_rows": SAMPLE_ROWS},
+                },
+                "otlp": {"enabled": False},
+                "prometheus": {"enabled": False},
+            }
+        )
         attach_tables(tel)
         for step in STEPS:
             with otel_grpo.step(step):
@@ -134,7 +154,8 @@ def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixt
     assert (scatter["x"], scatter["y"]) == ("val/avg_cost", "val/accuracy")
     # Cost
     assert {"cost/total_cost", "cost/avg_cost_per_sample", "cost/executor_calls", "cost/judge_calls"} <= {
-        k for p in _section(spec, "Cost") for k in p["keys"]}
+        k for p in _section(spec, "Cost") for k in p["keys"]
+    }
 
     for title, panel in _panels(spec).items():
         assert panel["keys"] and panel["type"] in {"line", "bar", "scalar", "scatter", "table"}, title
@@ -144,8 +165,9 @@ def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixt
 
 def test_dataset_panels_come_from_the_config(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     config = tmp_path / "telemetry.yaml"
-    config.write_text("wandb:\n  project: from-config\n  dashboard:\n    datasets: [GSM8K, mmlu, mmlu]\n",
-                      encoding="utf-8")
+    config.write_text(
+        "wandb:\n  project: from-config\n  dashboard:\n    datasets: [GSM8K, mmlu, mmlu]\n", encoding="utf-8"
+    )
     spec = json.loads(json.dumps(build_workspace_spec("x")))  # JSON-able as is
     assert spec["datasets"] == list(DEFAULT_DATASETS)
     spec = dry_run_spec(capsys, "--config", str(config))
@@ -164,8 +186,10 @@ def test_every_spec_key_is_written_by_the_exporter(offline_run: SimpleNamespace)
     assert not missing, f"panels read keys the exporter never wrote: {missing}"
     # the table panel's key is a logged table
     assert spec_keys(spec, include_tables=True) - spec_keys(spec) == {"dataset_statistics"}
-    assert any(row.get("dataset_statistics._type") == "table-file" or
-               isinstance(row.get("dataset_statistics"), dict) for row in offline_run.records.history)
+    assert any(
+        row.get("dataset_statistics._type") == "table-file" or isinstance(row.get("dataset_statistics"), dict)
+        for row in offline_run.records.history
+    )
     assert offline_run.errors["export_errors"] == 0
 
 
@@ -184,8 +208,13 @@ def test_workspace_builds_without_network_and_round_trips(monkeypatch: pytest.Mo
     assert isinstance(workspace, ws.Workspace)
     assert (workspace.entity, workspace.project) == ("team", "proj")
     assert [s.name for s in workspace.sections] == [s["name"] for s in spec["sections"]]
-    kinds = {"line": wr.LinePlot, "bar": wr.BarPlot, "scalar": wr.ScalarChart, "scatter": wr.ScatterPlot,
-             "table": wr.WeavePanelSummaryTable}
+    kinds = {
+        "line": wr.LinePlot,
+        "bar": wr.BarPlot,
+        "scalar": wr.ScalarChart,
+        "scatter": wr.ScatterPlot,
+        "table": wr.WeavePanelSummaryTable,
+    }
     for section, section_spec in zip(workspace.sections, spec["sections"], strict=True):
         assert section.panel_settings.x_axis == "train/step"
         for panel, panel_spec in zip(section.panels, section_spec["panels"], strict=True):
@@ -206,8 +235,11 @@ def test_workspace_builds_without_network_and_round_trips(monkeypatch: pytest.Mo
     assert by_type["Scatter Plot"][0]["config"]["xAxis"] == "summary:val/avg_cost"
     assert len(by_type["Bar Chart"]) == 3 and len(by_type["Scalar Chart"]) == 2
     # every metric named in the view is one the spec asked for
-    named = {m for p in by_type["Run History Line Plot"] + by_type["Bar Chart"] + by_type["Scalar Chart"]
-             for m in p["config"]["metrics"]}
+    named = {
+        m
+        for p in by_type["Run History Line Plot"] + by_type["Bar Chart"] + by_type["Scalar Chart"]
+        for m in p["config"]["metrics"]
+    }
     assert named | {"val/avg_cost"} == spec_keys(spec)  # the scatter's x is only in the scatter
 
 
@@ -216,8 +248,7 @@ def test_entity_is_optional_for_building() -> None:
     assert workspace.entity == "" and validate_workspace(workspace).project == "proj"
 
 
-def test_save_without_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture) -> None:
+def test_save_without_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
 
     def no_save(self: Any) -> None:
@@ -245,8 +276,11 @@ def _table_refs(records: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
     """(train/step, table reference) of every history row that logged table ``key``."""
     refs = []
     for row in records.history:
-        ref = row.get(key) if isinstance(row.get(key), dict) else {
-            k[len(key) + 1:]: v for k, v in row.items() if k.startswith(key + ".")}
+        ref = (
+            row.get(key)
+            if isinstance(row.get(key), dict)
+            else {k[len(key) + 1 :]: v for k, v in row.items() if k.startswith(key + ".")}
+        )
         if ref.get("_type") == "table-file":
             refs.append((row["train/step"], ref))
     return refs
@@ -280,8 +314,9 @@ def test_tables_are_in_the_offline_run(offline_run: SimpleNamespace) -> None:
         assert len(table["data"]) == ref["nrows"] == SAMPLE_ROWS
         for sample in table["data"]:
             assert sample[0] == step and (sample[1], sample[2]) in SOURCES
-            assert sample[6] in OUTCOMES and sample[5] == pytest.approx(0.01 * (SOURCES.index(
-                (sample[1], sample[2])) + 1))
+            assert sample[6] in OUTCOMES and sample[5] == pytest.approx(
+                0.01 * (SOURCES.index((sample[1], sample[2])) + 1)
+            )
             assert sample[7] == pytest.approx(0.3)
 
     table_files = sorted(p.name for p in (files / "media" / "table").glob("*.table.json"))
@@ -289,53 +324,44 @@ def test_tables_are_in_the_offline_run(offline_run: SimpleNamespace) -> None:
     assert len([n for n in table_files if n.startswith("samples_")]) == len(STEPS)
 
 
-class _FakeExporter:
-    def __init__(self) -> None:
-        self.row_extras: list = []
-        self.faults: list[str] = []
-
-    def _fault(self, kind: str, exc: BaseException) -> None:
-        self.faults.append(kind)
+def _fake_telemetry(table_every: int, sample_rows: int) -> SimpleNamespace:
+    config = TelemetryConfig.model_validate(
+        {"wandb": {"dashboard": {"table_every": table_every, "sample_table_rows": sample_rows}}}
+    )
+    return SimpleNamespace(config=config, exporter=SimpleNamespace(row_extras=[]))
 
 
-def _fake_telemetry(table_every: int, sample_rows: int, recorder: Any = None) -> SimpleNamespace:
-    dashboard = SimpleNamespace(table_every=table_every, sample_table_rows=sample_rows, datasets=["gsm8k"])
-    return SimpleNamespace(config=SimpleNamespace(wandb=SimpleNamespace(dashboard=dashboard)),
-                           exporter=_FakeExporter(),
-                           recorder=recorder or SimpleNamespace(last_closed={}))
-
-
-def _train_row(step: int) -> dict[str, Any]:
-    return {"train/step": step, "dataset/gsm8k/accuracy": 50.0, "dataset/gsm8k/count": 2,
-            "dataset/gsm8k/avg_reward": 0.5, "dataset/gsm8k/avg_cost": 0.01, "dataset/math/count": 1,
-            "dataset/math/accuracy": 0.0, "dataset/math/avg_reward": 0.0, "val/gsm8k/count": 3}
-
-
-def _window(split: str, step: int) -> SimpleNamespace:
-    return SimpleNamespace(split=split, step=step)
+def _written(step: int) -> WindowRow:
+    """What the rollup hands the tables with a train row: the row and its per-source figures."""
+    return WindowRow(
+        {"train/step": step}, (SourceFigures("gsm8k", 50.0, 2, 0.5, 0.01), SourceFigures("math", 0.0, 1, 0.0, 0.0))
+    )
 
 
 def test_table_every_sample_bound_and_off_switches() -> None:
-    window = SimpleNamespace(step=4, sample_rows=[("gsm8k", "math", 1.0, 1.0, 0.01, "success", 0.5)] * 9)
-    tel = _fake_telemetry(2, 3, SimpleNamespace(last_closed={"train": window}))
+    faults = fault_count()
+    tel = _fake_telemetry(2, 3)
     attach_tables(tel)
     attach_tables(tel)  # idempotent
     assert len(tel.exporter.row_extras) == 1
     extras = tel.exporter.row_extras[0]
+    sample = ("gsm8k", "math", 1.0, 1.0, 0.01, "success", 0.5)
     logged = []
     for step in (1, 2, 3, 4):
-        data = extras(_train_row(step), _window("train", step))
+        window = WindowEnd("train", step, samples=(sample,) * 9 if step == 4 else ())
+        data = extras(_written(step), window)
         if data:
             logged.append({"train/step": step, **data})
-    assert not extras({"train/step": 4, "val/accuracy": 10.0}, _window("val", 4))  # validation: no table
+    assert not extras(WindowRow({"train/step": 4, "val/accuracy": 10.0}), WindowEnd("val", 4, samples=(sample,)))
     assert [d["train/step"] for d in logged if "dataset_statistics" in d] == [1, 3]
     samples = [d for d in logged if "samples" in d]
-    assert [d["train/step"] for d in samples] == [4]  # only the row whose window is last_closed
-    assert len(samples[0]["samples"].data) == 3 and samples[0]["samples"].columns == SAMPLES_COLUMNS
+    assert [d["train/step"] for d in samples] == [4]  # only a window that handed samples over
+    assert samples[0]["samples"].columns == SAMPLES_COLUMNS
+    assert samples[0]["samples"].data == [[4, "gsm8k", "math", 1.0, 1.0, 0.01, "success", 0.5]] * 3
     stats = next(d["dataset_statistics"] for d in logged if "dataset_statistics" in d)
     assert stats.columns == DATASET_STATISTICS_COLUMNS
-    assert stats.data == [["gsm8k", 50.0, 2, 0.5, 0.01], ["math", 0.0, 1, 0.0, None]]
-    assert tel.exporter.faults == []
+    assert stats.data == [["gsm8k", 50.0, 2, 0.5, 0.01], ["math", 0.0, 1, 0.0, 0.0]]
+    assert fault_count() == faults
 
     off = _fake_telemetry(0, 0)
     attach_tables(off)
@@ -343,11 +369,13 @@ def test_table_every_sample_bound_and_off_switches() -> None:
 
 
 def test_tables_never_raise() -> None:
-    tel = _fake_telemetry(1, 4, recorder=SimpleNamespace(last_closed={"train": object()}))
+    faults = fault_count()
+    tel = _fake_telemetry(1, 4)
     attach_tables(tel)
-    assert tel.exporter.row_extras[0](_train_row(1), _window("train", 1)) is None
-    assert tel.exporter.faults == ["tables"]
+    broken = WindowEnd("train", 1, samples=42)  # type: ignore[arg-type]  # not a sequence of samples
+    assert tel.exporter.row_extras[0](_written(1), broken) is None
     attach_tables(None)  # a broken handle is a no-op, not an exception
+    assert fault_count() == faults + 2  # each logged once and counted
 
 
 # --- the report --------------------------------------------------------------------------------

@@ -11,15 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from otel_grpo import keys
 from otel_grpo.instrumentation.bootstrap import CONFIG_ENV
 
+# ``inspect`` groups a run's keys like the workspace's panels: (title, key prefixes).
 PANEL_GROUPS: list[tuple[str, tuple[str, ...]]] = [
-    ("Training overview", ("train/",)),
-    ("Datasets", ("dataset/", "grpo/")),
-    ("Judge", ("judge/",)),
-    ("Validation", ("val/",)),
-    ("Cost", ("cost/", "executor/")),
-    ("Exporter health", ("exporter/",)),
+    (title, tuple(keys.prefix(namespace) for namespace in namespaces)) for title, namespaces in keys.PANEL_GROUPS
 ]
 
 
@@ -57,14 +54,20 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         return 2
     grouped = group_keys(latest_values(records.history))
     if args.json:
-        print(json.dumps({"run": str(records.path), "rows": len(records.history), "panels": grouped},
-                         indent=2, sort_keys=True, default=str))
+        print(
+            json.dumps(
+                {"run": str(records.path), "rows": len(records.history), "panels": grouped},
+                indent=2,
+                sort_keys=True,
+                default=str,
+            )
+        )
         return 0
     print(f"run: {records.path}  ({len(records.history)} rows)")
-    for title, keys in grouped.items():
+    for title, values in grouped.items():
         print(f"\n== {title} ==")
-        width = max(len(k) for k in keys)
-        for key, value in keys.items():
+        width = max(len(k) for k in values)
+        for key, value in values.items():
             shown = f"{value:.6g}" if isinstance(value, float) else str(value)
             print(f"  {key:<{width}}  {shown}")
     return 0
@@ -95,8 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("otel-grpo run: give the command to run, e.g. otel-grpo run -- python train.py",
-              file=sys.stderr)
+        print("otel-grpo run: give the command to run, e.g. otel-grpo run -- python train.py", file=sys.stderr)
         return 2
     env = _launch_environment()
     if args.config:
@@ -152,23 +154,27 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     return report_main(extra)
 
 
-_PASSTHROUGH = {"demo": _cmd_demo, "judge-server": _cmd_judge_server, "dashboard": _cmd_dashboard,
-                "report": _cmd_report}
+_PASSTHROUGH = {
+    "demo": _cmd_demo,
+    "judge-server": _cmd_judge_server,
+    "dashboard": _cmd_dashboard,
+    "report": _cmd_report,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``otel-grpo`` command."""
     parser = argparse.ArgumentParser(
-        prog="otel-grpo",
-        description="OpenTelemetry instrumentation for GRPO training, with a WandB exporter.")
+        prog="otel-grpo", description="OpenTelemetry instrumentation for GRPO training, with a WandB exporter."
+    )
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND")
-    sub.add_parser("demo", help="run an instrumented GRPO demo on embedded defaults (--help for options)",
-                   add_help=False)
+    sub.add_parser(
+        "demo", help="run an instrumented GRPO demo on embedded defaults (--help for options)", add_help=False
+    )
     run = sub.add_parser("run", help="run a training command with auto-instrumentation (no code change)")
     run.add_argument("--config", help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
-    sub.add_parser("judge-server", help="start the local OpenAI-compatible judge server (--help)",
-                   add_help=False)
+    sub.add_parser("judge-server", help="start the local OpenAI-compatible judge server (--help)", add_help=False)
     inspect_cmd = sub.add_parser("inspect", help="print the keys and latest values of a WandB run dir")
     inspect_cmd.add_argument("run_dir", help="an offline-run-* directory, a wandb/ directory, or a .wandb file")
     inspect_cmd.add_argument("--json", action="store_true", help="print JSON")

@@ -24,18 +24,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from otel_grpo.tools.dashboards.wandb_workspace import (
-    DEFAULT_DATASETS,
-    TABLE_COLUMNS,
-    X_AXIS,
-    build_workspace_spec,
-)
+from otel_grpo import keys
+from otel_grpo.tools.dashboards.wandb_workspace import DEFAULT_DATASETS, build_workspace_spec
 
 __all__ = ["main", "render_overview", "render_report", "report_datasets"]
 
+X_AXIS = keys.STEP
+TABLE_COLUMNS = keys.DATASET_STATISTICS_COLUMNS
 _DELIMS = "/_"
-_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
+_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 # --- data -------------------------------------------------------------------------------
@@ -60,16 +57,6 @@ def _latest(history: list[dict[str, Any]], key: str) -> float | None:
     return None
 
 
-def _sources_seen(history: list[dict[str, Any]]) -> list[str]:
-    seen: set[str] = set()
-    for row in history:
-        for key in row:
-            parts = key.split("/")
-            if len(parts) == 3 and parts[0] in ("dataset", "val") and parts[2] == "count":
-                seen.add(parts[1])
-    return sorted(seen)
-
-
 def report_datasets(records: Any) -> list[str]:
     """Datasets to draw: the run's configured ``wandb.dashboard.datasets`` that have data,
     then any other source seen; the configured list when nothing was seen."""
@@ -79,7 +66,7 @@ def report_datasets(records: Any) -> list[str]:
         configured = list(cfg["wandb"]["dashboard"]["datasets"]) or configured
     except (AttributeError, KeyError, TypeError):
         pass
-    seen = _sources_seen(records.history)
+    seen = keys.sources_in(records.keys())
     if not seen:
         return configured
     return [s for s in configured if s in seen] + [s for s in seen if s not in configured]
@@ -88,9 +75,10 @@ def report_datasets(records: Any) -> list[str]:
 def _table_rows(records: Any) -> list[list[Any]]:
     """The latest Dataset Statistics table: its table file, else the latest dataset/* keys."""
     run_dir = Path(records.path)
+    table_key = keys.DATASET_STATISTICS_TABLE
     for row in reversed(records.history):
-        ref = row.get("dataset_statistics")
-        rel = ref.get("path") if isinstance(ref, dict) else row.get("dataset_statistics.path")
+        ref = row.get(table_key)
+        rel = ref.get("path") if isinstance(ref, dict) else row.get(f"{table_key}.path")
         if not rel:
             continue
         for base in (run_dir / "files", run_dir):
@@ -102,10 +90,13 @@ def _table_rows(records: Any) -> list[list[Any]]:
                     return [[r[index[c]] if c in index else None for c in TABLE_COLUMNS] for r in table["data"]]
                 except (OSError, ValueError, KeyError, TypeError, IndexError):
                     break
-    from otel_grpo.exporters.tables import dataset_statistics_rows
-
+    sources = sorted(report_datasets(records))
     for row in reversed(records.history):
-        rows = dataset_statistics_rows(row)
+        rows = [
+            [source, *(row.get(keys.dataset(source, figure)) for figure in keys.DATASET_FIGURES)]
+            for source in sources
+            if keys.dataset(source, "count") in row
+        ]
         if rows:
             return rows
     return []
@@ -126,10 +117,10 @@ def _short_labels(keys: list[str]) -> list[str]:
         while not k.endswith(suffix):
             suffix = suffix[1:]
     positions = [suffix.find(d) for d in _DELIMS if suffix.find(d) >= 0]
-    suffix = suffix[min(positions):] if positions else ""
+    suffix = suffix[min(positions) :] if positions else ""
     labels = []
     for k in keys:
-        core = k[len(prefix):len(k) - len(suffix)] if len(k) > len(prefix) + len(suffix) else ""
+        core = k[len(prefix) : len(k) - len(suffix)] if len(k) > len(prefix) + len(suffix) else ""
         labels.append(core or k)
     return labels
 
@@ -166,9 +157,15 @@ def _draw(ax: Any, panel: dict[str, Any], records: Any, *, compact: bool = False
                 continue
             target = twin if (twin is not None and i == 1) else ax
             xs, ys = zip(*pts, strict=True)
-            (line,) = target.plot(xs, ys, marker="o" if len(pts) <= 30 else None, markersize=3,
-                                  linewidth=1.4, color=_COLORS[i % len(_COLORS)],
-                                  label=label + (" (right)" if target is twin else ""))
+            (line,) = target.plot(
+                xs,
+                ys,
+                marker="o" if len(pts) <= 30 else None,
+                markersize=3,
+                linewidth=1.4,
+                color=_COLORS[i % len(_COLORS)],
+                label=label + (" (right)" if target is twin else ""),
+            )
             handles.append(line)
             drawn += len(pts)
         ax.set_xlabel(panel.get("x", X_AXIS), fontsize=7)
@@ -183,8 +180,13 @@ def _draw(ax: Any, panel: dict[str, Any], records: Any, *, compact: bool = False
         if bars:
             names, values = zip(*bars, strict=True)
             ax.bar(range(len(values)), values, color=[_COLORS[i % len(_COLORS)] for i in range(len(values))])
-            ax.set_xticks(range(len(values)), names, rotation=30 if len(values) > 3 else 0, ha="right"
-                          if len(values) > 3 else "center", fontsize=7)
+            ax.set_xticks(
+                range(len(values)),
+                names,
+                rotation=30 if len(values) > 3 else 0,
+                ha="right" if len(values) > 3 else "center",
+                fontsize=7,
+            )
             for i, value in enumerate(values):
                 ax.text(i, value, _fmt(float(value)), ha="center", va="bottom", fontsize=6)
             drawn = len(values)
@@ -194,14 +196,25 @@ def _draw(ax: Any, panel: dict[str, Any], records: Any, *, compact: bool = False
         ax.axis("off")
         if value is not None:
             shown = str(int(value)) if float(value).is_integer() else f"{value:.4g}"
-            ax.text(0.5, 0.5, shown, ha="center", va="center", fontsize=28 if compact else 36, weight="bold",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                shown,
+                ha="center",
+                va="center",
+                fontsize=28 if compact else 36,
+                weight="bold",
+                transform=ax.transAxes,
+            )
             ax.text(0.5, 0.12, keys[0], ha="center", fontsize=8, color="#555", transform=ax.transAxes)
             drawn = 1
     elif kind == "scatter":
         x_key, y_key = panel.get("x", keys[0]), panel.get("y", keys[1])
-        pts = [(row[x_key], row[y_key], row.get(X_AXIS)) for row in history
-               if _is_number(row.get(x_key)) and _is_number(row.get(y_key))]
+        pts = [
+            (row[x_key], row[y_key], row.get(X_AXIS))
+            for row in history
+            if _is_number(row.get(x_key)) and _is_number(row.get(y_key))
+        ]
         if pts:
             xs, ys, _steps = zip(*pts, strict=True)
             ax.scatter(xs, ys, s=22, color=_COLORS[0])
@@ -262,19 +275,25 @@ def render_report(records: Any, out_path: str | Path, *, title: str | None = Non
                 rows = _table_rows(records)
                 counts[name] = len(rows)
                 head = "".join(f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS)
-                body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                               for row in rows) or f"<tr><td colspan='{len(TABLE_COLUMNS)}'>no data</td></tr>"
-                parts.append(f"<figure class='wide'><figcaption><b>{html.escape(panel['title'])}</b> "
-                             f"<code>{html.escape(keys)}</code></figcaption>"
-                             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></figure>")
+                body = (
+                    "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+                    or f"<tr><td colspan='{len(TABLE_COLUMNS)}'>no data</td></tr>"
+                )
+                parts.append(
+                    f"<figure class='wide'><figcaption><b>{html.escape(panel['title'])}</b> "
+                    f"<code>{html.escape(keys)}</code></figcaption>"
+                    f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></figure>"
+                )
                 continue
             fig = Figure(figsize=(5.2, 3.2))
             ax = fig.add_subplot(1, 1, 1)
             counts[name] = _draw(ax, panel, records)
             data = base64.b64encode(_png(fig, 80)).decode("ascii")
-            parts.append(f"<figure><img alt='{html.escape(panel['title'])}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption><code>{html.escape(keys)}</code> "
-                         f"({counts[name]} points)</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{html.escape(panel['title'])}' src='data:image/png;base64,{data}'>"
+                f"<figcaption><code>{html.escape(keys)}</code> "
+                f"({counts[name]} points)</figcaption></figure>"
+            )
         parts.append("</div>")
     heading = title or f"otel-grpo report: {Path(records.path).name}"
     doc = f"""<!doctype html>
@@ -302,8 +321,9 @@ and val/ are percentages, judge/ rates are fractions.</p>
     return counts
 
 
-def render_overview(records: Any, out_png: str | Path, *, dpi: int = 60,
-                    sections: Sequence[str] | None = None) -> dict[str, int]:
+def render_overview(
+    records: Any, out_png: str | Path, *, dpi: int = 60, sections: Sequence[str] | None = None
+) -> dict[str, int]:
     """Draw every panel (or those of ``sections``) into one PNG; returns points per chart."""
     from matplotlib.figure import Figure
 
@@ -318,7 +338,7 @@ def render_overview(records: Any, out_png: str | Path, *, dpi: int = 60,
         axes = subfig.subplots(1, columns, squeeze=False)[0]
         for ax, panel in zip(axes, section["panels"], strict=False):
             counts[_unique_title(counts, section["name"], panel["title"])] = _draw(ax, panel, records, compact=True)
-        for ax in axes[len(section["panels"]):]:
+        for ax in axes[len(section["panels"]) :]:
             ax.axis("off")
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -328,8 +348,9 @@ def render_overview(records: Any, out_png: str | Path, *, dpi: int = 60,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``otel-grpo report RUN_DIR [--out report.html] [--png overview.png]``."""
-    parser = argparse.ArgumentParser(prog="otel-grpo report",
-                                     description="Render a self-contained HTML report of a WandB run directory.")
+    parser = argparse.ArgumentParser(
+        prog="otel-grpo report", description="Render a self-contained HTML report of a WandB run directory."
+    )
     parser.add_argument("run_dir", help="an offline-run-* directory, a wandb/ directory, or a .wandb file")
     parser.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     parser.add_argument("--png", help="also write every panel into this one PNG")
@@ -346,8 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     counts = render_report(records, args.out)
     empty = [name for name, n in counts.items() if n == 0]
-    print(f"otel-grpo report: wrote {args.out} ({len(counts)} charts"
-          + (f"; no data for: {', '.join(empty)}" if empty else "") + ")")
+    print(
+        f"otel-grpo report: wrote {args.out} ({len(counts)} charts"
+        + (f"; no data for: {', '.join(empty)}" if empty else "")
+        + ")"
+    )
     if args.png:
         render_overview(records, args.png)
         print(f"otel-grpo report: wrote {args.png}")

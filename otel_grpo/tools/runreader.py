@@ -40,8 +40,11 @@ def find_run_file(path: str | Path) -> Path:
     p = Path(path)
     if p.is_file():
         return p
-    candidates = sorted(p.glob("*.wandb")) or sorted(p.glob("latest-run/*.wandb")) \
+    candidates = (
+        sorted(p.glob("*.wandb"))
+        or sorted(p.glob("latest-run/*.wandb"))
         or sorted(p.glob("*/*.wandb"), key=lambda f: f.stat().st_mtime)
+    )
     if not candidates:
         raise FileNotFoundError(f"no .wandb transaction log under {p}")
     return candidates[-1]
@@ -56,7 +59,10 @@ def read_run(path: str | Path, *, timeout_s: float = 60.0) -> RunRecords:
     run_file = find_run_file(path)
     out = subprocess.run(
         [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_file)],
-        capture_output=True, text=True, timeout=timeout_s, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
     if out.returncode != 0 and not out.stdout:
         raise RuntimeError(f"wandb leet inspect failed on {run_file}: {out.stderr.strip()[:500]}")

@@ -32,15 +32,24 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-DEFAULT_DATASETS: tuple[str, ...] = ("gsm8k", "math", "humaneval", "mbpp", "hotpotqa", "commonsenseqa", "mmlu")
-X_AXIS = "train/step"
-WORKSPACE_NAME = "otel-grpo: GRPO training"
-TABLE_KEY = "dataset_statistics"
-TABLE_COLUMNS = ["source", "accuracy", "count", "avg_reward", "avg_cost"]
-SECTION_NAMES = ("Training overview", "Datasets", "Judge", "Validation", "Cost")
+from otel_grpo import keys
 
-_DISPLAY = {"gsm8k": "GSM8K", "math": "MATH", "humaneval": "HumanEval", "mbpp": "MBPP",
-            "hotpotqa": "HotpotQA", "commonsenseqa": "CommonsenseQA", "mmlu": "MMLU"}
+DEFAULT_DATASETS: tuple[str, ...] = tuple(keys.DEFAULT_DATASETS)
+X_AXIS = keys.STEP
+WORKSPACE_NAME = "otel-grpo: GRPO training"
+TABLE_KEY = keys.DATASET_STATISTICS_TABLE
+TABLE_COLUMNS = list(keys.DATASET_STATISTICS_COLUMNS)
+SECTION_NAMES = keys.WORKSPACE_SECTIONS
+
+_DISPLAY = {
+    "gsm8k": "GSM8K",
+    "math": "MATH",
+    "humaneval": "HumanEval",
+    "mbpp": "MBPP",
+    "hotpotqa": "HotpotQA",
+    "commonsenseqa": "CommonsenseQA",
+    "mmlu": "MMLU",
+}
 
 
 def display_name(source: str) -> str:
@@ -48,8 +57,8 @@ def display_name(source: str) -> str:
     return _DISPLAY.get(source, source)
 
 
-def _panel(kind: str, title: str, keys: Iterable[str], *, x: str = X_AXIS, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "title": title, "keys": list(keys), "x": x, **extra}
+def _panel(kind: str, title: str, panel_keys: Iterable[str], *, x: str = X_AXIS, **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "title": title, "keys": list(panel_keys), "x": x, **extra}
 
 
 def _datasets(datasets: Iterable[str] | None) -> list[str]:
@@ -61,59 +70,82 @@ def _datasets(datasets: Iterable[str] | None) -> list[str]:
     return seen
 
 
-def build_workspace_spec(project: str, entity: str | None = None,
-                         datasets: Iterable[str] | None = DEFAULT_DATASETS) -> dict[str, Any]:
+def build_workspace_spec(
+    project: str, entity: str | None = None, datasets: Iterable[str] | None = DEFAULT_DATASETS
+) -> dict[str, Any]:
     """The workspace as a plain JSON-able dict.
 
     ``{"name", "project", "entity", "x_axis", "datasets", "sections": [{"name",
     "panels": [{"type", "title", "keys", "x", ...}]}]}``. ``keys`` are the WandB keys a
-    panel reads (for a ``table`` panel: the table's key, with its ``columns``).
-    ``datasets`` (``wandb.dashboard.datasets`` of the config) picks the per-dataset series;
-    the two "over time" dataset panels show GSM8K and MATH, or the first two datasets
-    when those are not configured.
+    panel reads (for a ``table`` panel: the table's key, with its ``columns``), all built
+    by :mod:`otel_grpo.keys`. ``datasets`` (``wandb.dashboard.datasets`` of the config)
+    picks the per-dataset series; the two "over time" dataset panels show GSM8K and MATH,
+    or the first two datasets when those are not configured.
     """
     sources = _datasets(datasets)
     highlight = [s for s in ("gsm8k", "math") if s in sources] or sources[:2]
 
     training = [
-        _panel("line", "Loss & KL divergence", ["train/loss", "train/kl_div"]),
-        _panel("line", "Accuracy: train vs validation (%)", ["train/accuracy", "val/accuracy"]),
-        _panel("scalar", "Training step", ["train/step"]),
+        _panel("line", "Loss & KL divergence", [keys.TRAIN_LOSS, keys.TRAIN_KL_DIV]),
+        _panel("line", "Accuracy: train vs validation (%)", [keys.TRAIN_ACCURACY, keys.VAL_ACCURACY]),
+        _panel("scalar", "Training step", [keys.STEP]),
     ]
     dataset_panels = [
-        _panel("bar", "Latest accuracy per dataset (%)", [f"dataset/{s}/accuracy" for s in sources]),
-        *[_panel("line", f"{display_name(s)}: accuracy (%) & avg reward",
-                 [f"dataset/{s}/accuracy", f"dataset/{s}/avg_reward"]) for s in highlight],
+        _panel("bar", "Latest accuracy per dataset (%)", [keys.dataset(s, "accuracy") for s in sources]),
+        *[
+            _panel(
+                "line",
+                f"{display_name(s)}: accuracy (%) & avg reward",
+                [keys.dataset(s, "accuracy"), keys.dataset(s, "avg_reward")],
+            )
+            for s in highlight
+        ],
         _panel("table", "Dataset Statistics", [TABLE_KEY], columns=list(TABLE_COLUMNS)),
     ]
     judge = [
-        _panel("line", "Judge outcome rates (cumulative)",
-               ["judge/success_rate", "judge/parse_failure_rate", "judge/api_failure_rate"]),
-        _panel("line", "Judge outcome rates (this step)",
-               ["judge/step_success_rate", "judge/step_parse_failure_rate", "judge/step_api_failure_rate"]),
-        _panel("bar", "Judge verdict distribution",
-               ["judge/correct_predictions", "judge/incorrect_predictions"],
-               note="a bar: wandb-workspaces has no pie panel"),
-        _panel("bar", "Judge success rate per dataset", [f"judge/{s}_success_rate" for s in sources]),
-        _panel("line", "Judge latency (s)", ["judge/latency_p50_s", "judge/latency_p95_s"]),
+        _panel("line", "Judge outcome rates (cumulative)", [keys.judge_outcome_rate(o) for o in keys.JUDGE_OUTCOMES]),
+        _panel(
+            "line",
+            "Judge outcome rates (this step)",
+            [keys.judge_outcome_rate(o, step=True) for o in keys.JUDGE_OUTCOMES],
+        ),
+        _panel(
+            "bar",
+            "Judge verdict distribution",
+            [keys.JUDGE_CORRECT_PREDICTIONS, keys.JUDGE_INCORRECT_PREDICTIONS],
+            note="a bar: wandb-workspaces has no pie panel",
+        ),
+        _panel("bar", "Judge success rate per dataset", [keys.judge_source_success_rate(s) for s in sources]),
+        _panel("line", "Judge latency (s)", [keys.judge_latency(label) for _, label in keys.QUANTILES]),
     ]
     validation = [
-        _panel("line", "Validation accuracy per dataset (%)", [f"val/{s}/accuracy" for s in sources]),
-        _panel("scatter", "Validation: avg cost vs accuracy", ["val/avg_cost", "val/accuracy"],
-               x="val/avg_cost", y="val/accuracy"),
+        _panel("line", "Validation accuracy per dataset (%)", [keys.val("accuracy", s) for s in sources]),
+        _panel(
+            "scatter",
+            "Validation: avg cost vs accuracy",
+            [keys.VAL_AVG_COST, keys.VAL_ACCURACY],
+            x=keys.VAL_AVG_COST,
+            y=keys.VAL_ACCURACY,
+        ),
     ]
     cost = [
-        _panel("line", "Total executor cost (USD)", ["cost/total_cost"]),
-        _panel("line", "Average cost per sample (USD)", ["cost/avg_cost_per_sample"]),
-        _panel("line", "Executor runs & judge requests", ["cost/executor_calls", "cost/judge_calls"]),
-        _panel("scalar", "Total cost (USD)", ["cost/total_cost"]),
+        _panel("line", "Total executor cost (USD)", [keys.COST_TOTAL]),
+        _panel("line", "Average cost per sample (USD)", [keys.COST_AVG_PER_SAMPLE]),
+        _panel("line", "Executor runs & judge requests", [keys.COST_EXECUTOR_CALLS, keys.COST_JUDGE_CALLS]),
+        _panel("scalar", "Total cost (USD)", [keys.COST_TOTAL]),
     ]
     sections = [
         {"name": name, "panels": panels}
         for name, panels in zip(SECTION_NAMES, (training, dataset_panels, judge, validation, cost), strict=True)
     ]
-    return {"name": WORKSPACE_NAME, "project": project, "entity": entity, "x_axis": X_AXIS,
-            "datasets": sources, "sections": sections}
+    return {
+        "name": WORKSPACE_NAME,
+        "project": project,
+        "entity": entity,
+        "x_axis": X_AXIS,
+        "datasets": sources,
+        "sections": sections,
+    }
 
 
 def spec_keys(spec: dict[str, Any], *, include_tables: bool = False) -> set[str]:
@@ -193,13 +225,15 @@ def validate_workspace(workspace: Any) -> Any:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-grpo dashboard",
-        description="Build the otel-grpo WandB workspace (saved view). --dry-run prints it as JSON.")
+        description="Build the otel-grpo WandB workspace (saved view). --dry-run prints it as JSON.",
+    )
     parser.add_argument("--project", help="WandB project (default: wandb.project of the config)")
     parser.add_argument("--entity", help="WandB entity (default: wandb.entity of the config, else yours)")
     parser.add_argument("--config", help="telemetry YAML: wandb.dashboard.datasets picks the dataset panels")
     parser.add_argument("--name", default=WORKSPACE_NAME, help="name of the saved view")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the spec JSON and validate the workspace; no network, no API key")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the spec JSON and validate the workspace; no network, no API key"
+    )
     return parser
 
 
@@ -227,9 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(spec, indent=2))
         return 0
     if not os.environ.get("WANDB_API_KEY"):
-        print("otel-grpo dashboard: WANDB_API_KEY is not set. Saving a workspace needs a WandB API key "
-              "in the environment (export WANDB_API_KEY=...; never in a config file). "
-              "Use --dry-run to print the workspace without one.", file=sys.stderr)
+        print(
+            "otel-grpo dashboard: WANDB_API_KEY is not set. Saving a workspace needs a WandB API key "
+            "in the environment (export WANDB_API_KEY=...; never in a config file). "
+            "Use --dry-run to print the workspace without one.",
+            file=sys.stderr,
+        )
         return 2
     try:
         if not workspace.entity:
