@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, under a minute in total")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"),
-                        help="Markdown report path; results.json is written next to it")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).resolve().parent / "RESULTS.md"),
+        help="Markdown report path; results.json is written next to it",
+    )
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "full"
@@ -35,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks" + (" --smoke" if args.smoke else "") + f" --out {args.out}" + \
-        (f" --only {args.only}" if args.only else "")
+    command = (
+        "python -m benchmarks"
+        + (" --smoke" if args.smoke else "")
+        + f" --out {args.out}"
+        + (f" --only {args.only}" if args.only else "")
+    )
     started = time.perf_counter()
     machine = common.machine_info()
     sections = []
@@ -59,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     end = common.machine_info()
     if end["code"] != machine["code"]:
         machine["git_changed"] = end["git"]  # the code under test changed while the benchmarks ran
-    results = {"mode": mode, "command": command, "machine": machine,
-               "duration_s": time.perf_counter() - started, "sections": sections}
+    results = {
+        "mode": mode,
+        "command": command,
+        "machine": machine,
+        "duration_s": time.perf_counter() - started,
+        "sections": sections,
+    }
     out.write_text(report.render(results), encoding="utf-8")
     json_path = out.with_name(out.stem.lower() + ".json")
     json_path.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")

@@ -36,8 +36,7 @@ def new_option_a_step() -> tuple[list, dict, dict]:
     return [], {}, {}
 
 
-def option_a_rollup(step: int, rewards: list, dataset_stats: dict, ptype_stats: dict,
-                    totals: dict) -> dict[str, Any]:
+def option_a_rollup(step: int, rewards: list, dataset_stats: dict, ptype_stats: dict, totals: dict) -> dict[str, Any]:
     """The step end of Option A: numpy over the step's lists -> one WandB row."""
     row: dict[str, Any] = {"train/step": step}
     if rewards:

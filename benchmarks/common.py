@@ -27,8 +27,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHAPE_DIR = REPO_ROOT / "tests" / "shape_trainer"
 
 SOURCES = ("gsm8k", "math", "humaneval", "mbpp", "hotpotqa", "commonsenseqa", "mmlu")
-PTYPE = {"gsm8k": "math", "math": "math", "humaneval": "code", "mbpp": "code",
-         "hotpotqa": "qa", "commonsenseqa": "qa", "mmlu": "qa"}
+PTYPE = {
+    "gsm8k": "math",
+    "math": "math",
+    "humaneval": "code",
+    "mbpp": "code",
+    "hotpotqa": "qa",
+    "commonsenseqa": "qa",
+    "mmlu": "qa",
+}
 REWARDS = (0.0, 0.2, 0.4, 0.7, 1.0)
 THRESHOLD = 0.9
 
@@ -47,8 +54,7 @@ def make_samples(n: int, seed: int = 0, k: int = 4) -> list[tuple]:
     for i in range(n):
         source = SOURCES[(i // k) % len(SOURCES)]
         reward = rng.choice(REWARDS)
-        out.append((source, PTYPE[source], reward, reward, round(rng.uniform(0.001, 0.05), 4),
-                    f"q{i // k}"))
+        out.append((source, PTYPE[source], reward, reward, round(rng.uniform(0.001, 0.05), 4), f"q{i // k}"))
     return out
 
 
@@ -97,7 +103,7 @@ def _short_path(path: str) -> str:
     for marker in ("site-packages/", str(REPO_ROOT) + "/", "/lib/python3"):
         idx = path.find(marker)
         if idx >= 0:
-            return path[idx + len(marker):] if marker != "/lib/python3" else "stdlib" + path[idx + len(marker) + 3:]
+            return path[idx + len(marker) :] if marker != "/lib/python3" else "stdlib" + path[idx + len(marker) + 3 :]
     return path
 
 
@@ -209,8 +215,10 @@ def format_stats(stats: pstats.Stats, top: int = 15, sort: str = "tottime") -> s
     key = 0 if sort == "tottime" else 1
     entries.sort(key=lambda e: e[key], reverse=True)
     total = stats.total_tt  # type: ignore[attr-defined]
-    lines = [f"total {total * 1e3:.1f} ms, sorted by {sort}",
-             f"{'ncalls':>9} {'tottime ms':>10} {'cumtime ms':>10}  function"]
+    lines = [
+        f"total {total * 1e3:.1f} ms, sorted by {sort}",
+        f"{'ncalls':>9} {'tottime ms':>10} {'cumtime ms':>10}  function",
+    ]
     for tottime, cumtime, ncalls, where in entries[:top]:
         lines.append(f"{ncalls:>9} {tottime * 1e3:>10.2f} {cumtime * 1e3:>10.2f}  {where}")
     return "\n".join(lines)
@@ -249,19 +257,27 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_worker(module: str, function: str, params: dict[str, Any], timeout: float,
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_worker(
+    module: str, function: str, params: dict[str, Any], timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``function(params)`` of ``benchmarks.<module>`` in a fresh interpreter; its JSON result.
 
     Raises RuntimeError with the child's stderr tail if it fails or times out.
     """
     with tempfile.TemporaryDirectory(prefix="otel-grpo-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", f"benchmarks.{module}", function, "--params", json.dumps(params),
-               "--json-out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            f"benchmarks.{module}",
+            function,
+            "--params",
+            json.dumps(params),
+            "--json-out",
+            str(out),
+        ]
         try:
-            proc = subprocess.run(cmd, cwd=tmp, env=env or clean_env(), capture_output=True, text=True,
-                                  timeout=timeout)
+            proc = subprocess.run(cmd, cwd=tmp, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"benchmarks.{module} {function} timed out after {timeout:.0f}s") from exc
         if proc.returncode != 0 or not out.exists():
@@ -333,8 +349,9 @@ class JudgeProcess:
         cmd = [sys.executable, "-m", "benchmarks.judge_proc"]
         if self.schedule:
             cmd += ["--schedule", ",".join(self.schedule)]
-        self.proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=clean_env(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=str(REPO_ROOT), env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):
             self.__exit__()
@@ -377,8 +394,7 @@ def _version(dist: str) -> str:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -412,10 +428,23 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "packages": {name: _version(name) for name in (
-            "otel-grpo", "opentelemetry-sdk", "opentelemetry-api", "wandb", "numpy", "openai", "httpx", "wrapt")},
-        "git": (_git("rev-parse", "--short", "HEAD")
-                + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")) or "unknown",
+        "packages": {
+            name: _version(name)
+            for name in (
+                "otel-grpo",
+                "opentelemetry-sdk",
+                "opentelemetry-api",
+                "wandb",
+                "numpy",
+                "openai",
+                "httpx",
+                "wrapt",
+            )
+        },
+        "git": (
+            _git("rev-parse", "--short", "HEAD") + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
+        )
+        or "unknown",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "code": code_fingerprint(),
     }

@@ -51,18 +51,22 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
 
         exporter = InMemorySpanExporter()
         processors = [BatchSpanProcessor(exporter)]
-    tel = otel_grpo.setup({}, wandb={"mode": "offline", "dir": tmp}, judge={"ports": [port]},
-                          span_processors=processors)
-    plan = make_plan(steps=steps, questions=params["questions"], k=params["k"],
-                     val_questions=params["val_questions"], seed=7)
-    samples_per_run = sum(len(plan["train"][s]) for s in range(1, steps + 1)) \
-        + len(plan["val"]) * (steps // 2) + sum(3 for s in plan["raise_once"] if s <= steps)
+    tel = otel_grpo.setup(
+        {}, wandb={"mode": "offline", "dir": tmp}, judge={"ports": [port]}, span_processors=processors
+    )
+    plan = make_plan(
+        steps=steps, questions=params["questions"], k=params["k"], val_questions=params["val_questions"], seed=7
+    )
+    samples_per_run = (
+        sum(len(plan["train"][s]) for s in range(1, steps + 1))
+        + len(plan["val"]) * (steps // 2)
+        + sum(3 for s in plan["raise_once"] if s <= steps)
+    )
 
     def make_trainer() -> Any:
         trainer = GRPOTrainer(plan, url, use_wandb=False, eval_every=2)
         trainer.use_wandb = True  # log into the run opened above, as the trainer would its own
-        trainer.reward_computer.client = openai.OpenAI(base_url=url, api_key="sk-dummy", timeout=5.0,
-                                                       max_retries=0)
+        trainer.reward_computer.client = openai.OpenAI(base_url=url, api_key="sk-dummy", timeout=5.0, max_retries=0)
         return trainer
 
     cpu: dict[str, list[float]] = {"plain": [], "instrumented": []}
@@ -94,21 +98,30 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
             exporter.clear()
         return elapsed
 
-    times = common.interleave({"plain": plain, "instrumented": instrumented, "plain_again": plain},
-                              reps=params["reps"], warmup=1)
-    cpu_out = {k: v[-params["reps"] * (2 if k == "plain" else 1):] for k, v in cpu.items()}  # no warm-up
+    times = common.interleave(
+        {"plain": plain, "instrumented": instrumented, "plain_again": plain}, reps=params["reps"], warmup=1
+    )
+    cpu_out = {k: v[-params["reps"] * (2 if k == "plain" else 1) :] for k, v in cpu.items()}  # no warm-up
     profile_text, groups = "", {}
     if params.get("profile"):
         plain(profile=True)
         instrumented(profile=True)
         profile_text = common.format_stats(extra["stats_instrumented"], top=20)
-        groups = {kind: common.self_time_by_group(extra[f"stats_{kind}"], common.GROUPS)
-                  for kind in ("plain", "instrumented")}
+        groups = {
+            kind: common.self_time_by_group(extra[f"stats_{kind}"], common.GROUPS) for kind in ("plain", "instrumented")
+        }
     rows = len(tel.rows)
     tel.shutdown(finish_run=False)
     wandb.finish()
-    return {"times": times, "cpu": cpu_out, "samples_per_run": samples_per_run, "spans_per_run": spans[0],
-            "rows": rows, "profile": profile_text, "groups": groups}
+    return {
+        "times": times,
+        "cpu": cpu_out,
+        "samples_per_run": samples_per_run,
+        "spans_per_run": spans[0],
+        "rows": rows,
+        "profile": profile_text,
+        "groups": groups,
+    }
 
 
 def run(params: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +131,11 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     with common.JudgeProcess() as judge:
         for tracing in (False, True):
             results[tracing] = common.run_worker(
-                "end_to_end", "worker", {**size, "url": judge.url, "port": judge.port, "tracing": tracing,
-                                         "profile": not params.get("smoke")}, timeout=900)
+                "end_to_end",
+                "worker",
+                {**size, "url": judge.url, "port": judge.port, "tracing": tracing, "profile": not params.get("smoke")},
+                timeout=900,
+            )
     rows, goals, profiles = [], [], []
     steps = size["steps"]
     for tracing, res in results.items():
@@ -135,9 +151,19 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         cpu_plain, cpu_inst = common.median(res["cpu"]["plain"]), common.median(res["cpu"]["instrumented"])
         cpu_overhead = cpu_inst / cpu_plain - 1 if cpu_plain else 0.0
         label = "instrumented + tracing (BatchSpanProcessor → in-memory)" if tracing else "instrumented (no tracing)"
-        rows.append([label, f"{plain_s:.3f}", f"{inst_s:.3f}", f"{overhead * 100:+.2f}%",
-                     f"{lo * 100:+.2f}% … {hi * 100:+.2f}%", f"±{noise * 100:.2f}%", f"{per_step_ms:+.2f}",
-                     f"{per_sample_us:+.1f}", f"{cpu_overhead * 100:+.1f}%"])
+        rows.append(
+            [
+                label,
+                f"{plain_s:.3f}",
+                f"{inst_s:.3f}",
+                f"{overhead * 100:+.2f}%",
+                f"{lo * 100:+.2f}% … {hi * 100:+.2f}%",
+                f"±{noise * 100:.2f}%",
+                f"{per_step_ms:+.2f}",
+                f"{per_sample_us:+.1f}",
+                f"{cpu_overhead * 100:+.1f}%",
+            ]
+        )
         met = overhead <= GOAL
         measured = f"{overhead * 100:+.2f}% (A/A noise ±{noise * 100:.2f}%)"
         goals.append(common.goal(f"wall-time overhead, {label}", f"<= {GOAL * 100:g}%", measured, met))
@@ -146,15 +172,22 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     tables = []
     for tracing, res in results.items():
         if res["profile"] and not goals[int(tracing)]["met"]:
-            profiles.append({"title": f"one instrumented run ({steps} steps, {res['samples_per_run']} samples, "
-                                      f"tracing {'on' if tracing else 'off'}): trainer.train only",
-                             "text": res["profile"]})
-            tables.append({"title": f"Tracing {'on' if tracing else 'off'}: profiled self time by component, ms "
-                                    "per step, one uninstrumented vs one instrumented run (standard library and "
-                                    "builtins charged to their callers; cProfile inflates Python code)",
-                           "columns": ["component", "uninstrumented", "instrumented", "added"],
-                           "rows": common.group_table(res["groups"]["plain"], res["groups"]["instrumented"],
-                                                      steps, "ms")})
+            profiles.append(
+                {
+                    "title": f"one instrumented run ({steps} steps, {res['samples_per_run']} samples, "
+                    f"tracing {'on' if tracing else 'off'}): trainer.train only",
+                    "text": res["profile"],
+                }
+            )
+            tables.append(
+                {
+                    "title": f"Tracing {'on' if tracing else 'off'}: profiled self time by component, ms "
+                    "per step, one uninstrumented vs one instrumented run (standard library and "
+                    "builtins charged to their callers; cProfile inflates Python code)",
+                    "columns": ["component", "uninstrumented", "instrumented", "added"],
+                    "rows": common.group_table(res["groups"]["plain"], res["groups"]["instrumented"], steps, "ms"),
+                }
+            )
     res = results[False]
     analysis = []
     if not all(g["met"] for g in goals):
@@ -168,16 +201,21 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             "WandB tables; section 2) plus tens of µs per sample and per judge request (section 1, section 6). "
             f"At 1% the same absolute cost needs steps of at least {added * 100 / 1e3:.1f} s; the user's steps "
             "(LLM executors, a 120B judge) take minutes."
-            + (f" Largest additions in the profile (ms per step, inflated by cProfile): "
-               f"{common.top_added(res['groups']['plain'], res['groups']['instrumented'], steps, 'ms')}."
-               if res.get("groups") else ""))
+            + (
+                f" Largest additions in the profile (ms per step, inflated by cProfile): "
+                f"{common.top_added(res['groups']['plain'], res['groups']['instrumented'], steps, 'ms')}."
+                if res.get("groups")
+                else ""
+            )
+        )
         if len(results) > 1:
             tr = results[True]["times"]
             extra = (common.median(tr["instrumented"]) - common.median(tr["plain"])) / steps * 1e3 - added
             analysis.append(
                 f"- Tracing adds about {extra:+.1f} ms per step on top ({results[True]['spans_per_run'] / steps:.0f} "
                 "spans per step: SDK span creation with attributes, the BatchSpanProcessor queue and its export "
-                "thread competing for the GIL).")
+                "thread competing for the GIL)."
+            )
     notes = [
         f"{steps} steps per run ({size['questions']} questions x K={size['k']} per step, validation of "
         f"{size['val_questions']} every 2nd step, step 2 raises once and is retried) = {res['samples_per_run']} "
@@ -191,8 +229,17 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "5. End to end: shape trainer",
         "params": size,
-        "columns": ["variant", "uninstrumented s (median)", "instrumented s (median)", "overhead",
-                    "overhead IQR", "A/A noise", "ms per step", "µs per sample", "CPU-time overhead"],
+        "columns": [
+            "variant",
+            "uninstrumented s (median)",
+            "instrumented s (median)",
+            "overhead",
+            "overhead IQR",
+            "A/A noise",
+            "ms per step",
+            "µs per sample",
+            "CPU-time overhead",
+        ],
         "rows": rows,
         "goals": goals,
         "notes": notes,

@@ -31,17 +31,31 @@ class AsyncJudgeRewardComputer:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.eval_stats = {"total_evaluations": 0, "llm_judge_success": 0, "llm_judge_parse_failures": 0,
-                           "llm_judge_api_failures": 0, "correct_predictions": 0, "incorrect_predictions": 0}
+        self.eval_stats = {
+            "total_evaluations": 0,
+            "llm_judge_success": 0,
+            "llm_judge_parse_failures": 0,
+            "llm_judge_api_failures": 0,
+            "correct_predictions": 0,
+            "incorrect_predictions": 0,
+        }
 
-    async def _llm_judge_compare(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-                                 source: str | None = None) -> bool:
+    async def _llm_judge_compare(
+        self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: str | None = None
+    ) -> bool:
         try:
             reply = await self.client.chat.completions.create(
-                model="gpt-oss-120b", temperature=0.0, max_tokens=800,
-                messages=[{"role": "system", "content": "You judge answers."},
-                          {"role": "user", "content": f"Question: {problem}\nPrediction: {prediction}\n"
-                                                      f"Ground truth: {ground_truth}"}])
+                model="gpt-oss-120b",
+                temperature=0.0,
+                max_tokens=800,
+                messages=[
+                    {"role": "system", "content": "You judge answers."},
+                    {
+                        "role": "user",
+                        "content": f"Question: {problem}\nPrediction: {prediction}\nGround truth: {ground_truth}",
+                    },
+                ],
+            )
         except Exception:  # noqa: BLE001 - the user's code counts every failure
             self.eval_stats["llm_judge_api_failures"] += 1
             return False
@@ -143,26 +157,50 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     lo, hi = common.iqr(ratios)
     rows = []
     for name, label in (("plain", "uninstrumented"), ("instrumented", "instrumented (judge role + HTTP hooks)")):
-        rows.append([label, f"{common.median(thr[name]):,.0f}", f"{common.median(wall[name]) * 1e3:,.1f}",
-                     f"{common.median(cpu[name]):,.0f}",
-                     f"{ratio:.3f} (IQR {lo:.3f} – {hi:.3f})" if name == "instrumented" else "–"])
+        rows.append(
+            [
+                label,
+                f"{common.median(thr[name]):,.0f}",
+                f"{common.median(wall[name]) * 1e3:,.1f}",
+                f"{common.median(cpu[name]):,.0f}",
+                f"{ratio:.3f} (IQR {lo:.3f} – {hi:.3f})" if name == "instrumented" else "–",
+            ]
+        )
     added_cpu = common.median(cpu["instrumented"]) - common.median(cpu["plain"])
-    goals = [common.goal(f"throughput of {n} concurrent judge evaluations, instrumented / not", f">= {GOAL}",
-                         f"{ratio:.3f}", ratio >= GOAL)]
+    goals = [
+        common.goal(
+            f"throughput of {n} concurrent judge evaluations, instrumented / not",
+            f">= {GOAL}",
+            f"{ratio:.3f}",
+            ratio >= GOAL,
+        )
+    ]
     profiles, tables = [], []
     groups: dict[str, dict[str, float]] = {}
     if not goals[0]["met"]:
         with common.JudgeProcess() as judge:
             otel_grpo.setup({}, wandb={"mode": "disabled"}, judge={"ports": [judge.port]})
-            stats = {only: common.profile_stats(lambda only=only: asyncio.run(_measure(
-                {**size, "reps": 1, "only": only}, judge.url))) for only in ("plain", "instrumented")}
+            stats = {
+                only: common.profile_stats(
+                    lambda only=only: asyncio.run(_measure({**size, "reps": 1, "only": only}, judge.url))
+                )
+                for only in ("plain", "instrumented")
+            }
         groups.update({k: common.self_time_by_group(v, common.GROUPS) for k, v in stats.items()})
-        tables.append({"title": "Profiled self time by component, µs per evaluation (2 bursts each: warm-up + "
-                                "measured; standard library and builtins charged to their callers)",
-                       "columns": ["component", "uninstrumented", "instrumented", "added"],
-                       "rows": common.group_table(groups["plain"], groups["instrumented"], 2 * n, "µs")})
-        profiles.append({"title": f"2 bursts of {n} concurrent instrumented evaluations (client process)",
-                         "text": common.format_stats(stats["instrumented"], top=22)})
+        tables.append(
+            {
+                "title": "Profiled self time by component, µs per evaluation (2 bursts each: warm-up + "
+                "measured; standard library and builtins charged to their callers)",
+                "columns": ["component", "uninstrumented", "instrumented", "added"],
+                "rows": common.group_table(groups["plain"], groups["instrumented"], 2 * n, "µs"),
+            }
+        )
+        profiles.append(
+            {
+                "title": f"2 bursts of {n} concurrent instrumented evaluations (client process)",
+                "text": common.format_stats(stats["instrumented"], top=22),
+            }
+        )
     analysis = []
     if not goals[0]["met"]:
         plain_cpu = common.median(cpu["plain"])
@@ -176,7 +214,8 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             "instruments with 8-10 attributes each (GenAI duration, input and output tokens, judge request), "
             "and the judge wrapper records an evaluation counter and a duration histogram. Largest additions "
             f"in the profile (µs per evaluation, inflated by cProfile): {top}. The ratio's spread across "
-            f"repetitions (IQR {lo:.3f} – {hi:.3f}) is of the same order as the effect.")
+            f"repetitions (IQR {lo:.3f} – {hi:.3f}) is of the same order as the effect."
+        )
     verdicts = {k: v[-1][2] for k, v in results.items()}
     notes = [
         f"{n} evaluations gathered at once per burst; {size['reps']} interleaved repetitions after one warm-up "
@@ -190,8 +229,13 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "6. Judge path throughput",
         "params": size,
-        "columns": ["variant", "evaluations/s (median)", "burst wall ms", "client CPU µs/evaluation",
-                    "throughput ratio"],
+        "columns": [
+            "variant",
+            "evaluations/s (median)",
+            "burst wall ms",
+            "client CPU µs/evaluation",
+            "throughput ratio",
+        ],
         "rows": rows,
         "goals": goals,
         "notes": notes,

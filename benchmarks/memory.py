@@ -83,8 +83,10 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         lines = [f"{'size diff KB':>12} {'count diff':>10}  allocation site"]
         for stat in diff[:12]:
             frame = stat.traceback[0]
-            lines.append(f"{stat.size_diff / 1024:>12.1f} {stat.count_diff:>10}  "
-                         f"{common._short_path(frame.filename)}:{frame.lineno}")
+            lines.append(
+                f"{stat.size_diff / 1024:>12.1f} {stat.count_diff:>10}  "
+                f"{common._short_path(frame.filename)}:{frame.lineno}"
+            )
         result["tracemalloc"] = "\n".join(lines)
     return result
 
@@ -101,16 +103,18 @@ def _rows_kept() -> str:
         return "some"
 
 
-LABELS = {"otel_grpo": "otel-grpo (WandB disabled)", "option_b": "Option B (MetricsCollector, keeps every sample)",
-          "option_a": "Option A (per-step lists, reference)"}
+LABELS = {
+    "otel_grpo": "otel-grpo (WandB disabled)",
+    "option_b": "Option B (MetricsCollector, keeps every sample)",
+    "option_a": "Option A (per-step lists, reference)",
+}
 
 
 def run(params: dict[str, Any]) -> dict[str, Any]:
     """Section 3: one fresh process per variant."""
     size = SMOKE if params.get("smoke") else FULL
     steps, per_step = size["steps"], size["per_step"]
-    results = {name: common.run_worker("memory", "worker", {"variant": name, **size}, timeout=600)
-               for name in LABELS}
+    results = {name: common.run_worker("memory", "worker", {"variant": name, **size}, timeout=600) for name in LABELS}
     rows, growth = [], {}
     for name, label in LABELS.items():
         curve = {int(k): v for k, v in results[name]["curve"].items()}
@@ -118,24 +122,40 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         growth[name] = (last - first, last - mid)
         slope = (last - mid) * 1024 / max(steps - steps // 2, 1)
         shape = " → ".join(f"{v - first:+.1f}" for k, v in sorted(curve.items()) if k != 1)
-        rows.append([label, f"{first:.1f}", f"{last:.1f}", f"{last - first:+.2f}", f"{last - mid:+.2f}",
-                     f"{slope:.2f}", shape])
+        rows.append(
+            [label, f"{first:.1f}", f"{last:.1f}", f"{last - first:+.2f}", f"{last - mid:+.2f}", f"{slope:.2f}", shape]
+        )
     total, second = growth["otel_grpo"]
     slope = second * 1024 / max(steps - steps // 2, 1)
     goals = [
-        common.goal(f"otel-grpo RSS growth over {steps * per_step:,} samples", f"< {GOAL_MB:g} MB",
-                    f"{total:+.2f} MB", total < GOAL_MB),
-        common.goal("otel-grpo memory flat (second-half slope)", f"<= {FLAT_KB_PER_STEP:g} KB/step",
-                    f"{slope:.2f} KB/step", slope <= FLAT_KB_PER_STEP),
+        common.goal(
+            f"otel-grpo RSS growth over {steps * per_step:,} samples",
+            f"< {GOAL_MB:g} MB",
+            f"{total:+.2f} MB",
+            total < GOAL_MB,
+        ),
+        common.goal(
+            "otel-grpo memory flat (second-half slope)",
+            f"<= {FLAT_KB_PER_STEP:g} KB/step",
+            f"{slope:.2f} KB/step",
+            slope <= FLAT_KB_PER_STEP,
+        ),
     ]
     profiles = []
     if not all(g["met"] for g in goals):
-        traced = common.run_worker("memory", "worker", {"variant": "otel_grpo", "steps": steps,
-                                                         "per_step": max(10, per_step // 10),
-                                                         "tracemalloc": True}, timeout=600)
-        profiles.append({"title": f"tracemalloc, otel-grpo, growth from step 1 to step {steps} "
-                                  f"({max(10, per_step // 10)} samples/step)",
-                         "text": traced.get("tracemalloc", "")})
+        traced = common.run_worker(
+            "memory",
+            "worker",
+            {"variant": "otel_grpo", "steps": steps, "per_step": max(10, per_step // 10), "tracemalloc": True},
+            timeout=600,
+        )
+        profiles.append(
+            {
+                "title": f"tracemalloc, otel-grpo, growth from step 1 to step {steps} "
+                f"({max(10, per_step // 10)} samples/step)",
+                "text": traced.get("tracemalloc", ""),
+            }
+        )
     analysis = []
     if not all(g["met"] for g in goals):
         kept = _rows_kept()
@@ -143,7 +163,8 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             f"- otel-grpo grows by {slope:.1f} KB per step in the second half. The tracemalloc listing shows where: "
             f"WandbStepExporter keeps the last {kept} rows it wrote (Telemetry.rows), each a dict of ~85 keys with "
             f"freshly built key strings and floats (~9 KB), so RSS ramps up for {kept} steps and then stops; "
-            "anything else in the listing is a real per-step growth.")
+            "anything else in the listing is a real per-step growth."
+        )
     b_total = growth["option_b"][0]
     notes = [
         f"{steps:,} steps x {per_step:,} samples = {steps * per_step:,} samples per variant, each in a fresh "
@@ -155,8 +176,15 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "3. Memory",
         "params": {"steps": steps, "samples_per_step": per_step},
-        "columns": ["variant", "RSS after step 1 (MB)", "RSS at end (MB)", "growth (MB)", "second-half growth (MB)",
-                    "second-half KB/step", "growth curve (MB)"],
+        "columns": [
+            "variant",
+            "RSS after step 1 (MB)",
+            "RSS at end (MB)",
+            "growth (MB)",
+            "second-half growth (MB)",
+            "second-half KB/step",
+            "growth curve (MB)",
+        ],
         "rows": rows,
         "goals": goals,
         "notes": notes,

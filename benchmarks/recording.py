@@ -32,8 +32,9 @@ _META = {"success": True, "execution_time": 0.0}
 class MiniExecutor:
     """async ``execute_workflow`` -> (answer, cost, metadata); the cost rides in the workflow."""
 
-    async def execute_workflow(self, workflow_code: Any, problem: Any, problem_type: str = "math",
-                               **kwargs: Any) -> tuple:
+    async def execute_workflow(
+        self, workflow_code: Any, problem: Any, problem_type: str = "math", **kwargs: Any
+    ) -> tuple:
         return "42", workflow_code[4], _META
 
 
@@ -41,11 +42,26 @@ class MiniRewardComputer:
     """sync ``compute_reward`` -> float, ``eval_stats`` like the user's."""
 
     def __init__(self) -> None:
-        self.eval_stats = {"total_evaluations": 0, "llm_judge_success": 0, "llm_judge_parse_failures": 0,
-                           "llm_judge_api_failures": 0, "correct_predictions": 0, "incorrect_predictions": 0}
+        self.eval_stats = {
+            "total_evaluations": 0,
+            "llm_judge_success": 0,
+            "llm_judge_parse_failures": 0,
+            "llm_judge_api_failures": 0,
+            "correct_predictions": 0,
+            "incorrect_predictions": 0,
+        }
 
-    def compute_reward(self, problem: Any, prediction: Any, ground_truth: Any, problem_type: str = "math",
-                       metadata: Any = None, test: Any = None, entry_point: Any = None, source: Any = None) -> float:
+    def compute_reward(
+        self,
+        problem: Any,
+        prediction: Any,
+        ground_truth: Any,
+        problem_type: str = "math",
+        metadata: Any = None,
+        test: Any = None,
+        entry_point: Any = None,
+        source: Any = None,
+    ) -> float:
         self.eval_stats["total_evaluations"] += 1
         return ground_truth
 
@@ -60,8 +76,9 @@ class MiniTrainer:
 
     async def _run_one(self, sample: tuple) -> float:
         source, ptype, reward, _correctness, _cost, qid = sample
-        answer, cost, meta = await self.executor.execute_workflow(sample, qid, ptype, entry_point=None, test=None,
-                                                                  source=source, context=None)
+        answer, cost, meta = await self.executor.execute_workflow(
+            sample, qid, ptype, entry_point=None, test=None, source=source, context=None
+        )
         return self.reward_computer.compute_reward(qid, answer, reward, ptype, metadata=meta, source=source)
 
     async def train_step(self, step: int) -> dict[str, Any]:
@@ -144,7 +161,12 @@ class Variants:
     def naive_otel(self) -> float:
         naive = self.naive
         samples, correct, reward_h, correctness_h, cost_c = (
-            naive.samples, naive.correct, naive.reward, naive.correctness, naive.cost)
+            naive.samples,
+            naive.correct,
+            naive.reward,
+            naive.correctness,
+            naive.cost,
+        )
         t0 = time.perf_counter()
         for batch in self.steps:
             step = self._next_step()
@@ -236,10 +258,12 @@ def manual_breakdown(v: Variants, n: int) -> dict[str, float]:
         full()
         ends.append(_timed(lambda step=step: step.__exit__(None, None, None)))
     end_us = common.median(ends) * 1e6
-    return {"`with otel_grpo.sample(source, problem_type)`": scope,
-            "`record_executor_run(cost=...)`": exec_ - scope,
-            "`record_sample(reward, correctness)`": full_ - exec_,
-            f"step end (close + collect + rollup, {end_us / 1e3:.2f} ms per step) / {n} samples": end_us / n}
+    return {
+        "`with otel_grpo.sample(source, problem_type)`": scope,
+        "`record_executor_run(cost=...)`": exec_ - scope,
+        "`record_sample(reward, correctness)`": full_ - exec_,
+        f"step end (close + collect + rollup, {end_us / 1e3:.2f} ms per step) / {n} samples": end_us / n,
+    }
 
 
 def reference_costs() -> dict[str, float]:
@@ -294,27 +318,35 @@ def reference_costs() -> dict[str, float]:
 def _manual_analysis(parts: dict[str, float], a: float, floor: float) -> str:
     listed = "; ".join(f"{k} {x:.2f} µs" for k, x in parts.items())
     if floor / a > GOAL_MANUAL:
-        verdict = (f"{floor / a:.1f}x Option A on its own: a pure-Python implementation of `with sample(): "
-                   "record_executor_run(); record_sample()` cannot reach the goal at this batch size; a single "
-                   "call per sample (labels, reward, correctness and cost together) could.")
+        verdict = (
+            f"{floor / a:.1f}x Option A on its own: a pure-Python implementation of `with sample(): "
+            "record_executor_run(); record_sample()` cannot reach the goal at this batch size; a single "
+            "call per sample (labels, reward, correctness and cost together) could."
+        )
     else:
-        verdict = (f"{floor / a:.1f}x Option A: the API shape itself allows the goal; the gap is otel-grpo's "
-                   "own work per call and per step.")
-    return (f"- Manual API, per sample: {listed} — against Option A's {a:.2f} µs for everything. The floor of "
-            f"this API shape (three calls, a contextvar scope, a locked dict; no OTel) costs {floor:.2f} µs = "
-            f"{verdict} Each public call looks up the current telemetry, normalises labels, reads contextvars, "
-            "converts and checks values, keeps the per-sample "
-            "state that pairs an executor run with its reward, and takes the recorder lock, where Option A "
-            "does a few inline list appends. The step end is a fixed cost per step (the SDK collects ~20 "
-            "observable instruments, ~0.8 ms, then the rollup), so small batches pay more per sample.")
+        verdict = (
+            f"{floor / a:.1f}x Option A: the API shape itself allows the goal; the gap is otel-grpo's "
+            "own work per call and per step."
+        )
+    return (
+        f"- Manual API, per sample: {listed} — against Option A's {a:.2f} µs for everything. The floor of "
+        f"this API shape (three calls, a contextvar scope, a locked dict; no OTel) costs {floor:.2f} µs = "
+        f"{verdict} Each public call looks up the current telemetry, normalises labels, reads contextvars, "
+        "converts and checks values, keeps the per-sample "
+        "state that pairs an executor run with its reward, and takes the recorder lock, where Option A "
+        "does a few inline list appends. The step end is a fixed cost per step (the SDK collects ~20 "
+        "observable instruments, ~0.8 ms, then the rollup), so small batches pay more per sample."
+    )
 
 
 def _auto_analysis(added: float, a: float, top: str) -> str:
-    return (f"- Auto path: {added:.2f} µs per sample against Option A's {a:.2f} µs. Per sample the wrappers run "
-            "around two calls (executor, reward): role guard in a contextvar, argument binding, a sample state, "
-            "and one SDK histogram record of the executor latency with its attributes — a single SDK record "
-            "costs more than Option A's whole per-sample work (reference costs). Largest additions in the "
-            f"profile (µs per sample, inflated by cProfile): {top}.")
+    return (
+        f"- Auto path: {added:.2f} µs per sample against Option A's {a:.2f} µs. Per sample the wrappers run "
+        "around two calls (executor, reward): role guard in a contextvar, argument binding, a sample state, "
+        "and one SDK histogram record of the executor latency with its attributes — a single SDK record "
+        "costs more than Option A's whole per-sample work (reference costs). Largest additions in the "
+        f"profile (µs per sample, inflated by cProfile): {top}."
+    )
 
 
 LABELS = {
@@ -337,7 +369,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     n, steps_per_run, reps = size["n"], size["steps"], size["reps"]
     otel_grpo.setup({}, wandb={"mode": "disabled"})
     samples = common.make_samples(n * steps_per_run, seed=1)
-    steps = [samples[i * n:(i + 1) * n] for i in range(steps_per_run)]
+    steps = [samples[i * n : (i + 1) * n] for i in range(steps_per_run)]
     v = Variants(steps)
     funcs = {name: getattr(v, name) for name in LABELS}
     times = common.interleave(funcs, reps=reps, warmup=1)
@@ -356,48 +388,90 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     for name in LABELS:
         lo, hi = common.iqr(us[name])
         extra = med.get(name)
-        rows.append([
-            LABELS[name], common.fmt(common.median(us[name]), 3), f"{lo:.3f} – {hi:.3f}",
-            common.fmt(extra, 3) if extra is not None else "–",
-            f"{extra / a:.2f}x" if extra is not None else "–",
-            f"{med['naive_otel'] / extra:.1f}x" if extra and name != "naive_otel" else "–",
-        ])
+        rows.append(
+            [
+                LABELS[name],
+                common.fmt(common.median(us[name]), 3),
+                f"{lo:.3f} – {hi:.3f}",
+                common.fmt(extra, 3) if extra is not None else "–",
+                f"{extra / a:.2f}x" if extra is not None else "–",
+                f"{med['naive_otel'] / extra:.1f}x" if extra and name != "naive_otel" else "–",
+            ]
+        )
     manual_ratio, auto_ratio = med["manual"] / a, med["auto"] / a
     naive_manual = med["naive_otel"] / med["manual"] if med["manual"] > 0 else float("inf")
     naive_auto = med["naive_otel"] / med["auto"] if med["auto"] > 0 else float("inf")
     goals = [
-        common.goal("manual API added cost vs Option A", f"<= {GOAL_MANUAL:g}x",
-                    f"{manual_ratio:.2f}x ({med['manual']:.2f} vs {a:.2f} µs/sample)", manual_ratio <= GOAL_MANUAL),
-        common.goal("auto path added cost vs Option A", f"<= {GOAL_AUTO:g}x",
-                    f"{auto_ratio:.2f}x ({med['auto']:.2f} vs {a:.2f} µs/sample)", auto_ratio <= GOAL_AUTO),
-        common.goal("manual API vs naive OTel", f">= {GOAL_NAIVE:g}x cheaper",
-                    f"{naive_manual:.1f}x cheaper", naive_manual >= GOAL_NAIVE),
-        common.goal("auto path vs naive OTel", f">= {GOAL_NAIVE:g}x cheaper",
-                    f"{naive_auto:.1f}x cheaper", naive_auto >= GOAL_NAIVE),
+        common.goal(
+            "manual API added cost vs Option A",
+            f"<= {GOAL_MANUAL:g}x",
+            f"{manual_ratio:.2f}x ({med['manual']:.2f} vs {a:.2f} µs/sample)",
+            manual_ratio <= GOAL_MANUAL,
+        ),
+        common.goal(
+            "auto path added cost vs Option A",
+            f"<= {GOAL_AUTO:g}x",
+            f"{auto_ratio:.2f}x ({med['auto']:.2f} vs {a:.2f} µs/sample)",
+            auto_ratio <= GOAL_AUTO,
+        ),
+        common.goal(
+            "manual API vs naive OTel",
+            f">= {GOAL_NAIVE:g}x cheaper",
+            f"{naive_manual:.1f}x cheaper",
+            naive_manual >= GOAL_NAIVE,
+        ),
+        common.goal(
+            "auto path vs naive OTel",
+            f">= {GOAL_NAIVE:g}x cheaper",
+            f"{naive_auto:.1f}x cheaper",
+            naive_auto >= GOAL_NAIVE,
+        ),
     ]
     profiles, tables, analysis = [], [], []
     if not (goals[0]["met"] and goals[2]["met"]):
         parts = manual_breakdown(v, n)
-        tables.append({"title": "Where the manual API's time goes (public calls timed one by one, µs per sample)",
-                       "columns": ["part", "µs per sample"], "rows": [[k, f"{x:.3f}"] for k, x in parts.items()]})
+        tables.append(
+            {
+                "title": "Where the manual API's time goes (public calls timed one by one, µs per sample)",
+                "columns": ["part", "µs per sample"],
+                "rows": [[k, f"{x:.3f}"] for k, x in parts.items()],
+            }
+        )
         stats = common.profile_stats(v.manual)
-        profiles.append({"title": f"otel-grpo manual API, {total:,} samples ({steps_per_run} steps)",
-                         "text": common.format_stats(stats, top=18)})
+        profiles.append(
+            {
+                "title": f"otel-grpo manual API, {total:,} samples ({steps_per_run} steps)",
+                "text": common.format_stats(stats, top=18),
+            }
+        )
         analysis.append(_manual_analysis(parts, a, med["floor"]))
     if not (goals[1]["met"] and goals[3]["met"]):
         plain = common.self_time_by_group(common.profile_stats(v.auto_plain), common.GROUPS)
         inst_stats = common.profile_stats(v.auto)
         inst = common.self_time_by_group(inst_stats, common.GROUPS)
-        tables.append({"title": "Auto path: profiled self time by component, µs per sample (cProfile inflates "
-                                "Python-heavy code about 2x; compare rows, not totals)",
-                       "columns": ["component", "uninstrumented", "instrumented", "added"],
-                       "rows": common.group_table(plain, inst, total, "µs")})
-        profiles.append({"title": f"auto-instrumented shape trainer, {total:,} samples ({steps_per_run} steps)",
-                         "text": common.format_stats(inst_stats, top=18)})
+        tables.append(
+            {
+                "title": "Auto path: profiled self time by component, µs per sample (cProfile inflates "
+                "Python-heavy code about 2x; compare rows, not totals)",
+                "columns": ["component", "uninstrumented", "instrumented", "added"],
+                "rows": common.group_table(plain, inst, total, "µs"),
+            }
+        )
+        profiles.append(
+            {
+                "title": f"auto-instrumented shape trainer, {total:,} samples ({steps_per_run} steps)",
+                "text": common.format_stats(inst_stats, top=18),
+            }
+        )
         analysis.append(_auto_analysis(med["auto"], a, common.top_added(plain, inst, total, "µs")))
     ref = reference_costs()
-    tables.append({"title": "Reference costs on this machine (µs per call)", "columns": ["operation", "µs"],
-                   "rows": [[k, f"{x:.3f}"] for k, x in ref.items()]})
+    tables.append(
+        {
+            "title": "Reference costs on this machine (µs per call)",
+            "columns": ["operation", "µs"],
+            "rows": [[k, f"{x:.3f}"] for k, x in ref.items()],
+        }
+    )
     key_counts = {name: len(row) for name, row in v.rows.items()}
     notes = [
         f"{n:,} samples per step x {steps_per_run} steps per run; {reps} interleaved repetitions after one "
@@ -416,8 +490,14 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "1. Per-sample recording cost",
         "params": {"samples_per_step": n, "steps_per_run": steps_per_run, "reps": reps},
-        "columns": ["variant", "µs/sample (median)", "IQR", "added µs/sample", "added / Option A added",
-                    "naive OTel added / this"],
+        "columns": [
+            "variant",
+            "µs/sample (median)",
+            "IQR",
+            "added µs/sample",
+            "added / Option A added",
+            "naive OTel added / this",
+        ],
         "rows": rows,
         "goals": goals,
         "notes": notes,

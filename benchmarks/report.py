@@ -13,8 +13,7 @@ def _cell(value: Any) -> str:
 
 def table(columns: list[str], rows: list[list[Any]]) -> list[str]:
     """A Markdown table."""
-    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return lines
 
@@ -23,20 +22,38 @@ def render(results: dict[str, Any]) -> str:
     """The whole RESULTS.md."""
     machine, mode = results["machine"], results["mode"]
     out = ["# otel-grpo benchmarks", ""]
-    out.append(f"{mode.capitalize()} run of `{results['command']}`, {machine['date']}, "
-               f"{results['duration_s']:.0f} s in total.")
-    out += ["", "Reproduce (from the repository root, package installed with `pip install -e .`):", "",
-            "```", "python -m benchmarks --out benchmarks/RESULTS.md      # full: several minutes",
-            "python -m benchmarks --smoke --out /tmp/RESULTS.md   # tiny sizes, < 60 s (what CI runs)",
-            "```", ""]
+    out.append(
+        f"{mode.capitalize()} run of `{results['command']}`, {machine['date']}, {results['duration_s']:.0f} s in total."
+    )
+    out += [
+        "",
+        "Reproduce (from the repository root, package installed with `pip install -e .`):",
+        "",
+        "```",
+        "python -m benchmarks --out benchmarks/RESULTS.md      # full: several minutes",
+        "python -m benchmarks --smoke --out /tmp/RESULTS.md   # tiny sizes, < 60 s (what CI runs)",
+        "```",
+        "",
+    ]
     out += ["## Machine", ""]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
-    out += table(["", ""], [["CPU", machine["cpu"]], ["cores", machine["cores"]], ["OS", machine["os"]],
-                            ["Python", machine["python"]], ["packages", packages],
-                            ["git", f"{machine['git']} (code under test: sha256 {machine.get('code', '?')})"]])
+    out += table(
+        ["", ""],
+        [
+            ["CPU", machine["cpu"]],
+            ["cores", machine["cores"]],
+            ["OS", machine["os"]],
+            ["Python", machine["python"]],
+            ["packages", packages],
+            ["git", f"{machine['git']} (code under test: sha256 {machine.get('code', '?')})"],
+        ],
+    )
     if machine.get("git_changed"):
-        out += ["", f"> **Warning:** the code changed while the benchmarks ran (at the end: {machine['git_changed']}); "
-                "sections may have measured different code. Run again."]
+        out += [
+            "",
+            f"> **Warning:** the code changed while the benchmarks ran (at the end: {machine['git_changed']}); "
+            "sections may have measured different code. Run again.",
+        ]
     out += ["", "## Goals", ""]
     goal_rows = []
     for section in results["sections"]:

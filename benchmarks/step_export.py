@@ -33,8 +33,9 @@ def _option_a_end(step: int, batch: list[tuple]) -> float:
 def _option_b_end(step: int, batch: list[tuple]) -> float:
     collector = MetricsCollector()
     for source, ptype, reward, correctness, cost, _qid in batch:
-        collector.add_sample({"source": source, "problem_type": ptype},
-                             {"reward": reward, "correctness": correctness, "cost": cost})
+        collector.add_sample(
+            {"source": source, "problem_type": ptype}, {"reward": reward, "correctness": correctness, "cost": cost}
+        )
     t0 = time.perf_counter()
     collector.get_wandb_logs(step)
     return time.perf_counter() - t0
@@ -60,8 +61,9 @@ def _profiled_step_ends(otel_grpo: Any, state: dict, batch: list[tuple], count: 
 CONFIGS = {"default": {}, "tables_off": {"dashboard": {"table_every": 0, "sample_table_rows": 0}}}
 
 
-def _measure_config(otel_grpo: Any, wandb_overrides: dict, sizes: list[int], reps: int,
-                    batches: dict[int, list], profile: bool) -> dict[str, Any]:
+def _measure_config(
+    otel_grpo: Any, wandb_overrides: dict, sizes: list[int], reps: int, batches: dict[int, list], profile: bool
+) -> dict[str, Any]:
     """Set up otel-grpo with an offline run, time interleaved step ends, optionally profile them."""
     tmp = common.scratch_dir("wandb")
     tel = otel_grpo.setup({}, wandb={"mode": "offline", "dir": tmp, "project": "otel-grpo-bench", **wandb_overrides})
@@ -81,10 +83,12 @@ def _measure_config(otel_grpo: Any, wandb_overrides: dict, sizes: list[int], rep
     for n in sizes:  # warm-up: first row, lazily built structures
         one_step(n)
     times = common.interleave({str(n): (lambda n=n: one_step(n)) for n in sizes}, reps=reps, warmup=0)
-    out: dict[str, Any] = {"ms": {n: [t * 1e3 for t in times[str(n)]] for n in sizes},
-                           "keys": len(tel.rows[-1]) if tel.rows else 0,
-                           "written": tel.exporter.health.get("rows_written", 0),
-                           "dropped": tel.exporter.health.get("rows_dropped", 0)}
+    out: dict[str, Any] = {
+        "ms": {n: [t * 1e3 for t in times[str(n)]] for n in sizes},
+        "keys": len(tel.rows[-1]) if tel.rows else 0,
+        "written": tel.exporter.health.get("rows_written", 0),
+        "dropped": tel.exporter.health.get("rows_dropped", 0),
+    }
     if profile:
         breakdown = {}
         for n in sizes:
@@ -104,16 +108,26 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     size = SMOKE if params.get("smoke") else FULL
     sizes, reps = size["sizes"], size["reps"]
     batches = {n: common.make_samples(n, seed=n) for n in sizes}
-    res = {name: _measure_config(otel_grpo, overrides, sizes, reps, batches, profile=name == "default")
-           for name, overrides in CONFIGS.items()}
+    res = {
+        name: _measure_config(otel_grpo, overrides, sizes, reps, batches, profile=name == "default")
+        for name, overrides in CONFIGS.items()
+    }
     a_ms = {n: common.median([_option_a_end(1, batches[n]) * 1e3 for _ in range(3)]) for n in sizes}
     b_ms = {n: common.median([_option_b_end(1, batches[n]) * 1e3 for _ in range(3)]) for n in sizes}
     ms, off = res["default"]["ms"], res["tables_off"]["ms"]
     rows = []
     for n in sizes:
-        rows.append([f"{n:,}", common.fmt(common.median(ms[n]), 2), common.fmt(common.quantile(ms[n], 0.95), 2),
-                     common.fmt(common.median(off[n]), 2), common.fmt(common.quantile(off[n], 0.95), 2),
-                     common.fmt(a_ms[n], 2), common.fmt(b_ms[n], 2)])
+        rows.append(
+            [
+                f"{n:,}",
+                common.fmt(common.median(ms[n]), 2),
+                common.fmt(common.quantile(ms[n], 0.95), 2),
+                common.fmt(common.median(off[n]), 2),
+                common.fmt(common.quantile(off[n], 0.95), 2),
+                common.fmt(a_ms[n], 2),
+                common.fmt(b_ms[n], 2),
+            ]
+        )
     medians = [common.median(ms[n]) for n in sizes]
     off_medians = [common.median(off[n]) for n in sizes]
     worst = max(medians)
@@ -121,22 +135,40 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     off_flat = off_medians[-1] / off_medians[0] if off_medians[0] > 0 else float("inf")
     off_worst = max(off_medians)
     goals = [
-        common.goal("step-end latency, default config (median, every size)", f"< {GOAL_MS:g} ms",
-                    f"{worst:.2f} ms at worst (tables off: {off_worst:.2f} ms)", worst < GOAL_MS),
-        common.goal("flat in samples per step (both configs)", f"{sizes[-1]:,} within {FLAT:g}x of {sizes[0]:,}",
-                    f"{flat:.2f}x default, {off_flat:.2f}x tables off", max(flat, off_flat) <= FLAT),
+        common.goal(
+            "step-end latency, default config (median, every size)",
+            f"< {GOAL_MS:g} ms",
+            f"{worst:.2f} ms at worst (tables off: {off_worst:.2f} ms)",
+            worst < GOAL_MS,
+        ),
+        common.goal(
+            "flat in samples per step (both configs)",
+            f"{sizes[-1]:,} within {FLAT:g}x of {sizes[0]:,}",
+            f"{flat:.2f}x default, {off_flat:.2f}x tables off",
+            max(flat, off_flat) <= FLAT,
+        ),
     ]
     profiles, tables = [], []
     breakdown = res["default"].get("breakdown", {})
     if breakdown and not all(g["met"] for g in goals):
         labels = [k for k in breakdown[sizes[-1]] if max(b[k] for b in breakdown.values()) >= 5e-5]
-        tables.append({"title": "Default config: profiled self time per step end by component, ms (standard "
-                                "library and builtins charged to their callers; cProfile inflates Python code)",
-                       "columns": ["samples/step", *labels, "total"],
-                       "rows": [[f"{n:,}", *(f"{b[k] * 1e3:.2f}" for k in labels), f"{sum(b.values()) * 1e3:.2f}"]
-                                for n, b in breakdown.items()]})
-        profiles.append({"title": f"3 step ends after {sizes[-1]:,} samples each, default config",
-                         "text": res["default"]["profile"]})
+        tables.append(
+            {
+                "title": "Default config: profiled self time per step end by component, ms (standard "
+                "library and builtins charged to their callers; cProfile inflates Python code)",
+                "columns": ["samples/step", *labels, "total"],
+                "rows": [
+                    [f"{n:,}", *(f"{b[k] * 1e3:.2f}" for k in labels), f"{sum(b.values()) * 1e3:.2f}"]
+                    for n, b in breakdown.items()
+                ],
+            }
+        )
+        profiles.append(
+            {
+                "title": f"3 step ends after {sizes[-1]:,} samples each, default config",
+                "text": res["default"]["profile"],
+            }
+        )
     from otel_grpo.config import load_config
 
     dashboard = load_config({}).wandb.dashboard
@@ -148,17 +180,20 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             analysis.append(
                 f"- WandB tables: with the default config a step end takes {medians[0]:.1f} ms at {sizes[0]:,} "
                 f"samples, {off_small:.1f} ms with tables off: the difference is wandb serialising each wandb.Table "
-                "to a JSON file in the run directory (mkdir, open, fsync) and adding artifact and file records.")
+                "to a JSON file in the run directory (mkdir, open, fsync) and adding artifact and file records."
+            )
         if off_big > FLAT * off_small:
             analysis.append(
                 f"- Growth with samples (tables off: {off_small:.1f} ms at {sizes[0]:,} → {off_big:.1f} ms at "
                 f"{sizes[-1]:,}): part of the step end scales with the samples of the step (for example a loop "
-                "over the window's GRPO groups in Recorder.close_window); the profile shows which lines.")
+                "over the window's GRPO groups in Recorder.close_window); the profile shows which lines."
+            )
         analysis.append(
             f"- What stays ({off_small:.1f} ms with tables off at {sizes[0]:,} samples): the SDK collection of "
             "the step reader (~70 data points from "
             "~20 observable instruments and the histograms, attribute cleaning and hashing for each: about "
-            "0.8 ms), the rollup, and run.log handing the row to wandb-core over its socket.")
+            "0.8 ms), the rollup, and run.log handing the row to wandb-core over its socket."
+        )
     notes = [
         f"{reps} interleaved repetitions per size after one warm-up step each; each configuration has its own "
         "offline WandB run, started before the first timed step; p95 over the repetitions.",
@@ -174,8 +209,15 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "2. Step-end export latency",
         "params": {"sizes": sizes, "reps": reps},
-        "columns": ["samples/step", "default: median ms", "default: p95 ms", "tables off: median ms",
-                    "tables off: p95 ms", "Option A step end ms", "Option B step end ms"],
+        "columns": [
+            "samples/step",
+            "default: median ms",
+            "default: p95 ms",
+            "tables off: median ms",
+            "tables off: p95 ms",
+            "Option A step end ms",
+            "Option B step end ms",
+        ],
         "rows": rows,
         "goals": goals,
         "notes": notes,

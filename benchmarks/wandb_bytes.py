@@ -21,14 +21,20 @@ from typing import Any
 from benchmarks import common, workload
 
 SMOKE = {"short": 5, "long": 25, "per_step": 56, "configs": ["val_every_2"]}
-FULL = {"short": 50, "long": 550, "per_step": 56,
-        "configs": ["train_only", "val_every_2", "val_every_2_no_tables", "val_every_1"]}
+FULL = {
+    "short": 50,
+    "long": 550,
+    "per_step": 56,
+    "configs": ["train_only", "val_every_2", "val_every_2_no_tables", "val_every_1"],
+}
 GOAL_BYTES = 3 * 1024
 # name: (label, validation every N steps (0: never), WandB tables on)
-CONFIGS = {"train_only": ("train row every step, no validation", 0, True),
-           "val_every_2": ("train row every step + validation row every 2nd step", 2, True),
-           "val_every_2_no_tables": ("same, tables off (table_every: 0, sample_table_rows: 0)", 2, False),
-           "val_every_1": ("train row + validation row every step", 1, True)}
+CONFIGS = {
+    "train_only": ("train row every step, no validation", 0, True),
+    "val_every_2": ("train row every step + validation row every 2nd step", 2, True),
+    "val_every_2_no_tables": ("same, tables off (table_every: 0, sample_table_rows: 0)", 2, False),
+    "val_every_1": ("train row + validation row every step", 1, True),
+}
 GOAL_CONFIG = "val_every_2"
 
 _BLOCK = 32768
@@ -44,11 +50,11 @@ def read_records(path: Path) -> list[bytes]:
         if left < _HEADER:
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
         if kind == 0 and length == 0:
             pos += left
             continue
-        chunk = data[pos + _HEADER:pos + _HEADER + length]
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == 1:
             records.append(chunk)
@@ -105,8 +111,13 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
     path = files[-1]
     run_dir = path.parent
     media = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and "media" in f.parts)
-    return {"size": path.stat().st_size, "records": record_breakdown(path) if params.get("breakdown") else {},
-            "train_keys": train_keys, "val_keys": val_keys, "media": media}
+    return {
+        "size": path.stat().st_size,
+        "records": record_breakdown(path) if params.get("breakdown") else {},
+        "train_keys": train_keys,
+        "val_keys": val_keys,
+        "media": media,
+    }
 
 
 REPLAY_VARIANTS = {
@@ -173,29 +184,44 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         label, val_every, tables = CONFIGS[config]
         common_params = {"per_step": size["per_step"], "val_every": val_every, "tables": tables}
         short = common.run_worker("wandb_bytes", "worker", {**common_params, "steps": size["short"]}, 300, env)
-        long = common.run_worker("wandb_bytes", "worker", {**common_params, "steps": size["long"],
-                                                           "breakdown": True}, 600, env)
+        long = common.run_worker(
+            "wandb_bytes", "worker", {**common_params, "steps": size["long"], "breakdown": True}, 600, env
+        )
         per_step[config] = (long["size"] - short["size"]) / (size["long"] - size["short"])
         breakdown[config] = long["records"]
         keys[config] = (long["train_keys"], long["val_keys"])
         hist = long["records"].get("history", [0, 0])
         summ = long["records"].get("summary", [0, 0])
         media = (long["media"] - short["media"]) / (size["long"] - size["short"])
-        rows.append([label, f"{long['train_keys']} / {long['val_keys'] or '–'}",
-                     f"{short['size']:,} / {long['size']:,}", f"{per_step[config]:,.0f}",
-                     f"{hist[1] / max(hist[0], 1):,.0f} x {hist[0] / size['long']:.1f}",
-                     f"{summ[1] / max(summ[0], 1):,.0f} x {summ[0] / size['long']:.1f}", f"{media:,.0f}"])
+        rows.append(
+            [
+                label,
+                f"{long['train_keys']} / {long['val_keys'] or '–'}",
+                f"{short['size']:,} / {long['size']:,}",
+                f"{per_step[config]:,.0f}",
+                f"{hist[1] / max(hist[0], 1):,.0f} x {hist[0] / size['long']:.1f}",
+                f"{summ[1] / max(summ[0], 1):,.0f} x {summ[0] / size['long']:.1f}",
+                f"{media:,.0f}",
+            ]
+        )
     measured = per_step[GOAL_CONFIG]
-    goals = [common.goal(f"bytes per step ({CONFIGS[GOAL_CONFIG][0]})", f"<= {GOAL_BYTES:,} B (3 KB)",
-                         f"{measured:,.0f} B", measured <= GOAL_BYTES)]
+    goals = [
+        common.goal(
+            f"bytes per step ({CONFIGS[GOAL_CONFIG][0]})",
+            f"<= {GOAL_BYTES:,} B (3 KB)",
+            f"{measured:,.0f} B",
+            measured <= GOAL_BYTES,
+        )
+    ]
     profiles = []
     if not goals[0]["met"]:
         lines = [f"{'record type':<22} {'count':>7} {'bytes':>10} {'bytes/step':>10}"]
         records = breakdown[GOAL_CONFIG]
         for kind, (count, nbytes) in sorted(records.items(), key=lambda kv: -kv[1][1]):
             lines.append(f"{kind:<22} {count:>7} {nbytes:>10,} {nbytes / size['long']:>10,.0f}")
-        profiles.append({"title": f"records of the {size['long']}-step run ({CONFIGS[GOAL_CONFIG][0]})",
-                         "text": "\n".join(lines)})
+        profiles.append(
+            {"title": f"records of the {size['long']}-step run ({CONFIGS[GOAL_CONFIG][0]})", "text": "\n".join(lines)}
+        )
     analysis, tables = [], []
     if not goals[0]["met"]:
         rec = breakdown[GOAL_CONFIG]
@@ -208,13 +234,18 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             f"artifact/file records {art / steps_long:,.0f} B. WandB writes every logged key twice: once in the "
             "history record and again in a summary-update record (the run's latest values). A train row has "
             f"{train_keys} keys at ~45 B each in the history record (key name, JSON-encoded value with up to 17 "
-            "digits, protobuf framing); validation rows repeat the cumulative judge/, cost/ and exporter/ keys.")
+            "digits, protobuf framing); validation rows repeat the cumulative judge/, cost/ and exporter/ keys."
+        )
     if not goals[0]["met"] and not params.get("smoke"):
         replay = common.run_worker("wandb_bytes", "replay", {"short": 20, "long": 220}, 600, env)
-        tables.append({"title": "What the bytes would be: the same rows (tables off, validation every 2nd step) "
-                                "replayed into offline runs, written differently",
-                       "columns": ["variant", "bytes per step"],
-                       "rows": [[label, f"{value:,.0f}"] for label, value in replay.items()]})
+        tables.append(
+            {
+                "title": "What the bytes would be: the same rows (tables off, validation every 2nd step) "
+                "replayed into offline runs, written differently",
+                "columns": ["variant", "bytes per step"],
+                "rows": [[label, f"{value:,.0f}"] for label, value in replay.items()],
+            }
+        )
     notes = [
         f"Short run {size['short']} steps, long run {size['long']} steps, {size['per_step']} train samples per step "
         "(7 sources x 2 questions x K=4), 14 validation samples; per step = Δ file size / Δ steps.",
@@ -226,8 +257,15 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "4. WandB bytes per step",
         "params": size,
-        "columns": ["configuration", "keys (train / val row)", ".wandb bytes (short / long run)", "bytes per step",
-                    "history record B x per step", "summary record B x per step", "table files B per step"],
+        "columns": [
+            "configuration",
+            "keys (train / val row)",
+            ".wandb bytes (short / long run)",
+            "bytes per step",
+            "history record B x per step",
+            "summary record B x per step",
+            "table files B per step",
+        ],
         "rows": rows,
         "goals": goals,
         "notes": notes,

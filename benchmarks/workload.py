@@ -6,8 +6,7 @@ from typing import Any
 
 from benchmarks.common import SOURCES
 
-_OUTCOMES = (("success", True), ("success", False), ("success", True), ("parse_failure", None),
-             ("api_failure", None))
+_OUTCOMES = (("success", True), ("success", False), ("success", True), ("parse_failure", None), ("api_failure", None))
 
 
 def record_train_samples(batch: list[tuple], judge_every: int = 4, durations: bool = True) -> None:
@@ -25,10 +24,15 @@ def record_train_samples(batch: list[tuple], judge_every: int = 4, durations: bo
             record_exec(cost=cost, duration_s=0.2 + (i % 7) * 0.1 if durations else None)
             if judge_every and i % judge_every == 0:
                 outcome, verdict = _OUTCOMES[(i // judge_every) % len(_OUTCOMES)]
-                judge_eval(outcome, verdict, duration_s=0.4 + (i % 5) * 0.2,
-                           error_type="http_status" if outcome == "api_failure" else None)
-                judge_req(input_tokens=420, output_tokens=96,
-                          error_type="http_status" if outcome == "api_failure" else None)
+                judge_eval(
+                    outcome,
+                    verdict,
+                    duration_s=0.4 + (i % 5) * 0.2,
+                    error_type="http_status" if outcome == "api_failure" else None,
+                )
+                judge_req(
+                    input_tokens=420, output_tokens=96, error_type="http_status" if outcome == "api_failure" else None
+                )
             record_sample(reward, correctness)
 
 

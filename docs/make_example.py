@@ -33,8 +33,16 @@ K = 4
 VAL_EVERY = 5
 
 
-def _serve(otel_grpo, rng: random.Random, src: str, ptype: str, p_correct: float, judged: bool,
-           outage: bool, group: object = None) -> None:
+def _serve(
+    otel_grpo,
+    rng: random.Random,
+    src: str,
+    ptype: str,
+    p_correct: float,
+    judged: bool,
+    outage: bool,
+    group: object = None,
+) -> None:
     with otel_grpo.sample(src, ptype, group=group):
         cost = round(rng.uniform(0.002, 0.02) * (2.0 if ptype == "code" else 1.0), 5)
         ok = rng.random() > 0.03
@@ -45,11 +53,13 @@ def _serve(otel_grpo, rng: random.Random, src: str, ptype: str, p_correct: float
             roll = rng.random()
             if roll < (0.6 if outage else 0.03):
                 otel_grpo.record_judge_request(error_type="APIConnectionError", source=src)
-                otel_grpo.record_judge_evaluation("api_failure", None, rng.uniform(2.0, 8.0),
-                                                  error_type="APIConnectionError")
+                otel_grpo.record_judge_evaluation(
+                    "api_failure", None, rng.uniform(2.0, 8.0), error_type="APIConnectionError"
+                )
             else:
-                otel_grpo.record_judge_request(input_tokens=rng.randint(300, 900),
-                                               output_tokens=rng.randint(5, 60), source=src)
+                otel_grpo.record_judge_request(
+                    input_tokens=rng.randint(300, 900), output_tokens=rng.randint(5, 60), source=src
+                )
                 if roll < (0.6 if outage else 0.03) + 0.05:
                     otel_grpo.record_judge_evaluation("parse_failure", None, rng.uniform(0.3, 1.5))
                 else:
@@ -108,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             render_report(records, args.html)
     empty = [name for name, n in counts.items() if n == 0]
     size = Path(args.out).stat().st_size
-    print(f"wrote {args.out} ({size // 1024} KB, {len(counts)} charts"
-          + (f"; empty: {empty}" if empty else "") + ")")
+    print(f"wrote {args.out} ({size // 1024} KB, {len(counts)} charts" + (f"; empty: {empty}" if empty else "") + ")")
     return 1 if empty else 0
 
 

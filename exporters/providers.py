@@ -55,13 +55,15 @@ class Providers:
 
 def make_resource(service_name: str, run_id: str) -> Resource:
     """Resource with service.name, a per-process service.instance.id, run id and host."""
-    return Resource.create({
-        "service.name": service_name,  # OTEL_SERVICE_NAME is layered in by the config
-        "service.instance.id": uuid.uuid4().hex,
-        semconv.ATTR_RUN_ID: run_id,
-        "host.name": socket.gethostname(),
-        "process.pid": os.getpid(),
-    })
+    return Resource.create(
+        {
+            "service.name": service_name,  # OTEL_SERVICE_NAME is layered in by the config
+            "service.instance.id": uuid.uuid4().hex,
+            semconv.ATTR_RUN_ID: run_id,
+            "host.name": socket.gethostname(),
+            "process.pid": os.getpid(),
+        }
+    )
 
 
 def _resource_of(meter_provider: MeterProvider) -> Resource:
@@ -86,15 +88,22 @@ def _start_prometheus(cfg: PrometheusConfig) -> PrometheusEndpoint | None:
             "without the scrape endpoint. Choose another port with prometheus.port in the telemetry "
             "config or OTEL_EXPORTER_PROMETHEUS_PORT (0 picks a free one), or turn the endpoint off "
             "with prometheus.enabled: false",
-            cfg.host, cfg.port, exc.strerror or exc)
+            cfg.host,
+            cfg.port,
+            exc.strerror or exc,
+        )
         return None
 
 
-def build_providers(cfg: TelemetryConfig, *, metric_readers: Sequence[MetricReader] = (),
-                    span_processors: Sequence[SpanProcessor] = (),
-                    step_reader: StepMetricReader | None = None,
-                    meter_provider: MeterProvider | None = None,
-                    tracer_provider: TracerProvider | None = None) -> Providers:
+def build_providers(
+    cfg: TelemetryConfig,
+    *,
+    metric_readers: Sequence[MetricReader] = (),
+    span_processors: Sequence[SpanProcessor] = (),
+    step_reader: StepMetricReader | None = None,
+    meter_provider: MeterProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Providers:
     """Build providers from a :class:`~otel_grpo.config.TelemetryConfig`.
 
     ``metric_readers`` and ``span_processors`` are extra sinks (tests use in-memory
@@ -105,8 +114,13 @@ def build_providers(cfg: TelemetryConfig, *, metric_readers: Sequence[MetricRead
     if meter_provider is not None and step_reader is not None:
         resource = _resource_of(meter_provider)
         run_id = str(resource.attributes.get(semconv.ATTR_RUN_ID) or uuid.uuid4().hex[:12])
-        return Providers(meter_provider=meter_provider, tracer_provider=tracer_provider,
-                         step_reader=step_reader, resource=resource, run_id=run_id)
+        return Providers(
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+            step_reader=step_reader,
+            resource=resource,
+            run_id=run_id,
+        )
     run_id = os.environ.get("OTEL_GRPO_RUN_ID") or uuid.uuid4().hex[:12]
     resource = make_resource(cfg.service_name, run_id)
     step_reader = step_reader or StepMetricReader()
@@ -133,6 +147,12 @@ def build_providers(cfg: TelemetryConfig, *, metric_readers: Sequence[MetricRead
         new_tracer_provider = TracerProvider(resource=resource)
         for processor in processors:
             new_tracer_provider.add_span_processor(processor)
-    return Providers(meter_provider=meter_provider, tracer_provider=new_tracer_provider,
-                     step_reader=step_reader, resource=resource, run_id=run_id,
-                     prometheus=prometheus, closers=closers)
+    return Providers(
+        meter_provider=meter_provider,
+        tracer_provider=new_tracer_provider,
+        step_reader=step_reader,
+        resource=resource,
+        run_id=run_id,
+        prometheus=prometheus,
+        closers=closers,
+    )

@@ -67,12 +67,14 @@ def _remove_failed_attempt(run_dir: str | None, run_id: str, existing: set[Path]
             shutil.rmtree(path)
             logger.debug("otel-grpo: removed the failed online attempt's run directory %s", path)
         except OSError as exc:
-            logger.warning("otel-grpo: could not remove the failed online attempt's run directory %s (%s); "
-                           "do not `wandb sync` it", path, type(exc).__qualname__)
+            logger.warning(
+                "otel-grpo: could not remove the failed online attempt's run directory %s (%s); do not `wandb sync` it",
+                path,
+                type(exc).__qualname__,
+            )
 
 
-def start_run(wandb: ModuleType, cfg: WandbConfig, run_config: dict[str, Any], *,
-              separate: bool = False) -> Run:
+def start_run(wandb: ModuleType, cfg: WandbConfig, run_config: dict[str, Any], *, separate: bool = False) -> Run:
     """Start a run from the ``wandb:`` config block.
 
     In online mode a failure to reach WandB within ``init_timeout_s`` (no API key,
@@ -104,7 +106,8 @@ def start_run(wandb: ModuleType, cfg: WandbConfig, run_config: dict[str, Any], *
             logger.warning(
                 "otel-grpo: could not start an online WandB run within %.0fs (%s); "
                 "writing an offline run instead: upload it later with `wandb sync`",
-                cfg.init_timeout_s, type(exc).__qualname__,
+                cfg.init_timeout_s,
+                type(exc).__qualname__,
             )
             # A failed wandb.init sets no global run, so there is nothing to finish here (finishing
             # wandb.run would finish the trainer's run). Its directory holds only a header.

@@ -24,9 +24,20 @@ from otel_grpo.faults import guarded
 __version__ = "0.1.0"
 
 __all__ = [
-    "Telemetry", "get_telemetry", "setup", "step", "validation", "sample", "record_sample",
-    "record_executor_run", "record_judge_evaluation", "record_judge_request", "record_scalars",
-    "instrument_trainer", "uninstrument_trainer", "__version__",
+    "Telemetry",
+    "get_telemetry",
+    "setup",
+    "step",
+    "validation",
+    "sample",
+    "record_sample",
+    "record_executor_run",
+    "record_judge_evaluation",
+    "record_judge_request",
+    "record_scalars",
+    "instrument_trainer",
+    "uninstrument_trainer",
+    "__version__",
 ]
 
 _NULL = NullScope()
@@ -62,8 +73,7 @@ def record_sample(reward: Any, correctness: Any = None, **labels: Any) -> None:
 
 
 @guarded("record_executor_run")
-def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = True,
-                        **labels: Any) -> None:
+def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = True, **labels: Any) -> None:
     """Record one workflow execution: cost in USD, wall time in seconds, success."""
     tel = get_telemetry()
     if tel is not None:
@@ -71,8 +81,7 @@ def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = 
 
 
 @guarded("record_judge_evaluation")
-def record_judge_evaluation(outcome: str, verdict: Any = None, duration_s: Any = None,
-                            **kwargs: Any) -> None:
+def record_judge_evaluation(outcome: str, verdict: Any = None, duration_s: Any = None, **kwargs: Any) -> None:
     """Record one judge evaluation: ``success``, ``parse_failure`` or ``api_failure``."""
     tel = get_telemetry()
     if tel is not None:

@@ -92,8 +92,8 @@ class WindowScope(_Scope):
             return
         name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
         self._span_cm = tel.tracer.start_as_current_span(
-            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split},
-            end_on_exit=True)
+            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split}, end_on_exit=True
+        )
         self._span_cm.__enter__()
 
     def close(self, ok: bool) -> None:
@@ -142,16 +142,20 @@ class Telemetry:
         meter = providers.meter_provider.get_meter(semconv.METER_NAME)
         tracer_provider = providers.tracer_provider
         self.tracing = tracer_provider is not None
-        self.tracer: trace.Tracer = (tracer_provider.get_tracer(semconv.TRACER_NAME)
-                                     if tracer_provider is not None else trace.NoOpTracer())
+        self.tracer: trace.Tracer = (
+            tracer_provider.get_tracer(semconv.TRACER_NAME) if tracer_provider is not None else trace.NoOpTracer()
+        )
         labels = LabelGuard(config.wandb.dashboard.datasets, config.metrics.max_sources)
         self.exporter = WandbStepExporter(
-            providers.step_reader, config.wandb,
+            providers.step_reader,
+            config.wandb,
             run_config={"otel_grpo": {**config.redacted_dict(), "run_id": providers.run_id}},
             extra_health=self._otlp_health if config.otlp.enabled else None,
         )
         self.recorder = Recorder(
-            meter, accuracy_threshold=config.metrics.accuracy_threshold, labels=labels,
+            meter,
+            accuracy_threshold=config.metrics.accuracy_threshold,
+            labels=labels,
             judge_prices=(config.judge.price_input_per_mtok, config.judge.price_output_per_mtok),
             health=self.exporter.health_counts,
             max_sample_rows=config.wandb.dashboard.sample_table_rows,
@@ -212,37 +216,53 @@ class Telemetry:
             except Exception as exc:  # noqa: BLE001
                 report_fault("window close", exc)
             if os.getpid() == self._pid and not self._closed:
-                self.exporter.on_window_end(window.split, window.step, ok)
+                self.exporter.on_window_end(window.split, window.step, ok, samples=window.sample_rows)
 
     # --- recording ------------------------------------------------------------------------
     @guarded("record_sample")
-    def record_sample(self, reward: Any, correctness: Any = None, *, source: Any = None,
-                      problem_type: Any = None, group: Any = None) -> None:
+    def record_sample(
+        self, reward: Any, correctness: Any = None, *, source: Any = None, problem_type: Any = None, group: Any = None
+    ) -> None:
         """Record one scored sample (see :meth:`Recorder.record_sample`)."""
-        self.recorder.record_sample(reward, correctness, source=source, problem_type=problem_type,
-                                    group=group)
+        self.recorder.record_sample(reward, correctness, source=source, problem_type=problem_type, group=group)
 
     @guarded("record_executor_run")
-    def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
-                            source: Any = None, problem_type: Any = None) -> None:
+    def record_executor_run(
+        self,
+        cost: Any = 0.0,
+        duration_s: Any = None,
+        success: Any = True,
+        *,
+        source: Any = None,
+        problem_type: Any = None,
+    ) -> None:
         """Record one workflow execution."""
-        self.recorder.record_executor_run(cost, duration_s, success, source=source,
-                                          problem_type=problem_type)
+        self.recorder.record_executor_run(cost, duration_s, success, source=source, problem_type=problem_type)
 
     @guarded("record_judge_evaluation")
-    def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
-                                error_type: str | None = None, source: Any = None,
-                                problem_type: Any = None) -> None:
+    def record_judge_evaluation(
+        self,
+        outcome: str,
+        verdict: Any = None,
+        duration_s: Any = None,
+        *,
+        error_type: str | None = None,
+        source: Any = None,
+        problem_type: Any = None,
+    ) -> None:
         """Record one judge evaluation and its outcome."""
-        self.recorder.record_judge_evaluation(outcome, verdict, duration_s, error_type=error_type,
-                                              source=source, problem_type=problem_type)
+        self.recorder.record_judge_evaluation(
+            outcome, verdict, duration_s, error_type=error_type, source=source, problem_type=problem_type
+        )
 
     @guarded("record_judge_request")
-    def record_judge_request(self, *, error_type: str | None = None, input_tokens: Any = None,
-                             output_tokens: Any = None, source: Any = None) -> None:
+    def record_judge_request(
+        self, *, error_type: str | None = None, input_tokens: Any = None, output_tokens: Any = None, source: Any = None
+    ) -> None:
         """Record one HTTP request to the judge."""
-        self.recorder.record_judge_request(error_type=error_type, input_tokens=input_tokens,
-                                           output_tokens=output_tokens, source=source)
+        self.recorder.record_judge_request(
+            error_type=error_type, input_tokens=input_tokens, output_tokens=output_tokens, source=source
+        )
 
     @guarded("record_scalars")
     def record_scalars(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -291,9 +311,16 @@ class Telemetry:
         self.shutdown()
 
 
-def setup(config: Any = None, *, metric_readers: Any = (), span_processors: Any = (),
-          step_reader: Any = None, meter_provider: Any = None, tracer_provider: Any = None,
-          **overrides: Any) -> Telemetry:
+def setup(
+    config: Any = None,
+    *,
+    metric_readers: Any = (),
+    span_processors: Any = (),
+    step_reader: Any = None,
+    meter_provider: Any = None,
+    tracer_provider: Any = None,
+    **overrides: Any,
+) -> Telemetry:
     """Start otel-grpo and make it current; returns a :class:`Telemetry` handle.
 
     ``config`` is a path to YAML, a dict, or None for ``config/telemetry.yaml`` (else
@@ -311,9 +338,14 @@ def setup(config: Any = None, *, metric_readers: Any = (), span_processors: Any 
         previous = _current
     if previous is not None:
         previous.shutdown()
-    providers = build_providers(cfg, metric_readers=metric_readers, span_processors=span_processors,
-                                step_reader=step_reader, meter_provider=meter_provider,
-                                tracer_provider=tracer_provider)
+    providers = build_providers(
+        cfg,
+        metric_readers=metric_readers,
+        span_processors=span_processors,
+        step_reader=step_reader,
+        meter_provider=meter_provider,
+        tracer_provider=tracer_provider,
+    )
     telemetry = Telemetry(cfg, providers)
     with _current_lock:
         _current = telemetry

@@ -40,9 +40,13 @@ def report_fault(kind: str, exc: BaseException) -> None:
             _Faults.total += 1
         _count_in_health()
         if first:
-            logger.warning("otel-grpo: internal error in %s (%s: %s); the trainer is unaffected, further "
-                           "errors of this kind are counted in exporter/export_errors", kind,
-                           type(exc).__qualname__, redact_text(str(exc))[:300])
+            logger.warning(
+                "otel-grpo: internal error in %s (%s: %s); the trainer is unaffected, further "
+                "errors of this kind are counted in exporter/export_errors",
+                kind,
+                type(exc).__qualname__,
+                redact_text(str(exc))[:300],
+            )
         else:
             logger.debug("otel-grpo: internal error in %s", kind, exc_info=exc)
     except Exception:  # noqa: BLE001 - reporting a fault must not be a fault

@@ -19,14 +19,27 @@ from __future__ import annotations
 import math
 from typing import Any
 
-PTYPE = {"gsm8k": "math", "math": "math", "humaneval": "code", "mbpp": "code",
-         "hotpotqa": "qa", "commonsenseqa": "qa", "mmlu": "qa"}
+PTYPE = {
+    "gsm8k": "math",
+    "math": "math",
+    "humaneval": "code",
+    "mbpp": "code",
+    "hotpotqa": "qa",
+    "commonsenseqa": "qa",
+    "mmlu": "qa",
+}
 THRESHOLD = 0.9
 JUDGE_PREFIXES = ("/v1/chat/completions", "/v1/completions")  # the default judge.path_prefixes
 
 
-def request_role(innermost: str | None, method: str, port: int, path: str, judge_ports: tuple[int, ...],
-                 judge_prefixes: tuple[str, ...] = JUDGE_PREFIXES) -> str | None:
+def request_role(
+    innermost: str | None,
+    method: str,
+    port: int,
+    path: str,
+    judge_ports: tuple[int, ...],
+    judge_prefixes: tuple[str, ...] = JUDGE_PREFIXES,
+) -> str | None:
     """What SPEC.md calls one HTTP request: "judge", "executor" (an executor LLM request) or None.
 
     ``innermost`` is the innermost open call when the request is made: "judge" (a judge
@@ -181,7 +194,8 @@ class Oracle:
             row[f"grpo/{src}/zero_advantage_rate"] = zero / count
         if per_source:
             row["grpo/zero_advantage_rate"] = sum(z for _c, z in per_source.values()) / sum(
-                c for c, _z in per_source.values())
+                c for c, _z in per_source.values()
+            )
 
     def _cumulative(self, row: dict[str, Any]) -> None:
         total = sum(self.judge_outcomes.values())
@@ -222,8 +236,9 @@ def expected_rows(windows: list[dict]) -> list[dict[str, Any]]:
     return rows
 
 
-def assert_rows_equal(actual: list[dict[str, Any]], expected: list[dict[str, Any]],
-                      ignore_prefixes: tuple[str, ...] = ()) -> None:
+def assert_rows_equal(
+    actual: list[dict[str, Any]], expected: list[dict[str, Any]], ignore_prefixes: tuple[str, ...] = ()
+) -> None:
     """Every key of every row equal (floats to 1e-9 relative), no key missing or extra."""
     assert len(actual) == len(expected), f"{len(actual)} rows written, {len(expected)} expected"
     for i, (got, want) in enumerate(zip(actual, expected, strict=True)):
@@ -233,5 +248,6 @@ def assert_rows_equal(actual: list[dict[str, Any]], expected: list[dict[str, Any
         missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
         assert not missing and not extra, f"row {i}: missing {missing}, unexpected {extra}"
         for key, value in want.items():
-            assert math.isclose(float(got[key]), float(value), rel_tol=1e-9, abs_tol=1e-12), \
+            assert math.isclose(float(got[key]), float(value), rel_tol=1e-9, abs_tol=1e-12), (
                 f"row {i} {key}: got {got[key]!r}, expected {value!r}"
+            )

@@ -213,6 +213,7 @@ def wait_for_series(
 
 def wait_for_scrape(api_url: str, after: float, timeout_s: float = 20.0) -> None:
     """Wait until the target has been scraped successfully at a time later than ``after``."""
+
     def scraped(result: list[dict]) -> bool:
         return any(float(r["value"][1]) >= after for r in result)
 

@@ -110,8 +110,7 @@ def test_config_file_has_no_secret_keys() -> None:
 def test_file_load_merges_with_defaults(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "wandb:\n  project: p\n  mode: online\n  dashboard:\n    table_every: 0\n"
-        "metrics:\n  accuracy_threshold: 0.5\n",
+        "wandb:\n  project: p\n  mode: online\n  dashboard:\n    table_every: 0\nmetrics:\n  accuracy_threshold: 0.5\n",
     )
     cfg = load_config(path, env={})
     assert (cfg.wandb.project, cfg.wandb.mode) == ("p", "online")
@@ -351,13 +350,10 @@ def test_bad_override_is_reported_as_overrides() -> None:
 
 
 # ---------------------------------------------------------------------------- secrets
-def test_api_key_removed_with_warning_naming_file_not_value(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_api_key_removed_with_warning_naming_file_not_value(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(
         tmp_path,
-        f"wandb:\n  project: p\n  api_key: {SECRET}\n"
-        f"otlp:\n  headers:\n    x-a: '${{A}}'\n  Token: {SECRET}\n",
+        f"wandb:\n  project: p\n  api_key: {SECRET}\notlp:\n  headers:\n    x-a: '${{A}}'\n  Token: {SECRET}\n",
     )
     with caplog.at_level(logging.WARNING, logger="otel_grpo.config"):
         cfg = load_config(path, env={})
@@ -377,9 +373,7 @@ def test_api_key_removed_with_warning_naming_file_not_value(
     assert SECRET not in repr(cfg)
 
 
-def test_api_key_warning_exact_text_and_once_per_file(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_api_key_warning_exact_text_and_once_per_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, f"wandb:\n  api_key: {SECRET}\n")
     with caplog.at_level(logging.WARNING, logger="otel_grpo.config"):
         load_config(path, env={})

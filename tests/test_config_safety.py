@@ -128,7 +128,9 @@ def test_check_config_cli_exits_2_with_one_line(name: str, tmp_path: Path) -> No
     path = make(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -180,10 +182,12 @@ def test_self_containing_mapping_from_code_is_a_config_error() -> None:
 def test_shared_redactor_masks_query_userinfo_and_bare_targets() -> None:
     assert redact_url(f"http://127.0.0.1:4318?api-key={QUERY_SECRET}") == f"http://127.0.0.1:4318?api-key={REDACTED}"
     assert redact_url(f"https://u:{QUERY_SECRET}@c/v1/metrics?token={QUERY_SECRET}") == (
-        f"https://u:{REDACTED}@c/v1/metrics?token={REDACTED}")
+        f"https://u:{REDACTED}@c/v1/metrics?token={REDACTED}"
+    )
     # As HTTP clients print them: a bare path with its query, a gRPC target with userinfo.
-    message = (f"Max retries exceeded with url: /v1/metrics?api-key={QUERY_SECRET} "
-               f"(target u:{QUERY_SECRET}@collector:4317)")
+    message = (
+        f"Max retries exceeded with url: /v1/metrics?api-key={QUERY_SECRET} (target u:{QUERY_SECRET}@collector:4317)"
+    )
     assert QUERY_SECRET not in redact_text(message)
     # otlp.redact_url is kept for its callers: the endpoint only.
     assert otlp.redact_url(f"https://u:pw@c:4318/v1/metrics?token={QUERY_SECRET}") == "https://c:4318/v1/metrics"
@@ -271,8 +275,9 @@ def _run_one_step(config: Path, tmp_path: Path) -> tuple[otel_grpo.Telemetry, Pa
     return tel, Path(tel.run.dir).parent
 
 
-def _assert_nowhere(secrets: tuple[str, ...], caplog: pytest.LogCaptureFixture, tel: otel_grpo.Telemetry,
-                    run_dir: Path) -> None:
+def _assert_nowhere(
+    secrets: tuple[str, ...], caplog: pytest.LogCaptureFixture, tel: otel_grpo.Telemetry, run_dir: Path
+) -> None:
     texts = {f"log record {r.name}:{r.levelname}": r.getMessage() + (r.exc_text or "") for r in caplog.records}
     texts["redacted_dict"] = repr(tel.config.redacted_dict())
     # Every file wandb wrote: the run directory and the logs beside it (debug.log, ...).
@@ -288,7 +293,10 @@ def _assert_nowhere(secrets: tuple[str, ...], caplog: pytest.LogCaptureFixture, 
 
 @pytest.mark.parametrize("endpoint_path", ["", "/v1/metrics"])
 def test_yaml_to_exporter_resolves_headers_and_hides_secrets(
-    endpoint_path: str, receiver: _OtlpReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    endpoint_path: str,
+    receiver: _OtlpReceiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("MY_TOKEN", TOKEN_SECRET)
@@ -318,7 +326,9 @@ def test_yaml_to_exporter_resolves_headers_and_hides_secrets(
 
 
 def test_failed_export_warning_hides_endpoint_and_header_secrets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("MY_TOKEN", TOKEN_SECRET)
     endpoint = f"http://user:{QUERY_SECRET}x@127.0.0.1:{_closed_port()}/v1/metrics?api-key={QUERY_SECRET}"
@@ -330,19 +340,21 @@ def test_failed_export_warning_hides_endpoint_and_header_secrets(
     assert _wait_until(lambda: otlp.otlp_health()["metrics_export_errors"] > before)
     tel.shutdown()
 
-    warnings = [r.getMessage() for r in caplog.records
-                if r.name == otlp.__name__ and r.levelno >= logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records if r.name == otlp.__name__ and r.levelno >= logging.WARNING]
     assert warnings and "failed" in warnings[0], warnings
     assert f"api-key={REDACTED}" in warnings[0], warnings[0]
     _assert_nowhere((QUERY_SECRET, TOKEN_SECRET), caplog, tel, run_dir)
 
 
 def test_unset_header_variable_is_not_sent_literally(
-    receiver: _OtlpReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    receiver: _OtlpReceiver,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = _write_config(tmp_path, f"http://127.0.0.1:{receiver.port}")
-    config.write_text(config.read_text(encoding="utf-8").replace("MY_TOKEN", "OTEL_GRPO_UNSET_TOKEN_VAR"),
-                      encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("MY_TOKEN", "OTEL_GRPO_UNSET_TOKEN_VAR"), encoding="utf-8"
+    )
     caplog.set_level(logging.WARNING)
     tel, _run_dir = _run_one_step(config, tmp_path)
     assert _wait_until(lambda: bool(receiver.requests))
@@ -350,5 +362,6 @@ def test_unset_header_variable_is_not_sent_literally(
     for _path, headers in receiver.requests:
         assert "authorization" not in headers, headers
     warning = [r.getMessage() for r in caplog.records if "OTEL_GRPO_UNSET_TOKEN_VAR" in r.getMessage()]
-    assert warning == ["otlp.headers.authorization: environment variable OTEL_GRPO_UNSET_TOKEN_VAR is not set; "
-                       "header not sent"]
+    assert warning == [
+        "otlp.headers.authorization: environment variable OTEL_GRPO_UNSET_TOKEN_VAR is not set; header not sent"
+    ]

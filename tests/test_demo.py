@@ -60,13 +60,12 @@ def expected_judge_rates(fault_rate: float, client_retries: int, attempts: int =
     readable reply has no verdict, a success otherwise.
     """
     a = fault_rate / 3.0
-    reach = sum(a ** i for i in range(client_retries + 1))
+    reach = sum(a**i for i in range(client_retries + 1))
     p_raise = a ** (client_retries + 1)
     p_ok, p_unparsable, p_null = (1 - fault_rate) * reach, a * reach, a * reach
     q = p_null + p_raise
-    before_last = sum(q ** i for i in range(attempts))
-    return {"api_failure": q ** attempts, "parse_failure": p_unparsable * before_last,
-            "success": p_ok * before_last}
+    before_last = sum(q**i for i in range(attempts))
+    return {"api_failure": q**attempts, "parse_failure": p_unparsable * before_last, "success": p_ok * before_last}
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +78,20 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory):
                 mp.delenv(key, raising=False)
         mp.setenv("WANDB_SILENT", "true")
         mp.chdir(workdir)
-        args = demo_cli.parse_args(["--steps", str(STEPS), "--eval-every", str(EVAL_EVERY),
-                                    "--judge-fault-rate", str(FAULT_RATE), "--seed", str(SEED),
-                                    "--wandb-dir", str(workdir)])
+        args = demo_cli.parse_args(
+            [
+                "--steps",
+                str(STEPS),
+                "--eval-every",
+                str(EVAL_EVERY),
+                "--judge-fault-rate",
+                str(FAULT_RATE),
+                "--seed",
+                str(SEED),
+                "--wandb-dir",
+                str(workdir),
+            ]
+        )
         result = demo_cli.run_demo(args, inconclusive_rate=0.45)  # more judge evaluations
     assert result.run_dir is not None and result.run_dir.is_dir()
     records = read_run(result.run_dir)
@@ -91,12 +101,31 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory):
 def test_every_spec_key_group_is_written(faulty_run):
     result, records = faulty_run
     keys = records.keys()
-    expected = {"train/step", "train/loss", "train/kl_div", "train/temperature", "train/avg_reward",
-                "train/max_reward", "train/min_reward", "train/accuracy",
-                "judge/total_calls", "judge/success_rate", "judge/parse_failure_rate", "judge/api_failure_rate",
-                "judge/correct_predictions", "judge/incorrect_predictions", "judge/correct_ratio",
-                "val/accuracy", "val/avg_correctness", "val/success_rate", "val/avg_cost",
-                "cost/total_cost", "cost/avg_cost_per_sample", "cost/executor_calls", "cost/judge_calls"}
+    expected = {
+        "train/step",
+        "train/loss",
+        "train/kl_div",
+        "train/temperature",
+        "train/avg_reward",
+        "train/max_reward",
+        "train/min_reward",
+        "train/accuracy",
+        "judge/total_calls",
+        "judge/success_rate",
+        "judge/parse_failure_rate",
+        "judge/api_failure_rate",
+        "judge/correct_predictions",
+        "judge/incorrect_predictions",
+        "judge/correct_ratio",
+        "val/accuracy",
+        "val/avg_correctness",
+        "val/success_rate",
+        "val/avg_cost",
+        "cost/total_cost",
+        "cost/avg_cost_per_sample",
+        "cost/executor_calls",
+        "cost/judge_calls",
+    }
     for ptype in PTYPES:
         expected |= {f"train/accuracy_{ptype}", f"train/avg_score_{ptype}", f"train/count_{ptype}"}
     for source in DATASETS:
@@ -207,15 +236,24 @@ def test_demo_against_a_judge_server_process(tmp_path: Path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
     env["WANDB_SILENT"] = "true"
-    server = subprocess.Popen(_command("judge-server", "--port", str(port), "--unparsable-rate", "0.1",
-                                       "--log-level", "WARNING"),
-                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        _command("judge-server", "--port", str(port), "--unparsable-rate", "0.1", "--log-level", "WARNING"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/health", server)
         started = time.monotonic()
-        demo = subprocess.run(_command("demo", "--judge-url", f"http://127.0.0.1:{port}/v1"),
-                              cwd=tmp_path, env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
-                              timeout=150)
+        demo = subprocess.run(
+            _command("demo", "--judge-url", f"http://127.0.0.1:{port}/v1"),
+            cwd=tmp_path,
+            env={**env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
         elapsed = time.monotonic() - started
     finally:
         server.terminate()

@@ -21,8 +21,9 @@ from tests.oracle import assert_rows_equal, expected_rows
 # Eight problems: four gsm8k answered right, four humaneval answered wrong, two workflows each
 # (a GRPO group of K=2) with different costs. A reward paired with the wrong execution would
 # move samples between the two datasets.
-PROBLEMS = [(f"gsm8k question {i}", "gsm8k", "math", "42", "42") for i in range(4)] + \
-           [(f"humaneval task {i}", "humaneval", "code", "def f(): pass", "def f(): return 1") for i in range(4)]
+PROBLEMS = [(f"gsm8k question {i}", "gsm8k", "math", "42", "42") for i in range(4)] + [
+    (f"humaneval task {i}", "humaneval", "code", "def f(): pass", "def f(): return 1") for i in range(4)
+]
 K = 2
 
 
@@ -34,10 +35,17 @@ def _plan_window(step: int) -> dict:
     samples = []
     for index, (problem, source, ptype, answer, truth) in enumerate(PROBLEMS):
         for copy in range(K):
-            samples.append({"source": source, "ptype": ptype, "reward": 1.0 if answer == truth else 0.0,
-                            "cost": _cost(index, copy), "exec": "ok", "group": problem})
-    return {"split": "train", "step": step, "samples": samples, "judges": [], "scalars": {"loss": 0.5},
-            "raises": False}
+            samples.append(
+                {
+                    "source": source,
+                    "ptype": ptype,
+                    "reward": 1.0 if answer == truth else 0.0,
+                    "cost": _cost(index, copy),
+                    "exec": "ok",
+                    "group": problem,
+                }
+            )
+    return {"split": "train", "step": step, "samples": samples, "judges": [], "scalars": {"loss": 0.5}, "raises": False}
 
 
 class Executor:
@@ -55,8 +63,17 @@ class SyncExecutor:
 
 
 class RewardComputer:
-    def compute_reward(self, problem, prediction, ground_truth, problem_type="math", metadata=None,
-                       test=None, entry_point=None, source=None):
+    def compute_reward(
+        self,
+        problem,
+        prediction,
+        ground_truth,
+        problem_type="math",
+        metadata=None,
+        test=None,
+        entry_point=None,
+        source=None,
+    ):
         return 1.0 if prediction == ground_truth else 0.0
 
 

@@ -28,8 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT = "otel_grpo.exporters.step_reader:StepMetricReader"
 PIP_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 120
-COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", "wandb", ".venv",
-                                     ".pytest_cache", ".ruff_cache", ".benchmarks", "*.pyc")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    "__pycache__",
+    "*.egg-info",
+    "build",
+    "dist",
+    "wandb",
+    ".venv",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".benchmarks",
+    "*.pyc",
+)
 
 BUILD_CHECK = textwrap.dedent("""
     import json
@@ -86,10 +97,16 @@ INSPECT = textwrap.dedent("""
 
 def _env() -> dict[str, str]:
     """The environment without the checkout on PYTHONPATH and without pip/WandB/OTel settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WANDB_", "OTEL_", "PYTEST_", "VIRTUAL_ENV")) and k != "PYTHONPATH"}
-    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-            if p and not Path(p).resolve().is_relative_to(ROOT)]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WANDB_", "OTEL_", "PYTEST_", "VIRTUAL_ENV")) and k != "PYTHONPATH"
+    }
+    kept = [
+        p
+        for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and not Path(p).resolve().is_relative_to(ROOT)
+    ]
     if kept:
         env["PYTHONPATH"] = os.pathsep.join(kept)
     env["PIP_NO_INDEX"] = "1"
@@ -99,28 +116,38 @@ def _env() -> dict[str, str]:
 
 
 def _run(command: list[str], cwd: Path, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
 
 
-MISSING_BUILD_TOOLS = ("invalid command 'bdist_wheel'", "No module named 'wheel'", "No module named 'setuptools'",
-                       "Cannot import 'setuptools.build_meta'")
+MISSING_BUILD_TOOLS = (
+    "invalid command 'bdist_wheel'",
+    "No module named 'wheel'",
+    "No module named 'setuptools'",
+    "Cannot import 'setuptools.build_meta'",
+)
 
 
 def _install(tmp_path: Path, editable: bool) -> tuple[Path, Path]:
     """A venv with the checkout installed into it: returns (venv's python, a folder outside the checkout)."""
     venv = tmp_path / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    made = subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     python = venv / "bin" / "python"
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     tools = json.loads(_run([str(python), "-c", BUILD_CHECK], outside).stdout.strip().splitlines()[-1])
     if not tools["setuptools"] or not tools["bdist_wheel"] or (editable and not tools["build_editable"]):
-        pytest.skip("an offline --no-build-isolation install needs setuptools>=64 with bdist_wheel (setuptools>=70.1,"
-                    f" or the `wheel` package) in the system site-packages; found {tools}: "
-                    "`pip install 'setuptools>=70.1' wheel` in CI")
+        pytest.skip(
+            "an offline --no-build-isolation install needs setuptools>=64 with bdist_wheel (setuptools>=70.1,"
+            f" or the `wheel` package) in the system site-packages; found {tools}: "
+            "`pip install 'setuptools>=70.1' wheel` in CI"
+        )
     source = tmp_path / "otel-grpo-src"
     shutil.copytree(ROOT, source, ignore=COPY_IGNORE)
     command = [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q"]

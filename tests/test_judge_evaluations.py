@@ -34,18 +34,29 @@ class Judge:
 
     def __init__(self, url: str, timeout: float = 2.0):
         self.client = openai.OpenAI(base_url=url, api_key="sk-dummy", timeout=timeout)
-        self.eval_stats = {"total_evaluations": 0, "llm_judge_success": 0, "llm_judge_parse_failures": 0,
-                           "llm_judge_api_failures": 0, "correct_predictions": 0, "incorrect_predictions": 0}
+        self.eval_stats = {
+            "total_evaluations": 0,
+            "llm_judge_success": 0,
+            "llm_judge_parse_failures": 0,
+            "llm_judge_api_failures": 0,
+            "correct_predictions": 0,
+            "incorrect_predictions": 0,
+        }
 
     def _llm_judge_compare(self, problem, prediction, ground_truth, problem_type, source=None, fault=None):
         self.eval_stats["total_evaluations"] += 1
         for _ in range(2):
             try:
                 reply = self.client.chat.completions.create(
-                    model="gpt-oss-120b", temperature=0.0, max_tokens=800,
-                    messages=[{"role": "system", "content": "Judge."},
-                              {"role": "user", "content": f"Prediction: {prediction}\nGround truth: {ground_truth}"}],
-                    extra_headers={"X-Judge-Fault": fault} if fault else None)
+                    model="gpt-oss-120b",
+                    temperature=0.0,
+                    max_tokens=800,
+                    messages=[
+                        {"role": "system", "content": "Judge."},
+                        {"role": "user", "content": f"Prediction: {prediction}\nGround truth: {ground_truth}"},
+                    ],
+                    extra_headers={"X-Judge-Fault": fault} if fault else None,
+                )
             except Exception:  # noqa: BLE001 - the user's code: any exception is an API failure
                 self.eval_stats["llm_judge_api_failures"] += 1
                 return False
@@ -70,8 +81,12 @@ def server():
 
 def _setup(tmp_path: Path, port: int, spans: InMemorySpanExporter | None = None, **judge):
     processors = [SimpleSpanProcessor(spans)] if spans is not None else []
-    return otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)},
-                           judge={"ports": [port], **judge}, span_processors=processors)
+    return otel_grpo.setup(
+        None,
+        wandb={"mode": "offline", "dir": str(tmp_path)},
+        judge={"ports": [port], **judge},
+        span_processors=processors,
+    )
 
 
 @pytest.mark.parametrize("fault", sorted(EXPECTED))
@@ -162,8 +177,10 @@ def test_judge_without_eval_stats_is_classified_from_http_attempts(tmp_path, ser
 
         def _llm_judge_compare(self, problem, prediction, ground_truth, problem_type, source=None):
             reply = self.client.chat.completions.create(
-                model="gpt-oss-120b", messages=[{"role": "user", "content": "Prediction: 1\nGround truth: 2"}],
-                extra_headers={"X-Judge-Fault": problem})
+                model="gpt-oss-120b",
+                messages=[{"role": "user", "content": "Prediction: 1\nGround truth: 2"}],
+                extra_headers={"X-Judge-Fault": problem},
+            )
             return "<true_false>True" in (reply.choices[0].message.content or "")
 
     tel = _setup(tmp_path, server.port)
@@ -186,13 +203,13 @@ def test_judge_without_eval_stats_is_classified_from_http_attempts(tmp_path, ser
 def test_500_concurrent_async_judge_evaluations_exact_no_deadlock(tmp_path, server):
     class AsyncJudge:
         def __init__(self):
-            self.client = openai.AsyncOpenAI(base_url=server.url, api_key="sk-dummy", max_retries=0,
-                                             timeout=30.0)
+            self.client = openai.AsyncOpenAI(base_url=server.url, api_key="sk-dummy", max_retries=0, timeout=30.0)
 
         async def _llm_judge_compare(self, problem, prediction, ground_truth, problem_type, source=None):
             reply = await self.client.chat.completions.create(
-                model="gpt-oss-120b", messages=[{"role": "user", "content": f"Prediction: {prediction}\n"
-                                                 f"Ground truth: {ground_truth}"}])
+                model="gpt-oss-120b",
+                messages=[{"role": "user", "content": f"Prediction: {prediction}\nGround truth: {ground_truth}"}],
+            )
             return "<true_false>True" in (reply.choices[0].message.content or "")
 
     tel = _setup(tmp_path, server.port)

@@ -93,7 +93,9 @@ def make_tel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
         tel = otel_grpo.setup(
             {"wandb": {"mode": "disabled"}, "judge": {"ports": ports, "capture_content": capture}},
-            metric_readers=[reader], span_processors=[SimpleSpanProcessor(exporter)])
+            metric_readers=[reader],
+            span_processors=[SimpleSpanProcessor(exporter)],
+        )
         if instrument:
             instrument_http(otel_grpo.get_telemetry)
         handle = SimpleNamespace(tel=tel, reader=reader, exporter=exporter)
@@ -147,16 +149,22 @@ def sync_calls(server: JudgeServer, max_retries: int | None) -> dict[str, Any]:
     with client(server, **kwargs) as c:
         create = c.chat.completions.create
         normal = create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800)
-        null = create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800,
-                      extra_headers={FAULT: "null_content"})
+        null = create(
+            model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800, extra_headers={FAULT: "null_content"}
+        )
         short = create(model=MODEL, messages=PROMPT, max_tokens=2)  # content null, length
-        stream = create(model=MODEL, messages=PROMPT, stream=True,
-                        stream_options={"include_usage": True})
+        stream = create(model=MODEL, messages=PROMPT, stream=True, stream_options={"include_usage": True})
         chunks = [dump(chunk) for chunk in stream]
         raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=PROMPT)
-        return {"normal": dump(normal), "null": dump(null), "short": dump(short), "stream": chunks,
-                "raw_status": raw.status_code, "raw_headers": sorted(k for k in raw.headers if k != "date"),
-                "raw_parsed": dump(raw.parse())}
+        return {
+            "normal": dump(normal),
+            "null": dump(null),
+            "short": dump(short),
+            "stream": chunks,
+            "raw_status": raw.status_code,
+            "raw_headers": sorted(k for k in raw.headers if k != "date"),
+            "raw_parsed": dump(raw.parse()),
+        }
 
 
 async def async_calls(server: JudgeServer, max_retries: int | None) -> dict[str, Any]:
@@ -165,8 +173,7 @@ async def async_calls(server: JudgeServer, max_retries: int | None) -> dict[str,
         create = c.chat.completions.create
         normal = await create(model=MODEL, messages=PROMPT, temperature=0.0, max_tokens=800)
         null = await create(model=MODEL, messages=PROMPT, extra_headers={FAULT: "null_content"})
-        stream = await create(model=MODEL, messages=PROMPT, stream=True,
-                              stream_options={"include_usage": True})
+        stream = await create(model=MODEL, messages=PROMPT, stream=True, stream_options={"include_usage": True})
         chunks = [dump(chunk) async for chunk in stream]
         return {"normal": dump(normal), "null": dump(null), "stream": chunks}
 
@@ -207,8 +214,12 @@ def _failure(make_call: Any) -> tuple[type, Any]:
     raise AssertionError("expected an exception")
 
 
-FAULT_CASES = [("http_500", "http_status"), ("http_503", "http_status"), ("timeout", "timeout"),
-               ("refused", "connection")]
+FAULT_CASES = [
+    ("http_500", "http_status"),
+    ("http_503", "http_status"),
+    ("timeout", "timeout"),
+    ("refused", "connection"),
+]
 
 
 def _fault_call(server: JudgeServer, closed_port: int, fault: str, is_async: bool) -> Any:
@@ -216,16 +227,17 @@ def _fault_call(server: JudgeServer, closed_port: int, fault: str, is_async: boo
     headers = {} if fault == "refused" else {FAULT: fault}
 
     if is_async:
+
         async def run() -> Any:
-            async with openai.AsyncOpenAI(base_url=url, api_key="sk-dummy", max_retries=0,
-                                          timeout=0.3) as c:
-                return await c.chat.completions.create(model=MODEL, messages=PROMPT,
-                                                       extra_headers=headers)
+            async with openai.AsyncOpenAI(base_url=url, api_key="sk-dummy", max_retries=0, timeout=0.3) as c:
+                return await c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers=headers)
+
         return lambda: asyncio.run(run())
 
     def call() -> Any:
         with openai.OpenAI(base_url=url, api_key="sk-dummy", max_retries=0, timeout=0.3) as c:
             return c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers=headers)
+
     return call
 
 
@@ -244,8 +256,7 @@ def test_failures_raise_the_same_exceptions_and_are_classified(server, closed_po
     assert judge_requests(handle) == {"http_status": 2, "timeout": 1, "connection": 1}
     statuses = [s.attributes.get("http.response.status_code") for s in chat_spans(handle)]
     assert statuses == [500, 503, None, None]
-    durations = {dp.attributes.get("error.type"): dp.count
-                 for dp in points(handle, "gen_ai.client.operation.duration")}
+    durations = {dp.attributes.get("error.type"): dp.count for dp in points(handle, "gen_ai.client.operation.duration")}
     assert durations == {"http_status": 2, "timeout": 1, "connection": 1}
 
 
@@ -284,15 +295,23 @@ def test_span_and_metric_attributes_follow_the_genai_conventions(server, make_te
     assert span.name == f"chat {MODEL}"
     assert span.kind is SpanKind.CLIENT
     expected = {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "vllm",
-        "gen_ai.request.model": MODEL, "gen_ai.request.temperature": 0.0,
-        "gen_ai.request.max_tokens": 800, "server.address": "127.0.0.1", "server.port": server.port,
-        "gen_ai.response.model": MODEL, "gen_ai.response.id": out.id,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "vllm",
+        "gen_ai.request.model": MODEL,
+        "gen_ai.request.temperature": 0.0,
+        "gen_ai.request.max_tokens": 800,
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+        "gen_ai.response.model": MODEL,
+        "gen_ai.response.id": out.id,
         "gen_ai.response.finish_reasons": ("stop",),
         "gen_ai.usage.input_tokens": out.usage.prompt_tokens,
         "gen_ai.usage.output_tokens": out.usage.completion_tokens,
-        "http.response.status_code": 200, "grpo.source": "gsm8k", "grpo.problem_type": "math",
-        "grpo.split": "train", "grpo.llm.role": "judge",
+        "http.response.status_code": 200,
+        "grpo.source": "gsm8k",
+        "grpo.problem_type": "math",
+        "grpo.split": "train",
+        "grpo.llm.role": "judge",
     }
     assert {k: span.attributes.get(k) for k in expected} == expected
     assert "error.type" not in span.attributes
@@ -300,9 +319,16 @@ def test_span_and_metric_attributes_follow_the_genai_conventions(server, make_te
     (duration,) = points(handle, "gen_ai.client.operation.duration")
     assert duration.count == 1
     assert dict(duration.attributes) == {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "vllm", "gen_ai.request.model": MODEL,
-        "gen_ai.response.model": MODEL, "server.address": "127.0.0.1", "server.port": server.port,
-        "grpo.llm.role": "judge", "grpo.source": "gsm8k", "grpo.split": "train"}
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "vllm",
+        "gen_ai.request.model": MODEL,
+        "gen_ai.response.model": MODEL,
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+        "grpo.llm.role": "judge",
+        "grpo.source": "gsm8k",
+        "grpo.split": "train",
+    }
     tokens = {dp.attributes["gen_ai.token.type"]: dp.sum for dp in points(handle, "gen_ai.client.token.usage")}
     assert tokens == {"input": out.usage.prompt_tokens, "output": out.usage.completion_tokens}
     (requests_dp,) = points(handle, "grpo.judge.requests")
@@ -335,8 +361,7 @@ def test_attempts_are_appended_to_the_running_judge_evaluation(server, make_tel)
     state = JudgeEvaluationState(source="math", problem_type="math")
     token = judge_evaluation_var().set(state)
     try:
-        with handle.tel.tracer.start_as_current_span("judge evaluation") as parent, \
-                client(server, max_retries=0) as c:
+        with handle.tel.tracer.start_as_current_span("judge evaluation") as parent, client(server, max_retries=0) as c:
             for fault in ("null_content", "http_500", "ok"):
                 try:
                     c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers={FAULT: fault})
@@ -345,7 +370,10 @@ def test_attempts_are_appended_to_the_running_judge_evaluation(server, make_tel)
     finally:
         judge_evaluation_var().reset(token)
     assert [(a.error_type, a.status_code, a.finish_reason) for a in state.attempts] == [
-        ("empty_content", 200, "length"), ("http_status", 500, None), (None, 200, "stop")]
+        ("empty_content", 200, "length"),
+        ("http_status", 500, None),
+        (None, 200, "stop"),
+    ]
     assert state.attempts[0].content is None
     assert "<true_false>True</true_false>" in state.attempts[2].content
     spans = chat_spans(handle)
@@ -566,9 +594,12 @@ def test_modules_imported_later_are_wrapped_by_post_import_hooks():
 def test_gzip_encoded_streamed_reply_is_observed_not_altered(make_tel):
     import gzip
 
-    chunk = {"id": "c1", "model": MODEL, "choices": [{"index": 0, "delta": {"content": "ok"},
-                                                      "finish_reason": "stop"}],
-             "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    chunk = {
+        "id": "c1",
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
     sse = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
     encoded = gzip.compress(sse)
 
@@ -578,12 +609,15 @@ def test_gzip_encoded_streamed_reply_is_observed_not_altered(make_tel):
             yield encoded[10:]
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=Chunks(), headers={
-            "content-encoding": "gzip", "content-type": "text/event-stream"})
+        return httpx.Response(
+            200, stream=Chunks(), headers={"content-encoding": "gzip", "content-type": "text/event-stream"}
+        )
 
     handle = make_tel([8002])
-    with httpx.Client(transport=httpx.MockTransport(handler)) as c, \
-            c.stream("POST", "http://127.0.0.1:8002/v1/chat/completions", json=BODY) as resp:
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as c,
+        c.stream("POST", "http://127.0.0.1:8002/v1/chat/completions", json=BODY) as resp,
+    ):
         assert resp.read() == sse
     (span,) = chat_spans(handle)
     assert span.attributes["gen_ai.usage.input_tokens"] == 3
@@ -609,9 +643,11 @@ def _send(kind: str, method: str, url: str, body: dict | None) -> int:
             return response.status_code
     module = httpx if kind.startswith("httpx_") else httpx2
     if kind.endswith("async"):
+
         async def run() -> int:
             async with module.AsyncClient() as c:
                 return (await c.request(method, url, **kwargs)).status_code
+
         return asyncio.run(run())
     with module.Client() as c:
         return c.request(method, url, **kwargs).status_code
@@ -623,8 +659,7 @@ def _inside(innermost: str | None, span_name: str, handle: SimpleNamespace) -> I
     if innermost is None:
         yield None
         return
-    state: Any = (JudgeEvaluationState("math", "math") if innermost == "judge"
-                  else ExecutorRunState("gsm8k", "math"))
+    state: Any = JudgeEvaluationState("math", "math") if innermost == "judge" else ExecutorRunState("gsm8k", "math")
     with handle.tel.tracer.start_as_current_span(span_name):
         token = enter_call(CALL_JUDGE if innermost == "judge" else CALL_EXECUTOR, state)
         try:
@@ -650,8 +685,11 @@ def test_the_innermost_call_decides_for_every_transport(server, other_server, ma
     for innermost in ("judge", "executor", None):
         for method, port, path, body in targets:
             role = request_role(innermost, method, port, path, judge_ports)
-            before = (_totals(handle, "grpo.judge.requests"), _totals(handle, "grpo.executor.llm_requests"),
-                      len(handle.exporter.get_finished_spans()))
+            before = (
+                _totals(handle, "grpo.judge.requests"),
+                _totals(handle, "grpo.executor.llm_requests"),
+                len(handle.exporter.get_finished_spans()),
+            )
             with _inside(innermost, f"grpo.{innermost}", handle) as state:
                 assert _send(kind, method, f"http://127.0.0.1:{port}{path}", body) == 200
             case = (innermost, method, port == server.port, path)
@@ -659,7 +697,7 @@ def test_the_innermost_call_decides_for_every_transport(server, other_server, ma
             assert _totals(handle, "grpo.executor.llm_requests") - before[1] == (role == "executor"), case
             if innermost == "judge":
                 assert [a.error_type for a in state.attempts] == [None], case  # a 200 with content or no body
-            new_spans = list(handle.exporter.get_finished_spans())[before[2]:]
+            new_spans = list(handle.exporter.get_finished_spans())[before[2] :]
             clients = [sp for sp in new_spans if sp.kind is SpanKind.CLIENT]
             if role is not None:
                 (span,) = clients
@@ -687,11 +725,16 @@ def test_openai_clients_inside_runs_on_the_judge_port_and_elsewhere(server, othe
     assert _totals(handle, "grpo.judge.requests") == 0
     requests_dp = points(handle, "grpo.executor.llm_requests")
     assert [(dict(dp.attributes), dp.value) for dp in requests_dp] == [
-        ({"grpo.split": "train", "grpo.source": "gsm8k"}, 3)]
-    tokens = {(dp.attributes["grpo.llm.role"], dp.attributes["gen_ai.token.type"]): dp.sum
-              for dp in points(handle, "gen_ai.client.token.usage")}
-    assert tokens == {("executor", "input"): sum(r.usage.prompt_tokens for r in replies),
-                      ("executor", "output"): sum(r.usage.completion_tokens for r in replies)}
+        ({"grpo.split": "train", "grpo.source": "gsm8k"}, 3)
+    ]
+    tokens = {
+        (dp.attributes["grpo.llm.role"], dp.attributes["gen_ai.token.type"]): dp.sum
+        for dp in points(handle, "gen_ai.client.token.usage")
+    }
+    assert tokens == {
+        ("executor", "input"): sum(r.usage.prompt_tokens for r in replies),
+        ("executor", "output"): sum(r.usage.completion_tokens for r in replies),
+    }
 
     no_v1 = openai.OpenAI(base_url=f"http://127.0.0.1:{other_server.port}", api_key="sk-dummy", max_retries=0)
     with _inside("judge", "grpo.judge.evaluate", handle) as state, no_v1 as c:
@@ -702,8 +745,9 @@ def test_openai_clients_inside_runs_on_the_judge_port_and_elsewhere(server, othe
     assert [a.error_type for a in state.attempts] == ["empty_content", None]
     judge_spans = [sp for sp in chat_spans(handle) if sp.attributes["grpo.llm.role"] == "judge"]
     assert [sp.attributes["server.port"] for sp in judge_spans] == [other_server.port] * 2
-    parents = {sp.name: sp.context.span_id for sp in handle.exporter.get_finished_spans()
-               if sp.name.startswith("grpo.")}
+    parents = {
+        sp.name: sp.context.span_id for sp in handle.exporter.get_finished_spans() if sp.name.startswith("grpo.")
+    }
     for sp in chat_spans(handle):
         want = "grpo.judge.evaluate" if sp.attributes["grpo.llm.role"] == "judge" else "grpo.execute_workflow"
         assert sp.parent.span_id == parents[want]
@@ -723,9 +767,11 @@ def test_nested_calls_the_innermost_one_wins(server, make_tel):
 def test_executor_llm_request_failures_are_counted_with_their_error_type(server, closed_port, make_tel):
     handle = make_tel([server.port])
     for url, fault in ((server.url, "http_500"), (f"http://127.0.0.1:{closed_port}/v1", None)):
-        with _inside("executor", "grpo.execute_workflow", handle), \
-                openai.OpenAI(base_url=url, api_key="sk-dummy", max_retries=0, timeout=2) as c, \
-                pytest.raises(openai.APIError):
+        with (
+            _inside("executor", "grpo.execute_workflow", handle),
+            openai.OpenAI(base_url=url, api_key="sk-dummy", max_retries=0, timeout=2) as c,
+            pytest.raises(openai.APIError),
+        ):
             c.chat.completions.create(model=MODEL, messages=PROMPT, extra_headers={FAULT: fault} if fault else None)
     counted = {dp.attributes.get("error.type"): dp.value for dp in points(handle, "grpo.executor.llm_requests")}
     assert counted == {"http_status": 1, "connection": 1}

@@ -79,9 +79,7 @@ def make_provider(reader, samples: dict) -> MeterProvider:
         resource=Resource.create({"service.name": "otel-grpo-test", sc.ATTR_RUN_ID: "run-1"}),
     )
     meter = provider.get_meter(sc.METER_NAME)
-    meter.create_observable_counter(
-        sc.SAMPLES[0], [lambda _o: [Observation(samples["n"], ATTRS)]], unit=sc.SAMPLES[1]
-    )
+    meter.create_observable_counter(sc.SAMPLES[0], [lambda _o: [Observation(samples["n"], ATTRS)]], unit=sc.SAMPLES[1])
     meter.create_observable_up_down_counter(
         sc.REWARD_SUM[0], [lambda _o: [Observation(samples["reward"], ATTRS)]], unit=sc.REWARD_SUM[1]
     )
@@ -351,7 +349,8 @@ def test_real_receiver_gets_cumulative_metrics_and_spans(receiver, caplog):
     meter = provider.get_meter(sc.METER_NAME)
     evaluations = meter.create_counter(sc.JUDGE_EVALUATIONS[0], unit=sc.JUDGE_EVALUATIONS[1])
     duration = meter.create_histogram(
-        sc.JUDGE_DURATION[0], unit=sc.JUDGE_DURATION[1],
+        sc.JUDGE_DURATION[0],
+        unit=sc.JUDGE_DURATION[1],
         explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS_S),
     )
     judge_attrs = {sc.ATTR_SPLIT: "train", sc.ATTR_SOURCE: "gsm8k", sc.ATTR_JUDGE_OUTCOME: "success"}

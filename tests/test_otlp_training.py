@@ -37,9 +37,11 @@ def test_steps_take_no_longer_with_the_collector_unreachable(target, request):
     otel_grpo.setup(None, wandb={"mode": "disabled"})
     baseline = statistics.median(_steps())
     endpoint = _closed_endpoint() if target == "closed_port" else request.getfixturevalue("silent_server")
-    tel = otel_grpo.setup(None, wandb={"mode": "disabled"},
-                          otlp={"enabled": True, "endpoint": endpoint, "export_interval_s": 0.05,
-                                "timeout_s": 1.0})
+    tel = otel_grpo.setup(
+        None,
+        wandb={"mode": "disabled"},
+        otlp={"enabled": True, "endpoint": endpoint, "export_interval_s": 0.05, "timeout_s": 1.0},
+    )
     with_collector_down = statistics.median(_steps())
     started = time.monotonic()
     tel.shutdown()

@@ -47,9 +47,7 @@ def promtool() -> str:
 
 
 def run_promtool(promtool: str, *args: str) -> str:
-    result = subprocess.run(
-        [promtool, *args], cwd=PROM_DIR, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run([promtool, *args], cwd=PROM_DIR, capture_output=True, text=True, timeout=60, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     return output
@@ -125,7 +123,7 @@ def host_file(service: dict, container_path: str) -> Path:
         if container_path == target:
             return source
         if container_path.startswith(target.rstrip("/") + "/"):
-            return source / container_path[len(target.rstrip("/")) + 1:]
+            return source / container_path[len(target.rstrip("/")) + 1 :]
     raise AssertionError(f"{container_path} is not mounted into the service")
 
 
@@ -271,9 +269,29 @@ def test_dashboard_has_the_spec_groups_and_uses_the_provisioned_datasource():
 
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _PROMQL_WORDS = {
-    "sum", "max", "min", "by", "on", "or", "and", "unless", "ignoring", "group_left", "group_right",
-    "increase", "rate", "delta", "histogram_quantile", "vector", "label_replace", "label_values",
-    "offset", "count", "avg", "timestamp", "bool",
+    "sum",
+    "max",
+    "min",
+    "by",
+    "on",
+    "or",
+    "and",
+    "unless",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "increase",
+    "rate",
+    "delta",
+    "histogram_quantile",
+    "vector",
+    "label_replace",
+    "label_values",
+    "offset",
+    "count",
+    "avg",
+    "timestamp",
+    "bool",
 }
 
 
@@ -324,12 +342,32 @@ def test_alert_rules_use_only_translated_semconv_names():
 # UTF8Allowed=false (translation_strategy UnderscoreEscapingWithSuffixes), which the
 # Collector's prometheus exporter uses: metric_namer.go normalizeName, unit_namer.go.
 _UNIT_MAP = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes",
-    "MiBy": "mebibytes", "GiBy": "gibibytes", "TiBy": "tibibytes", "KBy": "kilobytes",
-    "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes", "m": "meters", "V": "volts",
-    "A": "amperes", "J": "joules", "W": "watts", "g": "grams", "Cel": "celsius", "Hz": "hertz",
-    "1": "", "%": "percent",
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "TiBy": "tibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "1": "",
+    "%": "percent",
 }
 _PER_UNIT_MAP = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
 

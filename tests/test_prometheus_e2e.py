@@ -69,12 +69,24 @@ THRESHOLD = 0.9  # the default accuracy_threshold
 
 # Metrics this run must produce, so the panels reading them must show data.
 MUST_HAVE_SIGNAL = {
-    gd.SAMPLES, gd.CORRECT, gd.REWARD_SUM, gd.EXEC_COST, gd.EXEC_RUNS, gd.JUDGE_EVALS,
-    gd.JUDGE_REQUESTS, gd.JUDGE_COST, gd.GROUPS, gd.TRAIN_SCALAR, gd.TRAIN_STEP,
-    gd.JUDGE_DURATION + "_bucket", gd.EXEC_DURATION + "_bucket",
+    gd.SAMPLES,
+    gd.CORRECT,
+    gd.REWARD_SUM,
+    gd.EXEC_COST,
+    gd.EXEC_RUNS,
+    gd.JUDGE_EVALS,
+    gd.JUDGE_REQUESTS,
+    gd.JUDGE_COST,
+    gd.GROUPS,
+    gd.TRAIN_SCALAR,
+    gd.TRAIN_STEP,
+    gd.JUDGE_DURATION + "_bucket",
+    gd.EXEC_DURATION + "_bucket",
 }
 RECORDS_FED_BY_THIS_RUN = {
-    "grpo:judge_failure_ratio:rate5m", "grpo:cost_usd_per_hour:rate30m", "grpo:train_steps:increase15m",
+    "grpo:judge_failure_ratio:rate5m",
+    "grpo:cost_usd_per_hour:rate30m",
+    "grpo:train_steps:increase15m",
 }
 ALERTS_QUIET_FOR_A_HEALTHY_RUN = {"GrpoJudgeFailureRateHigh", "GrpoTrainingStalled", "GrpoExporterDroppingData"}
 
@@ -114,11 +126,13 @@ def instrumented_run():
     """Set otel-grpo up with its Prometheus endpoint and a Prometheus scraping it."""
     import otel_grpo
 
-    tel = otel_grpo.setup({
-        "wandb": {"mode": "disabled"},
-        "prometheus": {"enabled": True, "port": 0},
-        "judge": {"price_input_per_mtok": 0.5, "price_output_per_mtok": 2.0},  # -> judge cost
-    })
+    tel = otel_grpo.setup(
+        {
+            "wandb": {"mode": "disabled"},
+            "prometheus": {"enabled": True, "port": 0},
+            "judge": {"price_input_per_mtok": 0.5, "price_output_per_mtok": 2.0},  # -> judge cost
+        }
+    )
     proc = None
     try:
         url = tel.prometheus_url
@@ -151,8 +165,9 @@ def test_dashboard_and_rules_against_a_real_run(instrumented_run):
         timeout_s=15,
     )
     assert values_by(result, "grpo_split", "grpo_source") == samples
-    got_correct = values_by(query(api_url, f"sum by (grpo_split, grpo_source) ({gd.CORRECT})"),
-                            "grpo_split", "grpo_source")
+    got_correct = values_by(
+        query(api_url, f"sum by (grpo_split, grpo_source) ({gd.CORRECT})"), "grpo_split", "grpo_source"
+    )
     assert {k: v for k, v in got_correct.items() if v} == dict(correct)
     # The run's resource attributes are labels, so the dashboard's run filter works.
     run_ids = {r["metric"].get("grpo_run_id") for r in query(api_url, gd.SAMPLES)}

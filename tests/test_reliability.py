@@ -45,14 +45,21 @@ STEPPER = textwrap.dedent("""
 """)
 
 
-def _run_stepper(tmp_path: Path, mode: str, steps: int, pause: float, env_extra: dict,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
+def _run_stepper(
+    tmp_path: Path, mode: str, steps: int, pause: float, env_extra: dict, timeout: float = 120
+) -> subprocess.CompletedProcess:
     script = tmp_path / "stepper.py"
     script.write_text(STEPPER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
     env.update({"WANDB_SILENT": "true", "PYTHONPATH": str(ROOT), **env_extra})
-    return subprocess.run([sys.executable, str(script), mode, str(steps), str(pause)], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(script), mode, str(steps), str(pause)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _our_rows(path: Path) -> list[dict]:
@@ -90,8 +97,14 @@ def test_kill_9_loses_at_most_the_step_in_flight(tmp_path):
     script.write_text(STEPPER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
     env.update({"WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)})
-    proc = subprocess.Popen([sys.executable, str(script), "offline", "1000", "0.3"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "offline", "1000", "0.3"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     done = 0
     deadline = time.monotonic() + 90
     while done < 6 and time.monotonic() < deadline:
@@ -115,9 +128,27 @@ def test_sigterm_and_ctrl_c_flush_completed_steps_and_finish_the_run(tmp_path, s
     config.write_text("wandb:\n  dir: .\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
     env.update({"WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)})
-    proc = subprocess.Popen([sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(config), "--",
-                             sys.executable, str(script), "offline", "1000", "0.2"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "otel_grpo.tools.cli",
+            "run",
+            "--config",
+            str(config),
+            "--",
+            sys.executable,
+            str(script),
+            "offline",
+            "1000",
+            "0.2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     done = 0
     while done < 3:
         line = proc.stdout.readline()
@@ -247,10 +278,20 @@ def test_junk_sources_fold_into_other_with_one_warning(caplog):
     assert sum("recorded as 'other'" in r.getMessage() for r in caplog.records) == 1
 
 
-@pytest.mark.parametrize(("reward", "expected"), [
-    (None, 0.0), (float("nan"), 0.0), (float("inf"), 0.0), ("abc", 0.0),
-    ("0.7", 0.7), (np.float32(0.5), 0.5), (np.int64(1), 1.0), (-10, -10.0), (True, 1.0),
-])
+@pytest.mark.parametrize(
+    ("reward", "expected"),
+    [
+        (None, 0.0),
+        (float("nan"), 0.0),
+        (float("inf"), 0.0),
+        ("abc", 0.0),
+        ("0.7", 0.7),
+        (np.float32(0.5), 0.5),
+        (np.int64(1), 1.0),
+        (-10, -10.0),
+        (True, 1.0),
+    ],
+)
 def test_bad_rewards_give_the_documented_value(reward, expected):
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
     with otel_grpo.step(1):
@@ -262,10 +303,19 @@ def test_bad_rewards_give_the_documented_value(reward, expected):
     assert row["dataset/gsm8k/accuracy"] == (100.0 if expected >= 0.9 else 0.0)
 
 
-@pytest.mark.parametrize(("cost", "value", "invalid"), [
-    ("0.0125", 0.0125, 0), (None, 0.0, 1), (float("nan"), 0.0, 1), ("n/a", 0.0, 1), (-1.0, 0.0, 1),
-    (float("inf"), 0.0, 1), (np.float64(0.25), 0.25, 0), ([1], 0.0, 1),
-])
+@pytest.mark.parametrize(
+    ("cost", "value", "invalid"),
+    [
+        ("0.0125", 0.0125, 0),
+        (None, 0.0, 1),
+        (float("nan"), 0.0, 1),
+        ("n/a", 0.0, 1),
+        (-1.0, 0.0, 1),
+        (float("inf"), 0.0, 1),
+        (np.float64(0.25), 0.25, 0),
+        ([1], 0.0, 1),
+    ],
+)
 def test_bad_costs_count_as_zero_and_are_counted(cost, value, invalid):
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
     with otel_grpo.step(1):
@@ -323,14 +373,26 @@ def test_bad_config_is_one_precise_error_and_exit_code_2(tmp_path):
         otel_grpo.setup(str(bad))
     message = str(caught.value)
     assert "bad.yaml" in message and "did you mean 'project'" in message and "wandb.mode" in message
-    proc = subprocess.run([sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "wandb.projct" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(bad), "--", "true"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(bad), "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
-    proc = subprocess.run([sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_grpo.tools.cli", "check-config", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and str(tmp_path) in proc.stderr
 
 
@@ -340,8 +402,10 @@ def test_secrets_never_reach_config_run_files_logs_or_spans(tmp_path, monkeypatc
 
     file_key = "f" * 40
     config = tmp_path / "telemetry.yaml"
-    config.write_text(f"wandb:\n  api_key: {file_key}\n  mode: offline\n  dir: {tmp_path}\n"
-                      "otlp:\n  headers:\n    authorization: ${OTLP_TOKEN}\n")
+    config.write_text(
+        f"wandb:\n  api_key: {file_key}\n  mode: offline\n  dir: {tmp_path}\n"
+        "otlp:\n  headers:\n    authorization: ${OTLP_TOKEN}\n"
+    )
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("OTLP_TOKEN", "Bearer s3cr3t-token-value")
     spans = InMemorySpanExporter()

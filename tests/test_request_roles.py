@@ -53,12 +53,20 @@ def make_plan(steps: int = STEPS) -> dict[int, list[dict[str, Any]]]:
         for i, (source, ptype) in enumerate(SAMPLES):
             ok = not (step == 2 and i == 4)  # one failed execution: no reward computation, no judge
             judge_calls = (0, 1, 2, 1, 0)[(i + step) % 5] if ok else 0
-            samples.append({
-                "sid": f"{step}-{i}", "qid": f"q{step}-{i // 2}", "source": source, "problem_type": ptype,
-                "llm_calls": 1 + (i + step) % 3, "judge_calls": judge_calls, "ok": ok,
-                "answer": "42" if (i + step) % 3 else "41", "reward": (1.0, 0.5, 0.0)[(i * step) % 3],
-                "cost": round(0.01 * (i + 1) * step, 4),
-            })
+            samples.append(
+                {
+                    "sid": f"{step}-{i}",
+                    "qid": f"q{step}-{i // 2}",
+                    "source": source,
+                    "problem_type": ptype,
+                    "llm_calls": 1 + (i + step) % 3,
+                    "judge_calls": judge_calls,
+                    "ok": ok,
+                    "answer": "42" if (i + step) % 3 else "41",
+                    "reward": (1.0, 0.5, 0.0)[(i * step) % 3],
+                    "cost": round(0.01 * (i + 1) * step, 4),
+                }
+            )
         plan[step] = samples
     return plan
 
@@ -67,8 +75,16 @@ def make_plan(steps: int = STEPS) -> dict[int, list[dict[str, Any]]]:
 def _ledger_entry(ledger: list[dict[str, Any]], sid: str, who: str | None, client: Any, reply: Any) -> None:
     """What one client request was, as the client itself saw it."""
     url = client.base_url
-    ledger.append({"sid": sid, "who": who, "port": url.port, "path": url.path.rstrip("/") + CHAT_PATH,
-                   "in": reply.usage.prompt_tokens, "out": reply.usage.completion_tokens})
+    ledger.append(
+        {
+            "sid": sid,
+            "who": who,
+            "port": url.port,
+            "path": url.path.rstrip("/") + CHAT_PATH,
+            "in": reply.usage.prompt_tokens,
+            "out": reply.usage.completion_tokens,
+        }
+    )
 
 
 class AFlowExecutor:
@@ -78,14 +94,25 @@ class AFlowExecutor:
         self.llm = openai.AsyncOpenAI(base_url=llm_url, api_key="sk-dummy", max_retries=0, timeout=10.0)
         self.ledger = ledger
 
-    async def execute_workflow(self, workflow_code: str, problem: str, problem_type: str = "math",
-                               entry_point: Any = None, test: Any = None, source: Any = None,
-                               context: Any = None, **kwargs: Any) -> tuple[str, float, dict[str, Any]]:
+    async def execute_workflow(
+        self,
+        workflow_code: str,
+        problem: str,
+        problem_type: str = "math",
+        entry_point: Any = None,
+        test: Any = None,
+        source: Any = None,
+        context: Any = None,
+        **kwargs: Any,
+    ) -> tuple[str, float, dict[str, Any]]:
         spec = json.loads(workflow_code)
         for call in range(spec["llm_calls"]):
             reply = await self.llm.chat.completions.create(
-                model=MODEL, temperature=0.7, max_tokens=400,
-                messages=[{"role": "user", "content": f"Operator {call}: solve {problem}"}])
+                model=MODEL,
+                temperature=0.7,
+                max_tokens=400,
+                messages=[{"role": "user", "content": f"Operator {call}: solve {problem}"}],
+            )
             _ledger_entry(self.ledger, spec["sid"], "executor", self.llm, reply)
         return spec["answer"], spec["cost"], {"success": spec["ok"], "execution_time": EXEC_TIME_S}
 
@@ -96,17 +123,27 @@ class _JudgeClient:
     def __init__(self, judge_url: str, ledger: list[dict[str, Any]]) -> None:
         self.client = openai.OpenAI(base_url=judge_url, api_key="sk-dummy", max_retries=0, timeout=10.0)
         self.ledger = ledger
-        self.eval_stats = {"total_evaluations": 0, "llm_judge_success": 0, "llm_judge_parse_failures": 0,
-                           "llm_judge_api_failures": 0}
+        self.eval_stats = {
+            "total_evaluations": 0,
+            "llm_judge_success": 0,
+            "llm_judge_parse_failures": 0,
+            "llm_judge_api_failures": 0,
+        }
 
     def _ask_judge(self, spec: dict[str, Any], ground_truth: str, who: str | None) -> bool:
         """``judge_calls`` requests: the first ones come back with null content (gpt-oss out of tokens)."""
         for attempt in range(spec["judge_calls"]):
             fault = "null_content" if attempt < spec["judge_calls"] - 1 else "ok"
             reply = self.client.chat.completions.create(
-                model=MODEL, temperature=0.0, max_tokens=800, extra_headers={"X-Judge-Fault": fault},
-                messages=[{"role": "system", "content": "You judge answers."},
-                          {"role": "user", "content": f"Prediction: {spec['answer']}\nGround truth: {ground_truth}"}])
+                model=MODEL,
+                temperature=0.0,
+                max_tokens=800,
+                extra_headers={"X-Judge-Fault": fault},
+                messages=[
+                    {"role": "system", "content": "You judge answers."},
+                    {"role": "user", "content": f"Prediction: {spec['answer']}\nGround truth: {ground_truth}"},
+                ],
+            )
             _ledger_entry(self.ledger, spec["sid"], who, self.client, reply)
             content = reply.choices[0].message.content
             if content is None:
@@ -120,17 +157,26 @@ class _JudgeClient:
 class RewardComputer(_JudgeClient):
     """``compute_reward`` falling back to the judge function ``_llm_judge_compare``."""
 
-    def compute_reward(self, problem: str, prediction: str, ground_truth: str, problem_type: str = "math",
-                       metadata: Any = None, source: Any = None) -> float:
+    def compute_reward(
+        self,
+        problem: str,
+        prediction: str,
+        ground_truth: str,
+        problem_type: str = "math",
+        metadata: Any = None,
+        source: Any = None,
+    ) -> float:
         spec = json.loads(prediction)
         self.eval_stats["total_evaluations"] += 1
         if spec["judge_calls"]:
-            return 1.0 if self._llm_judge_compare(problem, prediction, ground_truth, problem_type,
-                                                  source=source) else 0.0
+            return (
+                1.0 if self._llm_judge_compare(problem, prediction, ground_truth, problem_type, source=source) else 0.0
+            )
         return spec["reward"]
 
-    def _llm_judge_compare(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-                           source: Any = None) -> bool:
+    def _llm_judge_compare(
+        self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: Any = None
+    ) -> bool:
         started = time.perf_counter()
         verdict = self._ask_judge(json.loads(prediction), ground_truth, who="judge")
         time.sleep(max(0.0, started + JUDGE_PAD_S - time.perf_counter()))
@@ -140,8 +186,15 @@ class RewardComputer(_JudgeClient):
 class InlineRewardComputer(_JudgeClient):
     """The judge reached inline from ``compute_reward``: no judge function to wrap."""
 
-    def compute_reward(self, problem: str, prediction: str, ground_truth: str, problem_type: str = "math",
-                       metadata: Any = None, source: Any = None) -> float:
+    def compute_reward(
+        self,
+        problem: str,
+        prediction: str,
+        ground_truth: str,
+        problem_type: str = "math",
+        metadata: Any = None,
+        source: Any = None,
+    ) -> float:
         spec = json.loads(prediction)
         if spec["judge_calls"]:
             return 1.0 if self._ask_judge(spec, ground_truth, who=None) else 0.0
@@ -151,8 +204,9 @@ class InlineRewardComputer(_JudgeClient):
 class GRPOTrainer:
     """async ``train_step`` gathering one task per sample: execute, then reward only when it succeeded."""
 
-    def __init__(self, plan: dict[int, list[dict[str, Any]]], llm_url: str, judge_url: str,
-                 inline_judge: bool = False) -> None:
+    def __init__(
+        self, plan: dict[int, list[dict[str, Any]]], llm_url: str, judge_url: str, inline_judge: bool = False
+    ) -> None:
         self.plan = plan
         self.ledger: list[dict[str, Any]] = []
         self.executor = AFlowExecutor(llm_url, self.ledger)
@@ -161,12 +215,19 @@ class GRPOTrainer:
     async def _run_one(self, sample: dict[str, Any]) -> float:
         spec = json.dumps(sample)
         _answer, _cost, meta = await self.executor.execute_workflow(
-            spec, sample["qid"], sample["problem_type"], entry_point=None, test=None, source=sample["source"],
-            context=None)
+            spec,
+            sample["qid"],
+            sample["problem_type"],
+            entry_point=None,
+            test=None,
+            source=sample["source"],
+            context=None,
+        )
         if not meta["success"]:
             return 0.0
-        return self.reward_computer.compute_reward(sample["qid"], spec, "42", sample["problem_type"],
-                                                   metadata=meta, source=sample["source"])
+        return self.reward_computer.compute_reward(
+            sample["qid"], spec, "42", sample["problem_type"], metadata=meta, source=sample["source"]
+        )
 
     async def train_step(self, step: int) -> dict[str, float]:
         rewards = await asyncio.gather(*(self._run_one(s) for s in self.plan[step]))
@@ -190,8 +251,9 @@ def bucket_quantile(bucket: tuple[float, float], q: float) -> float:
     return lower + (upper - lower) * q
 
 
-def expected_history(plan: dict[int, list[dict[str, Any]]], ledger: list[dict[str, Any]],
-                     judge_ports: tuple[int, ...]) -> list[dict[str, Any]]:
+def expected_history(
+    plan: dict[int, list[dict[str, Any]]], ledger: list[dict[str, Any]], judge_ports: tuple[int, ...]
+) -> list[dict[str, Any]]:
     """Every row SPEC.md asks for: the oracle's keys, plus latency percentiles and judge tokens."""
     windows = []
     for step, samples in plan.items():
@@ -205,13 +267,35 @@ def expected_history(plan: dict[int, list[dict[str, Any]]], ledger: list[dict[st
             if s["judge_calls"]:
                 reward = 1.0 if s["answer"] == "42" else 0.0
                 if any(e["who"] == "judge" for e in mine):
-                    judges.append({"source": s["source"], "outcome": "success", "verdict": s["answer"] == "42",
-                                   "requests": judge_requests})
-            events.append({"source": s["source"], "ptype": s["problem_type"], "reward": reward,
-                           "cost": s["cost"], "exec": "ok" if s["ok"] else "fail",
-                           "group": f"{s['source']}/{s['qid']}", "llm_requests": executor_requests})
-        windows.append({"split": "train", "step": step, "samples": events, "judges": judges,
-                        "scalars": {"loss": 1.0 / step, "kl_div": 0.01 * step}, "judge_requests": inline})
+                    judges.append(
+                        {
+                            "source": s["source"],
+                            "outcome": "success",
+                            "verdict": s["answer"] == "42",
+                            "requests": judge_requests,
+                        }
+                    )
+            events.append(
+                {
+                    "source": s["source"],
+                    "ptype": s["problem_type"],
+                    "reward": reward,
+                    "cost": s["cost"],
+                    "exec": "ok" if s["ok"] else "fail",
+                    "group": f"{s['source']}/{s['qid']}",
+                    "llm_requests": executor_requests,
+                }
+            )
+        windows.append(
+            {
+                "split": "train",
+                "step": step,
+                "samples": events,
+                "judges": judges,
+                "scalars": {"loss": 1.0 / step, "kl_div": 0.01 * step},
+                "judge_requests": inline,
+            }
+        )
     rows = expected_rows(windows)
     evaluations, tokens = 0, {"input": 0, "output": 0}
     for step, row in zip(plan, rows, strict=True):
@@ -252,12 +336,18 @@ def uninstrument() -> Iterator[None]:
     uninstrument_http()
 
 
-def train(tmp_path: Path, plan: dict, llm_url: str, judge_url: str, judge_ports: list[int],
-          inline_judge: bool = False) -> SimpleNamespace:
+def train(
+    tmp_path: Path, plan: dict, llm_url: str, judge_url: str, judge_ports: list[int], inline_judge: bool = False
+) -> SimpleNamespace:
     """Run the instrumented trainer; the rows read back, its ledger, spans and metric points."""
     spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)}, judge={"ports": judge_ports},
-                          span_processors=[SimpleSpanProcessor(spans)], metric_readers=[reader])
+    tel = otel_grpo.setup(
+        None,
+        wandb={"mode": "offline", "dir": str(tmp_path)},
+        judge={"ports": judge_ports},
+        span_processors=[SimpleSpanProcessor(spans)],
+        metric_readers=[reader],
+    )
     trainer = GRPOTrainer(plan, llm_url, judge_url, inline_judge=inline_judge)
     otel_grpo.instrument_trainer(trainer)
     asyncio.run(trainer.train(STEPS))
@@ -265,8 +355,7 @@ def train(tmp_path: Path, plan: dict, llm_url: str, judge_url: str, judge_ports:
     metrics = reader.get_metrics_data()
     tel.shutdown()
     history = [r for r in read_run(run_dir).history if "train/step" in r]
-    return SimpleNamespace(history=history, ledger=trainer.ledger, spans=spans.get_finished_spans(),
-                           metrics=metrics)
+    return SimpleNamespace(history=history, ledger=trainer.ledger, spans=spans.get_finished_spans(), metrics=metrics)
 
 
 def metric_sums(metrics: Any, name: str, *keys: str) -> dict[tuple, float]:
@@ -319,7 +408,7 @@ def test_one_server_for_executor_and_judge_counts_each_by_who_calls(tmp_path, ll
     assert last["executor/llm_requests"] == executor_calls
     assert last["judge/input_tokens"] == sum(e["in"] for e in run.ledger if e["who"] == "judge")
     per_step = [sum(s["judge_calls"] for s in plan[step]) for step in plan]
-    assert [r["cost/judge_calls"] for r in run.history] == [sum(per_step[:i + 1]) for i in range(STEPS)]
+    assert [r["cost/judge_calls"] for r in run.history] == [sum(per_step[: i + 1]) for i in range(STEPS)]
 
     check_spans(run, ports)
     requests = metric_sums(run.metrics, "grpo.executor.llm_requests", "grpo.split")
@@ -332,8 +421,7 @@ def test_one_server_for_executor_and_judge_counts_each_by_who_calls(tmp_path, ll
         assert tokens[(role, "output")] == sum(e["out"] for e in mine)
 
 
-def test_judge_on_another_port_at_a_url_without_v1_is_still_the_judge(tmp_path, llm_server, other_server,
-                                                                     uninstrument):
+def test_judge_on_another_port_at_a_url_without_v1_is_still_the_judge(tmp_path, llm_server, other_server, uninstrument):
     """judge.ports names only the executor's server; the judge's base URL has no /v1."""
     plan = make_plan()
     judge_url = f"http://127.0.0.1:{other_server.port}"
@@ -354,8 +442,9 @@ def test_judge_on_another_port_at_a_url_without_v1_is_still_the_judge(tmp_path, 
 
 
 @pytest.mark.parametrize("judge_in_ports", [True, False])
-def test_a_judge_reached_inline_follows_the_endpoint_rule(tmp_path, llm_server, other_server, uninstrument,
-                                                         judge_in_ports):
+def test_a_judge_reached_inline_follows_the_endpoint_rule(
+    tmp_path, llm_server, other_server, uninstrument, judge_in_ports
+):
     """No wrapped judge function: the configured judge endpoint decides; the executor is still the executor."""
     plan = make_plan()
     ports = [llm_server.port, other_server.port] if judge_in_ports else [llm_server.port]
@@ -368,8 +457,7 @@ def test_a_judge_reached_inline_follows_the_endpoint_rule(tmp_path, llm_server, 
     assert last["cost/judge_calls"] == (inline_calls if judge_in_ports else 0)
     assert last["executor/llm_requests"] == sum(s["llm_calls"] for samples in plan.values() for s in samples)
     assert not any(k.startswith("judge/") for k in last)  # no judge evaluation was ever made
-    roles = {s.attributes["server.port"]: s.attributes["grpo.llm.role"] for s in run.spans
-             if s.name.startswith("chat")}
+    roles = {s.attributes["server.port"]: s.attributes["grpo.llm.role"] for s in run.spans if s.name.startswith("chat")}
     assert roles == {llm_server.port: "executor", other_server.port: "judge" if judge_in_ports else "executor"}
     executor_spans = [s for s in run.spans if s.attributes.get("server.port") == llm_server.port]
     by_id = {s.context.span_id: s for s in run.spans}

@@ -17,15 +17,25 @@ from tests.oracle import assert_rows_equal, expected_rows
 STEPS = 3
 IGNORED = ("executor/latency", "judge/latency", "judge/input_tokens", "judge/output_tokens")
 EVAL_EVERY = 2
-JUDGE = {"ok_true": ("success", True, 1), "ok_false": ("success", False, 1),
-         "unparsable": ("parse_failure", None, 1), "http_500": ("api_failure", None, 3),
-         "null_content": ("api_failure", None, 2)}
+JUDGE = {
+    "ok_true": ("success", True, 1),
+    "ok_false": ("success", False, 1),
+    "unparsable": ("parse_failure", None, 1),
+    "http_500": ("api_failure", None, 3),
+    "null_content": ("api_failure", None, 2),
+}
 
 
 def to_event(sample: dict) -> tuple[dict, list[dict]]:
     """What SPEC.md says one planned sample is, and the judge evaluations it causes."""
-    event = {"source": sample["source"], "ptype": sample["problem_type"] or "math", "cost": sample["cost"],
-             "exec": "ok", "reward": sample["reward"], "group": sample["qid"]}
+    event = {
+        "source": sample["source"],
+        "ptype": sample["problem_type"] or "math",
+        "cost": sample["cost"],
+        "exec": "ok",
+        "reward": sample["reward"],
+        "group": sample["qid"],
+    }
     judges = []
     if sample["kind"] == "exec_fail":
         event["exec"] = "fail"
@@ -36,8 +46,7 @@ def to_event(sample: dict) -> tuple[dict, list[dict]]:
     elif sample["kind"] == "judge":
         outcome, verdict, requests = JUDGE[sample["judge_fault"]]
         event["reward"] = 1.0 if verdict else 0.0
-        judges.append({"source": sample["source"], "outcome": outcome, "verdict": verdict,
-                       "requests": requests})
+        judges.append({"source": sample["source"], "outcome": outcome, "verdict": verdict, "requests": requests})
     return event, judges
 
 
@@ -47,10 +56,10 @@ def window(split: str, step: int, samples: list[dict], raises: bool = False) -> 
         event, judge = to_event(sample)
         events.append(event)
         judges += judge
-    scalars = {} if split == "val" else {"loss": 1.0 / step, "kl_div": 0.01 * step,
-                                          "temperature": round(1.0 - 0.1 * step, 3)}
-    return {"split": split, "step": step, "samples": events, "judges": judges, "scalars": scalars,
-            "raises": raises}
+    scalars = (
+        {} if split == "val" else {"loss": 1.0 / step, "kl_div": 0.01 * step, "temperature": round(1.0 - 0.1 * step, 3)}
+    )
+    return {"split": split, "step": step, "samples": events, "judges": judges, "scalars": scalars, "raises": raises}
 
 
 def plan_windows(plan: dict) -> list[dict]:
@@ -75,8 +84,7 @@ def test_instrument_trainer_rows_equal_values_computed_from_the_plan(tmp_path, s
     from plan import make_plan
 
     plan = make_plan(steps=STEPS)
-    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)},
-                          judge={"ports": [judge_server.port]})
+    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)}, judge={"ports": [judge_server.port]})
     trainer = GRPOTrainer(plan, judge_server.url, wandb_dir=str(tmp_path), eval_every=EVAL_EVERY)
     otel_grpo.instrument_trainer(trainer)
     otel_grpo.instrument_trainer(trainer)  # idempotent: wraps once
@@ -87,8 +95,7 @@ def test_instrument_trainer_rows_equal_values_computed_from_the_plan(tmp_path, s
 
     wandb.finish()
     ours = [r for r in read_run(run_dir).history if "train/step" in r]
-    assert_rows_equal(ours, expected_rows(plan_windows(plan)),
-                      ignore_prefixes=IGNORED)
+    assert_rows_equal(ours, expected_rows(plan_windows(plan)), ignore_prefixes=IGNORED)
 
 
 def trainer_run_dir() -> str:
@@ -105,14 +112,31 @@ def test_auto_instrumented_under_otel_grpo_run_without_code_change(tmp_path, sha
     wandb_dir = tmp_path / "runs"
     wandb_dir.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "otel_grpo.tools.cli", "run", "--config", str(config), "--",
-         sys.executable, str(shape_path / "train.py"), "--judge-url", judge_server.url,
-         "--steps", str(STEPS), "--wandb-dir", str(wandb_dir)],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "otel_grpo.tools.cli",
+            "run",
+            "--config",
+            str(config),
+            "--",
+            sys.executable,
+            str(shape_path / "train.py"),
+            "--judge-url",
+            judge_server.url,
+            "--steps",
+            str(STEPS),
+            "--wandb-dir",
+            str(wandb_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ours = [r for r in read_run(wandb_dir / "wandb").history if "train/step" in r]
-    assert_rows_equal(ours, expected_rows(plan_windows(make_plan(steps=STEPS))),
-                      ignore_prefixes=IGNORED)
+    assert_rows_equal(ours, expected_rows(plan_windows(make_plan(steps=STEPS))), ignore_prefixes=IGNORED)
 
 
 class _Boom(Exception):
@@ -161,7 +185,8 @@ def test_return_values_and_exceptions_are_identical_with_and_without_instrumenta
     assert otel_grpo.get_telemetry().rows, "the instrumented run wrote rows"
     otel_grpo.uninstrument_trainer(trainer)
     assert "execute_workflow" not in vars(type(trainer.executor)) or not hasattr(
-        vars(type(trainer.executor))["execute_workflow"], "otel_grpo_role")
+        vars(type(trainer.executor))["execute_workflow"], "otel_grpo_role"
+    )
     trainer.executor = BrokenExecutor.__new__(BrokenExecutor)
     otel_grpo.instrument_trainer(trainer)
     assert vars(BrokenExecutor)["execute_workflow"].otel_grpo_role == "execute"
@@ -187,12 +212,22 @@ def test_a_differently_named_trainer_is_instrumented_through_config():
         def score(self, problem, prediction, truth, kind=None):
             return 1.0
 
-    otel_grpo.setup(None, wandb={"mode": "disabled"}, instrumentation={
-        "targets": {"train_step": "my_rl.loop:Loop.do_step", "evaluate": None,
-                    "execute": "my_rl.loop:Loop.run", "compute_reward": "my_rl.loop:Loop.score",
-                    "judge": None},
-        "arguments": {"step": "it", "source": "kind", "workflow_kwargs_source": "kind"},
-        "executor_attribute": "runner", "reward_attribute": "scorer"})
+    otel_grpo.setup(
+        None,
+        wandb={"mode": "disabled"},
+        instrumentation={
+            "targets": {
+                "train_step": "my_rl.loop:Loop.do_step",
+                "evaluate": None,
+                "execute": "my_rl.loop:Loop.run",
+                "compute_reward": "my_rl.loop:Loop.score",
+                "judge": None,
+            },
+            "arguments": {"step": "it", "source": "kind", "workflow_kwargs_source": "kind"},
+            "executor_attribute": "runner",
+            "reward_attribute": "scorer",
+        },
+    )
     loop = otel_grpo.instrument_trainer(Loop())
     result = asyncio.run(loop.do_step(5))
     assert result == {"loss": 0.25, "reward": 1.0}
@@ -221,11 +256,23 @@ def test_opentelemetry_instrument_finds_the_entry_points(tmp_path):
         "from wrapt.importer import notify_module_loaded; notify_module_loaded(m)\n"
         "asyncio.run(T().train_step(3))\n"
         "tel = otel_grpo.get_telemetry()\n"
-        "print('ROWS', [r['train/step'] for r in tel.rows], tel.rows[-1].get('train/loss'))\n")
-    env = {"OTEL_METRICS_EXPORTER": "grpo_wandb", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-           "WANDB_MODE": "disabled", "PATH": __import__("os").environ["PATH"]}
-    proc = subprocess.run(["opentelemetry-instrument", sys.executable, str(script)], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=tmp_path)
+        "print('ROWS', [r['train/step'] for r in tel.rows], tel.rows[-1].get('train/loss'))\n"
+    )
+    env = {
+        "OTEL_METRICS_EXPORTER": "grpo_wandb",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "WANDB_MODE": "disabled",
+        "PATH": __import__("os").environ["PATH"],
+    }
+    proc = subprocess.run(
+        ["opentelemetry-instrument", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert "ROWS [3] 0.5" in proc.stdout, proc.stdout + proc.stderr[-2000:]
 
 

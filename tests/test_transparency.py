@@ -24,7 +24,7 @@ from otel_grpo.instrumentation import report
 
 # A trainer of the user's shape whose parts pickle (no HTTP clients), as a module of its own so
 # that spawn children and `otel-grpo run` children can import it.
-PARTS = '''
+PARTS = """
 import asyncio
 
 
@@ -56,9 +56,9 @@ class GRPOTrainer:
 
     async def evaluate_on_val_set(self, num_samples=1):
         return {"val_accuracy": 1.0}
-'''
+"""
 
-PROBE = '''
+PROBE = """
 import copy, json, pickle, sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -77,7 +77,7 @@ if __name__ == "__main__":
     print(json.dumps({"blob": blob.hex(), "bound": bound("q", "42", "42"), "twin": twin.compute_reward("q", "1", "2"),
                       "original_after_twin": rc.compute_reward("q", "1", "2"), "remote": remote,
                       "dict": sorted(vars(pickle.loads(blob))), "wrapped": wrapped}))
-'''
+"""
 
 
 @pytest.fixture
@@ -105,8 +105,11 @@ def fresh_report():
 def _instrumented(parts):
     otel_grpo.setup(None, wandb={"mode": "disabled"})
     trainer = parts.GRPOTrainer()
-    before = {"rc": pickle.dumps(trainer.reward_computer), "ex": pickle.dumps(trainer.executor),
-              "trainer": pickle.dumps(trainer)}
+    before = {
+        "rc": pickle.dumps(trainer.reward_computer),
+        "ex": pickle.dumps(trainer.executor),
+        "trainer": pickle.dumps(trainer),
+    }
     otel_grpo.instrument_trainer(trainer)
     return trainer, before
 
@@ -156,7 +159,8 @@ def test_a_spawn_process_pool_runs_an_instrumented_method(parts):
 
 def test_under_otel_grpo_run_objects_pickle_copy_and_cross_processes_as_without(parts, tmp_path):
     project = Path(parts.__file__).parent
-    (project / "telemetry.yaml").write_text(textwrap.dedent("""
+    (project / "telemetry.yaml").write_text(
+        textwrap.dedent("""
         wandb: {mode: disabled}
         instrumentation:
           targets:
@@ -165,13 +169,15 @@ def test_under_otel_grpo_run_objects_pickle_copy_and_cross_processes_as_without(
             execute: trainer_parts:AFlowExecutor.execute_workflow
             compute_reward: trainer_parts:RewardComputer.compute_reward
             judge: null
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WANDB_"))}
     env["PYTHONPATH"] = str(project)
 
     def run(*prefix: str) -> dict:
-        done = subprocess.run([*prefix, sys.executable, "probe.py"], cwd=project, env=env, capture_output=True,
-                              text=True, timeout=180)
+        done = subprocess.run(
+            [*prefix, sys.executable, "probe.py"], cwd=project, env=env, capture_output=True, text=True, timeout=180
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -188,8 +194,17 @@ class _Unfloatable:
         raise RuntimeError("no float for you")
 
 
-BAD_NUMBERS = [10**400, -(10**400), _Unfloatable(), np.array([1.0, 2.0]), np.array([1.0]), float("nan"),
-               "n/a", 1e300, object()]
+BAD_NUMBERS = [
+    10**400,
+    -(10**400),
+    _Unfloatable(),
+    np.array([1.0, 2.0]),
+    np.array([1.0]),
+    float("nan"),
+    "n/a",
+    1e300,
+    object(),
+]
 
 
 @pytest.mark.parametrize("bad", BAD_NUMBERS, ids=lambda v: type(v).__name__ + repr(v)[:12])
@@ -268,8 +283,11 @@ def test_a_busy_prometheus_port_leaves_rows_and_otlp_running(tmp_path, caplog):
     port = taken.getsockname()[1]
     try:
         with caplog.at_level(logging.WARNING, logger="otel_grpo"):
-            tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)},
-                                  prometheus={"enabled": True, "host": "127.0.0.1", "port": port})
+            tel = otel_grpo.setup(
+                None,
+                wandb={"mode": "offline", "dir": str(tmp_path)},
+                prometheus={"enabled": True, "host": "127.0.0.1", "port": port},
+            )
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warnings) == 1 and str(port) in warnings[0] and "prometheus.port" in warnings[0]
         assert tel.prometheus_url is None
@@ -281,7 +299,7 @@ def test_a_busy_prometheus_port_leaves_rows_and_otlp_running(tmp_path, caplog):
 
 
 # --- a typo never goes silent -------------------------------------------------------------------
-TYPO_TRAINER = '''
+TYPO_TRAINER = """
 import asyncio
 
 class Trainer:  # not GRPOTrainer: the default targets do not match
@@ -300,7 +318,7 @@ async def main():
 
 asyncio.run(main())
 print("trained")
-'''
+"""
 
 
 def _run_script(tmp_path: Path, name: str, source: str, *config: str) -> subprocess.CompletedProcess:
@@ -308,8 +326,14 @@ def _run_script(tmp_path: Path, name: str, source: str, *config: str) -> subproc
     (tmp_path / "reward_computer.py").write_text(source)  # the default target module exists, the class too
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WANDB_"))}
     env["WANDB_MODE"] = "disabled"
-    return subprocess.run(["otel-grpo", "run", *config, "--", sys.executable, name], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["otel-grpo", "run", *config, "--", sys.executable, name],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_trainer_whose_classes_do_not_match_gets_a_warning_naming_the_targets(tmp_path):
@@ -321,7 +345,8 @@ def test_a_trainer_whose_classes_do_not_match_gets_a_warning_naming_the_targets(
 
 
 def test_a_module_name_typo_in_the_targets_is_named_at_exit(tmp_path):
-    (tmp_path / "telemetry.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "telemetry.yaml").write_text(
+        textwrap.dedent("""
         wandb: {mode: disabled}
         instrumentation:
           targets:
@@ -330,11 +355,17 @@ def test_a_module_name_typo_in_the_targets_is_named_at_exit(tmp_path):
             evaluate: null
             execute: null
             judge: null
-    """))
+    """)
+    )
     source = TYPO_TRAINER.replace("asyncio.run(main())", "").replace('print("trained")', "")
     (tmp_path / "my_trainer.py").write_text(source)
-    done = _run_script(tmp_path, "train.py", "import asyncio, my_trainer\nasyncio.run(my_trainer.main())\n"
-                                             "print('trained')\n", "--config", "telemetry.yaml")
+    done = _run_script(
+        tmp_path,
+        "train.py",
+        "import asyncio, my_trainer\nasyncio.run(my_trainer.main())\nprint('trained')\n",
+        "--config",
+        "telemetry.yaml",
+    )
     assert done.returncode == 0 and done.stdout.strip() == "trained"
     assert "my_trainerr:Trainer.train_step" in done.stderr and "instrumentation.targets" in done.stderr
     assert "my_trainer:RewardComputer.compute_reward (compute_reward)" in done.stderr
@@ -342,7 +373,8 @@ def test_a_module_name_typo_in_the_targets_is_named_at_exit(tmp_path):
 
 def test_otel_grpo_run_says_once_what_it_instrumented(parts):
     project = Path(parts.__file__).parent
-    (project / "telemetry.yaml").write_text(textwrap.dedent("""
+    (project / "telemetry.yaml").write_text(
+        textwrap.dedent("""
         wandb: {mode: disabled}
         instrumentation:
           targets:
@@ -351,17 +383,27 @@ def test_otel_grpo_run_says_once_what_it_instrumented(parts):
             execute: trainer_parts:AFlowExecutor.execute_workflow
             compute_reward: trainer_parts:RewardComputer.compute_reward
             judge: null
-    """))
-    (project / "train.py").write_text("import asyncio, trainer_parts\n"
-                                      "t = trainer_parts.GRPOTrainer()\n"
-                                      "print(asyncio.run(t.train_step(1)))\n")
+    """)
+    )
+    (project / "train.py").write_text(
+        "import asyncio, trainer_parts\nt = trainer_parts.GRPOTrainer()\nprint(asyncio.run(t.train_step(1)))\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WANDB_"))}
-    done = subprocess.run(["otel-grpo", "run", "--config", "telemetry.yaml", "--", sys.executable, "train.py"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["otel-grpo", "run", "--config", "telemetry.yaml", "--", sys.executable, "train.py"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("otel-grpo: recording")]
     assert len(lines) == 1
-    for method in ("GRPOTrainer.train_step (train_step)", "AFlowExecutor.execute_workflow (execute)",
-                   "RewardComputer.compute_reward (compute_reward)"):
+    for method in (
+        "GRPOTrainer.train_step (train_step)",
+        "AFlowExecutor.execute_workflow (execute)",
+        "RewardComputer.compute_reward (compute_reward)",
+    ):
         assert method in lines[0]
     assert "no training step" not in done.stderr

@@ -49,8 +49,9 @@ def inside_repo(path: str) -> bool:
 
 def child_env(**extra: str) -> dict[str, str]:
     """The test's environment without WANDB_*/OTEL_* settings and without the repo on PYTHONPATH."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WANDB_", "OTEL_", "PYTEST_")) and k != "PYTHONPATH"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_", "PYTEST_")) and k != "PYTHONPATH"
+    }
     kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and not inside_repo(p)]
     if kept:
         env["PYTHONPATH"] = os.pathsep.join(kept)
@@ -71,16 +72,33 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def run_trainer(project: Path, judge_url: str, wandb_dir: Path | None, *, instrumented: bool,
-                env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, "train.py", "--judge-url", judge_url, "--steps", str(STEPS),
-               "--eval-every", str(EVAL_EVERY), *extra]
+def run_trainer(
+    project: Path,
+    judge_url: str,
+    wandb_dir: Path | None,
+    *,
+    instrumented: bool,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "train.py",
+        "--judge-url",
+        judge_url,
+        "--steps",
+        str(STEPS),
+        "--eval-every",
+        str(EVAL_EVERY),
+        *extra,
+    ]
     if wandb_dir is not None:
         command += ["--wandb-dir", str(wandb_dir)]
     if instrumented:
         command = [*otel_grpo_command(), "run", "--", *command]
-    return subprocess.run(command, cwd=project, env=env or child_env(), capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S, check=False)
+    return subprocess.run(
+        command, cwd=project, env=env or child_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +113,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
         otel = run_trainer(project, server.url, otel_dir, instrumented=True)
         after = server.stats
     requests = {key: after[key] - before[key] for key in ("total", "ok", "bad_request")}
-    return {"plain": plain, "otel": otel, "plain_dir": plain_dir, "otel_dir": otel_dir, "requests": requests,
-            "project": project}
+    return {
+        "plain": plain,
+        "otel": otel,
+        "plain_dir": plain_dir,
+        "otel_dir": otel_dir,
+        "requests": requests,
+        "project": project,
+    }
 
 
 def results(proc: subprocess.CompletedProcess) -> dict:
@@ -157,7 +181,7 @@ def _train_samples(res: dict) -> dict[int, list[tuple[str, float]]]:
         if split == "train":
             by_step.setdefault(step, []).append((source, reward))
     sizes = {m["step"]: m["num_samples"] for m in res["steps"]}
-    return {step: samples[-sizes[step]:] for step, samples in by_step.items()}
+    return {step: samples[-sizes[step] :] for step, samples in by_step.items()}
 
 
 def test_otel_grpo_rows_agree_with_the_trainers_own_numbers(runs):
@@ -178,7 +202,8 @@ def test_otel_grpo_rows_agree_with_the_trainers_own_numbers(runs):
             rewards = [max(r, 0.0) for s, r in samples if s == source]
             assert row[f"dataset/{source}/count"] == len(rewards), (step, source)
             assert row[f"dataset/{source}/accuracy"] == pytest.approx(
-                100.0 * sum(r >= 0.9 for r in rewards) / len(rewards)), (step, source)
+                100.0 * sum(r >= 0.9 for r in rewards) / len(rewards)
+            ), (step, source)
             assert row[f"dataset/{source}/avg_reward"] == pytest.approx(sum(rewards) / len(rewards)), (step, source)
     (val,) = res["val"]
     val_row = next(row for row in rows if "val/accuracy" in row)
@@ -211,8 +236,9 @@ def test_a_shadowed_aflow_package_is_detected_by_this_project(tmp_path):
         (decoy / package).mkdir(parents=True)
         (decoy / package / "__init__.py").write_text("")
     with JudgeServer(host="127.0.0.1") as server:
-        proc = run_trainer(project, server.url, None, instrumented=False, extra=("--no-wandb",),
-                           env=child_env(PYTHONPATH=str(decoy)))
+        proc = run_trainer(
+            project, server.url, None, instrumented=False, extra=("--no-wandb",), env=child_env(PYTHONPATH=str(decoy))
+        )
     res = results(proc)
     assert any("benchmarks.benchmark" in error for error in res["compile_errors"])
     assert all(reward <= 0 for *_, reward in res["samples"])
@@ -244,8 +270,7 @@ def _show(script: Path, env: dict[str, str], instrumented: bool) -> dict:
     command = [sys.executable, str(script)]
     if instrumented:
         command = [*otel_grpo_command(), "run", "--", *command]
-    proc = subprocess.run(command, cwd=script.parent, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(command, cwd=script.parent, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return last_json_line(proc.stdout)
 
@@ -288,6 +313,9 @@ def test_the_childs_environment_is_the_one_the_plain_command_sees(tmp_path):
     script, env, _ = _app(tmp_path, with_user_sitecustomize=True)
     plain = _show(script, env, instrumented=False)["environ"]
     otel = _show(script, env, instrumented=True)["environ"]
-    differ = {k: (plain.get(k), otel.get(k)) for k in set(plain) | set(otel)
-              if plain.get(k) != otel.get(k) and k not in OTEL_GRPO_ENV}
+    differ = {
+        k: (plain.get(k), otel.get(k))
+        for k in set(plain) | set(otel)
+        if plain.get(k) != otel.get(k) and k not in OTEL_GRPO_ENV
+    }
     assert differ == {}, f"environment variables that differ (plain, otel-grpo run): {differ}"

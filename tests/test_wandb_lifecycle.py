@@ -29,12 +29,24 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run_script(tmp_path: Path, source: str, *args: str, env: dict[str, str] | None = None,
-                prefix: tuple[str, ...] = (), timeout: float = 120) -> subprocess.CompletedProcess:
+def _run_script(
+    tmp_path: Path,
+    source: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(source))
-    return subprocess.run([*prefix, sys.executable, str(script), *args], cwd=tmp_path, env=env or _env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*prefix, sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _run_dirs(wandb_dir: Path) -> list[Path]:
@@ -49,8 +61,11 @@ def _dir_of(wandb_dir: Path, run_id: str) -> Path:
 
 def _rows(run_dir: Path) -> list[tuple[int, str]]:
     """(train/step, "train" or "val") of every otel-grpo row in the run, in order."""
-    return [(row["train/step"], "val" if "val/accuracy" in row else "train")
-            for row in read_run(run_dir).history if "train/step" in row]
+    return [
+        (row["train/step"], "val" if "val/accuracy" in row else "train")
+        for row in read_run(run_dir).history
+        if "train/step" in row
+    ]
 
 
 def _closed_port() -> int:
@@ -187,8 +202,9 @@ ONLINE_STEPPER = """
 @pytest.mark.parametrize("case", ["no_key", "refused", "never_answers"])
 def test_online_fallback_to_offline_leaves_exactly_one_run_directory(tmp_path, case, request):
     # WandB is only ever pointed at 127.0.0.1: a closed port, or a server that never answers.
-    base_url = request.getfixturevalue("silent_server") if case == "never_answers" \
-        else f"http://127.0.0.1:{_closed_port()}"
+    base_url = (
+        request.getfixturevalue("silent_server") if case == "never_answers" else f"http://127.0.0.1:{_closed_port()}"
+    )
     env = _env(WANDB_BASE_URL=base_url)
     if case != "no_key":
         env["WANDB_API_KEY"] = FAKE_KEY
@@ -214,9 +230,26 @@ def test_demo_judge_url_password_reaches_no_file_of_the_run(tmp_path):
     server = JudgeServer(host="127.0.0.1", port=0, faults=FaultConfig()).start()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "otel_grpo.tools.cli", "demo", "--steps", "2", "--eval-every", "2",
-             "--judge-url", f"http://user:{secret}@127.0.0.1:{server.port}/v1", "--wandb-dir", str(tmp_path)],
-            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)
+            [
+                sys.executable,
+                "-m",
+                "otel_grpo.tools.cli",
+                "demo",
+                "--steps",
+                "2",
+                "--eval-every",
+                "2",
+                "--judge-url",
+                f"http://user:{secret}@127.0.0.1:{server.port}/v1",
+                "--wandb-dir",
+                str(tmp_path),
+            ],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         judged = server.stats.get("total", 0)
     finally:
         server.stop()

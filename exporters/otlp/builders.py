@@ -84,7 +84,9 @@ def _sdk_span_exporter(to: _Destination) -> SpanExporter:
         )
 
         return GrpcSpanExporter(
-            endpoint=to.endpoint, insecure=grpc_insecure(to.endpoint), headers=to.headers or None,
+            endpoint=to.endpoint,
+            insecure=grpc_insecure(to.endpoint),
+            headers=to.headers or None,
             timeout=to.timeout_s,
         )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
@@ -108,10 +110,16 @@ def build_otlp_metric_reader(
     to = _destination(cfg, "metrics")
     inner = _sdk_metric_exporter(to)
     install_log_filters()
-    exporter = NonBlockingMetricExporter(inner, endpoint=to.endpoint, timeout_s=to.timeout_s,
-                                         flush_wait_s=flush_wait_s, secrets=list(to.headers.values()))
-    _logger.debug("OTLP metrics -> %s (%s, every %.1fs)", redact.redact_url(to.endpoint), to.protocol,
-                  cfg.export_interval_s)
+    exporter = NonBlockingMetricExporter(
+        inner,
+        endpoint=to.endpoint,
+        timeout_s=to.timeout_s,
+        flush_wait_s=flush_wait_s,
+        secrets=list(to.headers.values()),
+    )
+    _logger.debug(
+        "OTLP metrics -> %s (%s, every %.1fs)", redact.redact_url(to.endpoint), to.protocol, cfg.export_interval_s
+    )
     return PeriodicExportingMetricReader(
         exporter,
         export_interval_millis=cfg.export_interval_s * 1e3,
@@ -134,8 +142,13 @@ def build_otlp_span_processor(
     to = _destination(cfg, "traces")
     inner = _sdk_span_exporter(to)
     install_log_filters()
-    exporter = NonBlockingSpanExporter(inner, endpoint=to.endpoint, timeout_s=to.timeout_s,
-                                       flush_wait_s=flush_wait_s, secrets=list(to.headers.values()))
+    exporter = NonBlockingSpanExporter(
+        inner,
+        endpoint=to.endpoint,
+        timeout_s=to.timeout_s,
+        flush_wait_s=flush_wait_s,
+        secrets=list(to.headers.values()),
+    )
     _logger.debug("OTLP traces -> %s (%s)", redact.redact_url(to.endpoint), to.protocol)
     return OtlpBatchSpanProcessor(
         exporter,

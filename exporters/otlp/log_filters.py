@@ -77,8 +77,7 @@ class _RedactOnExportThread(logging.Filter):
                 record.msg = redact.redact_text(record.getMessage(), secrets)
                 record.args = None
                 if record.exc_info:
-                    record.exc_text = redact.redact_text(
-                        logging.Formatter().formatException(record.exc_info), secrets)
+                    record.exc_text = redact.redact_text(logging.Formatter().formatException(record.exc_info), secrets)
                     record.exc_info = None
             except Exception:  # noqa: BLE001 - a record we cannot redact is not let through
                 return False

@@ -138,18 +138,14 @@ class NonBlockingMetricExporter(_NonBlockingMixin, MetricExporter):
         """The wrapped SDK exporter."""
         return self._inner
 
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         """Queue ``metrics_data`` for the worker (replacing an unsent snapshot); always SUCCESS."""
         if not self._in_forked_child():
             self._worker.submit(metrics_data)
         return MetricExportResult.SUCCESS
 
     def _send(self, metrics_data: MetricsData) -> None:
-        self._run_export(
-            lambda: self._inner.export(metrics_data, timeout_millis=self._timeout_s * 1e3), 0
-        )
+        self._run_export(lambda: self._inner.export(metrics_data, timeout_millis=self._timeout_s * 1e3), 0)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         """Wait briefly for delivery while the exporter is healthy; never on a failing one."""
@@ -220,18 +216,28 @@ class NonBlockingSpanExporter(_NonBlockingMixin, SpanExporter):
 class OtlpBatchSpanProcessor(BatchSpanProcessor):
     """A BatchSpanProcessor whose ``force_flush`` also waits (briefly) for delivery."""
 
-    def __init__(self, exporter: NonBlockingSpanExporter, *, max_queue_size: int, schedule_delay_millis: float,
-                 max_export_batch_size: int, export_timeout_millis: float) -> None:
-        super().__init__(exporter, max_queue_size=max_queue_size, schedule_delay_millis=schedule_delay_millis,
-                         max_export_batch_size=max_export_batch_size, export_timeout_millis=export_timeout_millis)
+    def __init__(
+        self,
+        exporter: NonBlockingSpanExporter,
+        *,
+        max_queue_size: int,
+        schedule_delay_millis: float,
+        max_export_batch_size: int,
+        export_timeout_millis: float,
+    ) -> None:
+        super().__init__(
+            exporter,
+            max_queue_size=max_queue_size,
+            schedule_delay_millis=schedule_delay_millis,
+            max_export_batch_size=max_export_batch_size,
+            export_timeout_millis=export_timeout_millis,
+        )
         self._nb_exporter = exporter
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Flush the processor's queue, then wait (bounded) for the worker to deliver it."""
         flushed = super().force_flush(timeout_millis)
-        return self._nb_exporter.force_flush(
-            30_000 if timeout_millis is None else timeout_millis
-        ) and flushed
+        return self._nb_exporter.force_flush(30_000 if timeout_millis is None else timeout_millis) and flushed
 
 
 def _shutdown_quietly(exporter: MetricExporter | SpanExporter) -> None:

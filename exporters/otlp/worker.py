@@ -21,8 +21,7 @@ T = TypeVar("T")
 class ExportWorker(Generic[T]):
     """A daemon thread that sends queued items; the queue is bounded (oldest dropped)."""
 
-    def __init__(self, name: str, send: Callable[[T], None], max_pending: int,
-                 on_drop: Callable[[T], None]) -> None:
+    def __init__(self, name: str, send: Callable[[T], None], max_pending: int, on_drop: Callable[[T], None]) -> None:
         self._name = name
         self._send = send
         self._max_pending = max_pending

@@ -48,8 +48,8 @@ try:
 except Exception as _exc:  # noqa: BLE001 - the user's sitecustomize failing is reported like Python does
     import sys as _sys
 
-    print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(_exc).__name__}: {_exc}",
-          file=_sys.stderr)
+    print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(_exc).__name__}: {_exc}", file=_sys.stderr)
+
 
 def _console_logging() -> None:
     """otel-grpo's own lines (what was instrumented, warnings) on stderr, unless the program logs."""
@@ -76,5 +76,4 @@ try:
 except Exception as _exc:  # noqa: BLE001 - never stop the user's program from starting
     import logging
 
-    logging.getLogger("otel_grpo").warning("otel-grpo: instrumentation disabled: %s: %s",
-                                           type(_exc).__name__, _exc)
+    logging.getLogger("otel_grpo").warning("otel-grpo: instrumentation disabled: %s: %s", type(_exc).__name__, _exc)

@@ -46,8 +46,11 @@ def _sdk_providers() -> dict[str, Any]:
     if reader is None or not isinstance(meter_provider, MeterProvider):
         return {}
     tracer_provider = trace.get_tracer_provider()
-    return {"step_reader": reader, "meter_provider": meter_provider,
-            "tracer_provider": tracer_provider if isinstance(tracer_provider, TracerProvider) else None}
+    return {
+        "step_reader": reader,
+        "meter_provider": meter_provider,
+        "tracer_provider": tracer_provider if isinstance(tracer_provider, TracerProvider) else None,
+    }
 
 
 class GrpoInstrumentor(BaseInstrumentor):
@@ -87,16 +90,24 @@ class GrpoInstrumentor(BaseInstrumentor):
                 owner, attr = _resolve_owner(module, qualname)
                 getattr(owner, attr)
             except AttributeError:
-                logger.warning("otel-grpo: target %s:%s not found in module %s; check "
-                               "instrumentation.targets", module_name, qualname, module_name)
+                logger.warning(
+                    "otel-grpo: target %s:%s not found in module %s; check instrumentation.targets",
+                    module_name,
+                    qualname,
+                    module_name,
+                )
                 return
             if not isinstance(owner, type):
-                logger.warning("otel-grpo: target %s:%s is not a method of a class; check "
-                               "instrumentation.targets", module_name, qualname)
+                logger.warning(
+                    "otel-grpo: target %s:%s is not a method of a class; check instrumentation.targets",
+                    module_name,
+                    qualname,
+                )
                 return
             if patch_method(owner, attr, wrapper, role):
                 self._patched.append((module_name, qualname))
                 report_instrumented([(role, f"{module_name}:{qualname}")], announce=False)
+
         return patch
 
     def _uninstrument(self, **kwargs: Any) -> None:

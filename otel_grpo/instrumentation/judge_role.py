@@ -34,8 +34,9 @@ def _counter_snapshot(stats: Any) -> dict[str, float] | None:
     return snap or None
 
 
-def classify_judge_outcome(result: Any, exc: BaseException | None, before: dict | None,
-                           after: dict | None, attempts: list) -> tuple[str, Any, str | None]:
+def classify_judge_outcome(
+    result: Any, exc: BaseException | None, before: dict | None, after: dict | None, attempts: list
+) -> tuple[str, Any, str | None]:
     """Decide the one outcome of a judge evaluation: (outcome, verdict, error_type).
 
     An exception is an api_failure. Otherwise the change in the trainer's own
@@ -45,7 +46,7 @@ def classify_judge_outcome(result: Any, exc: BaseException | None, before: dict 
     an api_failure, a reply with no readable verdict a parse_failure.
     """
     last = attempts[-1] if attempts else None
-    error_type = (last.error_type if last is not None and last.error_type else None)
+    error_type = last.error_type if last is not None and last.error_type else None
     if exc is not None:
         return semconv.OUTCOME_API_FAILURE, None, error_type or type(exc).__qualname__
     verdict = bool(result) if isinstance(result, bool | int) else None
@@ -71,7 +72,7 @@ def classify_judge_outcome(result: Any, exc: BaseException | None, before: dict 
 def judge_wrapper(options: InstrumentationConfig) -> Wrapper:
     """Wraps the judge function: one judge evaluation, parent of its HTTP attempts."""
 
-    def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
+    def before(tel: Telemetry, wrapped, instance, args, kwargs):
         source = bind_argument(wrapped, args, kwargs, options.arguments.source)
         ptype = bind_argument(wrapped, args, kwargs, options.arguments.problem_type, position=3)
         src, pt = tel.recorder.resolve_labels(source, ptype)
@@ -84,7 +85,7 @@ def judge_wrapper(options: InstrumentationConfig) -> Wrapper:
         span = span_cm.__enter__()
         return evaluation, token, stats_before, span_cm, span, time.perf_counter(), call_token
 
-    def after(tel: Telemetry, st, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
+    def after(tel: Telemetry, st, result, exc, wrapped, instance, args, kwargs) -> None:
         evaluation, token, stats_before, span_cm, span, started, call_token = st
         exit_call(call_token)
         try:
@@ -93,22 +94,26 @@ def judge_wrapper(options: InstrumentationConfig) -> Wrapper:
             judge_evaluation_var().set(None)
         try:
             attr = options.eval_stats_attribute
-            stats_after = _counter_snapshot(getattr(instance, attr, None)) if attr and instance is not None \
-                else None
+            stats_after = _counter_snapshot(getattr(instance, attr, None)) if attr and instance is not None else None
             outcome, verdict, error_type = classify_judge_outcome(
-                result, exc, stats_before, stats_after, evaluation.attempts)
+                result, exc, stats_before, stats_after, evaluation.attempts
+            )
             tel.recorder.record_judge_evaluation(
-                outcome, verdict, time.perf_counter() - started, error_type=error_type,
-                source=evaluation.source, problem_type=evaluation.problem_type)
+                outcome,
+                verdict,
+                time.perf_counter() - started,
+                error_type=error_type,
+                source=evaluation.source,
+                problem_type=evaluation.problem_type,
+            )
             span.set_attribute(semconv.ATTR_JUDGE_OUTCOME, outcome)
             if verdict is not None and outcome == semconv.OUTCOME_SUCCESS:
-                span.set_attribute(semconv.ATTR_JUDGE_VERDICT,
-                                   semconv.VERDICT_CORRECT if verdict else semconv.VERDICT_INCORRECT)
+                span.set_attribute(
+                    semconv.ATTR_JUDGE_VERDICT, semconv.VERDICT_CORRECT if verdict else semconv.VERDICT_INCORRECT
+                )
             if error_type:
                 span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
         finally:
             span_cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 
     return make_role_wrapper("judge", before, after)
-
-

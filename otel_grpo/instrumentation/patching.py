@@ -61,8 +61,7 @@ class RoleFunctionWrapper(wrapt.FunctionWrapper):
 
     __bound_function_wrapper__ = _BoundRoleWrapper
 
-    def __init__(self, wrapped: Any, wrapper: Wrapper, role: str = "", attribute: str = "",
-                 owner: Any = None) -> None:
+    def __init__(self, wrapped: Any, wrapper: Wrapper, role: str = "", attribute: str = "", owner: Any = None) -> None:
         super().__init__(wrapped, wrapper)
         self._self_otel_role = role
         self._self_otel_attribute = attribute or getattr(wrapped, "__name__", "")

@@ -85,7 +85,11 @@ def warn_if_no_train_step(when: str, steps_seen: bool = False) -> bool:
     logger.warning(
         "otel-grpo: %s, but no training step has been instrumented (instrumented: %s), so no per-step "
         "rows are written. Check instrumentation.targets in your telemetry config (now: %s): module, "
-        "class and method must match your trainer.", when, done, _Report.targets_hint or "the defaults")
+        "class and method must match your trainer.",
+        when,
+        done,
+        _Report.targets_hint or "the defaults",
+    )
     return True
 
 
@@ -104,5 +108,12 @@ def reset() -> None:
         _Report.announced = False
 
 
-__all__ = ["first_call", "report_instrumented", "reset", "set_targets_hint", "train_step_instrumented",
-           "warn_at_exit", "warn_if_no_train_step"]
+__all__ = [
+    "first_call",
+    "report_instrumented",
+    "reset",
+    "set_targets_hint",
+    "train_step_instrumented",
+    "warn_at_exit",
+    "warn_if_no_train_step",
+]

@@ -44,13 +44,13 @@ def _numeric_items(result: Any, names: list[str]) -> dict[str, Any]:
 def step_wrapper(options: InstrumentationConfig) -> Wrapper:
     """Wraps ``train_step(step)``: a step window, scalars from its returned dict, temperature."""
 
-    def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
+    def before(tel: Telemetry, wrapped, instance, args, kwargs):
         step = bind_argument(wrapped, args, kwargs, options.arguments.step, position=0)
         scope = tel.step(step)
         scope.__enter__()
         return scope
 
-    def after(tel: Telemetry, scope, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
+    def after(tel: Telemetry, scope, result, exc, wrapped, instance, args, kwargs) -> None:
         try:
             if exc is None:
                 scalars = _numeric_items(result, list(options.scalars))
@@ -72,12 +72,12 @@ def step_wrapper(options: InstrumentationConfig) -> Wrapper:
 def validation_wrapper(options: InstrumentationConfig) -> Wrapper:
     """Wraps ``evaluate_on_val_set(...)``: a validation window logged at the latest step."""
 
-    def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
+    def before(tel: Telemetry, wrapped, instance, args, kwargs):
         scope = tel.validation()
         scope.__enter__()
         return scope
 
-    def after(tel: Telemetry, scope, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
+    def after(tel: Telemetry, scope, result, exc, wrapped, instance, args, kwargs) -> None:
         scope.close(exc is None)
 
     return make_role_wrapper("evaluate", before, after)
@@ -106,7 +106,7 @@ def _execution_outcome(result: Any) -> tuple[Any, Any, bool]:
 def executor_wrapper(options: InstrumentationConfig) -> Wrapper:
     """Wraps ``execute_workflow``: one executor run, and the start of one sample."""
 
-    def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
+    def before(tel: Telemetry, wrapped, instance, args, kwargs):
         source = kwargs.get(options.arguments.workflow_kwargs_source)
         if source is None:
             source = bind_argument(wrapped, args, kwargs, options.arguments.source)
@@ -121,7 +121,7 @@ def executor_wrapper(options: InstrumentationConfig) -> Wrapper:
         call_token = enter_call(CALL_EXECUTOR, ExecutorRunState(state.source, state.problem_type))
         return state, span_cm, time.perf_counter(), call_token
 
-    def after(tel: Telemetry, state, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
+    def after(tel: Telemetry, state, result, exc, wrapped, instance, args, kwargs) -> None:
         sample, span_cm, started, call_token = state
         exit_call(call_token)
         elapsed = time.perf_counter() - started
@@ -187,7 +187,7 @@ def _scores(state: Any, window: Any, problem_key: Any, answer_key: Any) -> bool:
 def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
     """Wraps ``compute_reward``: scores the sample its executor run started, or a new one."""
 
-    def before(tel: Telemetry, wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202
+    def before(tel: Telemetry, wrapped, instance, args, kwargs):
         problem = bind_argument(wrapped, args, kwargs, "problem", position=0)
         problem_key = _problem_key(problem)
         answer_key = _problem_key(bind_argument(wrapped, args, kwargs, "prediction", position=1))
@@ -215,7 +215,7 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
         span_cm.__enter__()
         return state, token, span_cm
 
-    def after(tel: Telemetry, st, result, exc, wrapped, instance, args, kwargs) -> None:  # noqa: ANN001
+    def after(tel: Telemetry, st, result, exc, wrapped, instance, args, kwargs) -> None:
         state, token, span_cm = st
         try:
             if exc is not None:
@@ -230,5 +230,3 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
                 reset_sample(token)
 
     return make_role_wrapper("compute_reward", before, after)
-
-

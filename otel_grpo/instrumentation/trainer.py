@@ -19,8 +19,13 @@ from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
 
 logger = logging.getLogger(__name__)
 
-_OWNER_ROLES = {"train_step": None, "evaluate": None, "execute": "executor_attribute",
-                "compute_reward": "reward_attribute", "judge": "reward_attribute"}
+_OWNER_ROLES = {
+    "train_step": None,
+    "evaluate": None,
+    "execute": "executor_attribute",
+    "compute_reward": "reward_attribute",
+    "judge": "reward_attribute",
+}
 _patched: list[tuple[type, str]] = []  # (class, method name) wrapped by instrument_trainer
 
 
@@ -55,8 +60,7 @@ def _targets(trainer: Any, options: Any) -> list[tuple[Any, str, str]]:
 def _find_owner(trainer: Any, method: str) -> Any:
     """An attribute of ``trainer`` that has ``method`` (e.g. ``self.aflow_executor``), if exactly one."""
     try:
-        candidates = [value for value in vars(trainer).values()
-                      if not callable(value) and hasattr(type(value), method)]
+        candidates = [value for value in vars(trainer).values() if not callable(value) and hasattr(type(value), method)]
     except TypeError:  # no __dict__
         return None
     unique = {id(c): c for c in candidates}

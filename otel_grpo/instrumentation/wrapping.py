@@ -48,8 +48,7 @@ def _params(wrapped: Callable[..., Any]) -> tuple[list[str], dict[str, Any]]:
         pass
     try:
         sig = inspect.signature(wrapped)
-        names = [n for n, p in sig.parameters.items()
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = [n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         defaults = {n: p.default for n, p in sig.parameters.items() if p.default is not p.empty}
     except (TypeError, ValueError):
         names, defaults = [], {}
@@ -62,8 +61,9 @@ def _params(wrapped: Callable[..., Any]) -> tuple[list[str], dict[str, Any]]:
     return names, defaults
 
 
-def bind_argument(wrapped: Callable[..., Any], args: tuple, kwargs: dict, name: str,
-                  position: int | None = None) -> Any:
+def bind_argument(
+    wrapped: Callable[..., Any], args: tuple, kwargs: dict, name: str, position: int | None = None
+) -> Any:
     """Value of argument ``name`` of a call: by keyword, by signature position, else ``position``."""
     if name in kwargs:
         return kwargs[name]
@@ -102,7 +102,7 @@ def make_role_wrapper(role: str, before: Before, after: After) -> Wrapper:
 
     first = True
 
-    def enter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict):  # noqa: ANN202
+    def enter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict):
         nonlocal first
         tel = get_telemetry()
         if tel is None:
@@ -125,8 +125,17 @@ def make_role_wrapper(role: str, before: Before, after: After) -> Wrapper:
             _active_roles.reset(token)
             return None, None, None
 
-    def leave(tel: Telemetry, state: Any, token: Any, result: Any, exc: BaseException | None,
-              wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> None:
+    def leave(
+        tel: Telemetry,
+        state: Any,
+        token: Any,
+        result: Any,
+        exc: BaseException | None,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple,
+        kwargs: dict,
+    ) -> None:
         try:
             _active_roles.reset(token)
         except ValueError:
@@ -187,13 +196,18 @@ def span_for(tel: Telemetry, name: str, attrs: Callable[[Telemetry, Any], dict[s
 
 
 def judge_span_attrs(tel: Telemetry, evaluation: Any) -> dict[str, Any]:
-    return {semconv.ATTR_SOURCE: evaluation.source, semconv.ATTR_PROBLEM_TYPE: evaluation.problem_type,
-            semconv.ATTR_SPLIT: tel.recorder.current_split(), semconv.ATTR_STEP: tel.recorder.last_step or 0}
+    return {
+        semconv.ATTR_SOURCE: evaluation.source,
+        semconv.ATTR_PROBLEM_TYPE: evaluation.problem_type,
+        semconv.ATTR_SPLIT: tel.recorder.current_split(),
+        semconv.ATTR_STEP: tel.recorder.last_step or 0,
+    }
 
 
 def sample_span_attrs(tel: Telemetry, state: Any) -> dict[str, Any]:
-    return {semconv.ATTR_SOURCE: state.source, semconv.ATTR_PROBLEM_TYPE: state.problem_type,
-            semconv.ATTR_SPLIT: tel.recorder.current_split(),
-            semconv.ATTR_STEP: tel.recorder.last_step or 0}
-
-
+    return {
+        semconv.ATTR_SOURCE: state.source,
+        semconv.ATTR_PROBLEM_TYPE: state.problem_type,
+        semconv.ATTR_SPLIT: tel.recorder.current_split(),
+        semconv.ATTR_STEP: tel.recorder.last_step or 0,
+    }

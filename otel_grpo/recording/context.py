@@ -67,8 +67,7 @@ class LabelGuard:
 
     _MAX_PROBLEM_TYPES = 16
 
-    def __init__(self, known_sources: Iterable[str] = semconv.DEFAULT_DATASETS,
-                 max_sources: int = 32) -> None:
+    def __init__(self, known_sources: Iterable[str] = semconv.DEFAULT_DATASETS, max_sources: int = 32) -> None:
         self._known = {_clean_label(s) for s in known_sources} | {semconv.UNKNOWN, semconv.OTHER}
         self._max_extra = max_sources
         self._extra: set[str] = set()
@@ -98,7 +97,8 @@ class LabelGuard:
                             "otel-grpo: more than %d distinct unexpected dataset sources; "
                             "source %r and any further new ones are recorded as 'other' "
                             "(raise metrics.max_sources or list them in wandb.dashboard.datasets)",
-                            self._max_extra, label,
+                            self._max_extra,
+                            label,
                         )
                     label = semconv.OTHER
         try:
@@ -166,7 +166,7 @@ set_sample = _sample_var.set
 """Make a :class:`SampleState` the current sample; returns a token for :func:`reset_sample`."""
 
 
-def reset_sample(token) -> None:  # noqa: ANN001
+def reset_sample(token) -> None:
     """Restore the sample that was current before :func:`set_sample`."""
     try:
         _sample_var.reset(token)

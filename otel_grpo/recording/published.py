@@ -35,7 +35,7 @@ class PublishedTotals:
         self._create_instruments(meter)
 
     def _create_instruments(self, meter: Meter) -> None:
-        def obs_counter(spec, cb, updown=False):  # noqa: ANN001, ANN202
+        def obs_counter(spec, cb, updown=False):
             name, unit, desc = spec
             make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
             return make(name, callbacks=[cb], unit=unit, description=desc)
@@ -54,44 +54,70 @@ class PublishedTotals:
         obs_counter(semconv.VAL_RUNS, self._observe_steps(2))
         obs_counter(semconv.EXPORTER_EVENTS, self._observe_health)
         for spec, idx in ((semconv.REWARD_MIN, 0), (semconv.REWARD_MAX, 1)):
-            meter.create_observable_gauge(spec[0], callbacks=[self._observe_minmax(idx)],
-                                          unit=spec[1], description=spec[2])
-        meter.create_observable_gauge(semconv.TRAIN_SCALAR[0], callbacks=[self._observe_scalars],
-                                      unit=semconv.TRAIN_SCALAR[1], description=semconv.TRAIN_SCALAR[2])
-        meter.create_observable_gauge(semconv.TRAIN_STEP[0], callbacks=[self._observe_last_step],
-                                      unit=semconv.TRAIN_STEP[1], description=semconv.TRAIN_STEP[2])
+            meter.create_observable_gauge(
+                spec[0], callbacks=[self._observe_minmax(idx)], unit=spec[1], description=spec[2]
+            )
+        meter.create_observable_gauge(
+            semconv.TRAIN_SCALAR[0],
+            callbacks=[self._observe_scalars],
+            unit=semconv.TRAIN_SCALAR[1],
+            description=semconv.TRAIN_SCALAR[2],
+        )
+        meter.create_observable_gauge(
+            semconv.TRAIN_STEP[0],
+            callbacks=[self._observe_last_step],
+            unit=semconv.TRAIN_STEP[1],
+            description=semconv.TRAIN_STEP[2],
+        )
         duration = semconv.DURATION_BUCKETS_S
         self._exec_duration = meter.create_histogram(
-            semconv.EXECUTOR_DURATION[0], unit="s", description=semconv.EXECUTOR_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration))
+            semconv.EXECUTOR_DURATION[0],
+            unit=semconv.EXECUTOR_DURATION[1],
+            description=semconv.EXECUTOR_DURATION[2],
+            explicit_bucket_boundaries_advisory=list(duration),
+        )
         self._judge_evals = meter.create_counter(
-            semconv.JUDGE_EVALUATIONS[0], unit=semconv.JUDGE_EVALUATIONS[1],
-            description=semconv.JUDGE_EVALUATIONS[2])
+            semconv.JUDGE_EVALUATIONS[0], unit=semconv.JUDGE_EVALUATIONS[1], description=semconv.JUDGE_EVALUATIONS[2]
+        )
         self._judge_duration = meter.create_histogram(
-            semconv.JUDGE_DURATION[0], unit="s", description=semconv.JUDGE_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration))
+            semconv.JUDGE_DURATION[0],
+            unit=semconv.JUDGE_DURATION[1],
+            description=semconv.JUDGE_DURATION[2],
+            explicit_bucket_boundaries_advisory=list(duration),
+        )
         self._judge_requests = meter.create_counter(
-            semconv.JUDGE_REQUESTS[0], unit=semconv.JUDGE_REQUESTS[1], description=semconv.JUDGE_REQUESTS[2])
+            semconv.JUDGE_REQUESTS[0], unit=semconv.JUDGE_REQUESTS[1], description=semconv.JUDGE_REQUESTS[2]
+        )
         self._executor_llm_requests = meter.create_counter(
-            semconv.EXECUTOR_LLM_REQUESTS[0], unit=semconv.EXECUTOR_LLM_REQUESTS[1],
-            description=semconv.EXECUTOR_LLM_REQUESTS[2])
+            semconv.EXECUTOR_LLM_REQUESTS[0],
+            unit=semconv.EXECUTOR_LLM_REQUESTS[1],
+            description=semconv.EXECUTOR_LLM_REQUESTS[2],
+        )
         self._judge_cost = meter.create_counter(
-            semconv.JUDGE_COST[0], unit="USD", description=semconv.JUDGE_COST[2])
+            semconv.JUDGE_COST[0], unit=semconv.JUDGE_COST[1], description=semconv.JUDGE_COST[2]
+        )
         self.genai_duration = meter.create_histogram(
-            semconv.GEN_AI_OPERATION_DURATION[0], unit="s",
+            semconv.GEN_AI_OPERATION_DURATION[0],
+            unit=semconv.GEN_AI_OPERATION_DURATION[1],
             description=semconv.GEN_AI_OPERATION_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration))
+            explicit_bucket_boundaries_advisory=list(duration),
+        )
         self.genai_tokens = meter.create_histogram(
-            semconv.GEN_AI_TOKEN_USAGE[0], unit="{token}", description=semconv.GEN_AI_TOKEN_USAGE[2],
-            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS))
+            semconv.GEN_AI_TOKEN_USAGE[0],
+            unit=semconv.GEN_AI_TOKEN_USAGE[1],
+            description=semconv.GEN_AI_TOKEN_USAGE[2],
+            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS),
+        )
 
     def _observe_samples(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
         def callback(_options: CallbackOptions) -> Iterator[Observation]:
             with self._lock:
                 items = [(k, getattr(v, field_name)) for k, v in self._samples.items()]
             for (split, source, ptype), value in items:
-                yield Observation(value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source,
-                                          semconv.ATTR_PROBLEM_TYPE: ptype})
+                yield Observation(
+                    value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source, semconv.ATTR_PROBLEM_TYPE: ptype}
+                )
+
         return callback
 
     def _observe_exec(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
@@ -115,6 +141,7 @@ class PublishedTotals:
                 if len(key) > 3:
                     attrs[semconv.ATTR_SUCCESS] = key[3]
                 yield Observation(value, attrs)
+
         return callback
 
     def _observe_groups(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
@@ -123,11 +150,13 @@ class PublishedTotals:
                 items = [(k, v[idx]) for k, v in self._groups.items()]
             for (split, source), value in items:
                 yield Observation(value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source})
+
         return callback
 
     def _observe_steps(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
         def callback(_options: CallbackOptions) -> Iterator[Observation]:
             yield Observation(self._steps[idx])
+
         return callback
 
     def _observe_minmax(self, idx: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
@@ -135,8 +164,11 @@ class PublishedTotals:
             with self._lock:
                 items = list(self._sealed_minmax.items())
             for (split, source, ptype), pair in items:
-                yield Observation(pair[idx], {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source,
-                                              semconv.ATTR_PROBLEM_TYPE: ptype})
+                yield Observation(
+                    pair[idx],
+                    {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source, semconv.ATTR_PROBLEM_TYPE: ptype},
+                )
+
         return callback
 
     def _observe_scalars(self, _options: CallbackOptions) -> Iterator[Observation]:

@@ -42,14 +42,18 @@ _MAX = MAX_MAGNITUDE
 class Recorder(PublishedTotals):
     """Pre-aggregating recorder bound to one :class:`~opentelemetry.metrics.Meter`."""
 
-    def __init__(self, meter: Meter, *, accuracy_threshold: float = 0.9,
-                 labels: LabelGuard | None = None,
-                 judge_prices: tuple[float, float] = (0.0, 0.0),
-                 health: Callable[[], dict[str, int]] | None = None,
-                 max_sample_rows: int = 16) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        accuracy_threshold: float = 0.9,
+        labels: LabelGuard | None = None,
+        judge_prices: tuple[float, float] = (0.0, 0.0),
+        health: Callable[[], dict[str, int]] | None = None,
+        max_sample_rows: int = 16,
+    ) -> None:
         self.threshold = accuracy_threshold
         self.max_sample_rows = max_sample_rows
-        self.last_closed: dict[str, Window] = {}  # split -> the last window closed (tables read it)
         self.labels = labels or LabelGuard()
         self._prices = judge_prices
         self._global_windows: list[Window] = []  # open windows, innermost last (thread fallback)
@@ -78,7 +82,6 @@ class Recorder(PublishedTotals):
             if window.closed:
                 return
             window.closed = True
-            self.last_closed[window.split] = window
             try:
                 self._global_windows.remove(window)
             except ValueError:
@@ -110,8 +113,10 @@ class Recorder(PublishedTotals):
             self._sealed_minmax = {k: v for k, v in self._sealed_minmax.items() if k[0] != window.split}
             for (source, ptype), sample_stats in window.samples.items():
                 if sample_stats.samples:
-                    self._sealed_minmax[(window.split, source, ptype)] = (sample_stats.reward_min,
-                                                                          sample_stats.reward_max)
+                    self._sealed_minmax[(window.split, source, ptype)] = (
+                        sample_stats.reward_min,
+                        sample_stats.reward_max,
+                    )
             for source, (groups, zero) in window.group_counts.items():
                 counts = self._groups.setdefault((window.split, source), [0, 0])
                 counts[0] += groups
@@ -152,13 +157,19 @@ class Recorder(PublishedTotals):
     def new_sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleState:
         """A sample state with normalised labels (not yet made current)."""
         src = self.labels.source(source)
-        return SampleState(source=src, problem_type=self.labels.problem_type(problem_type, src),
-                           group=group)
+        return SampleState(source=src, problem_type=self.labels.problem_type(problem_type, src), group=group)
 
     # --- recording -----------------------------------------------------------------------
-    def record_sample(self, reward: Any, correctness: Any = None, *, source: Any = None,
-                      problem_type: Any = None, group: Any = None,
-                      state: SampleState | None = None) -> None:
+    def record_sample(
+        self,
+        reward: Any,
+        correctness: Any = None,
+        *,
+        source: Any = None,
+        problem_type: Any = None,
+        group: Any = None,
+        state: SampleState | None = None,
+    ) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
         if type(reward) is float and -_MAX <= reward <= _MAX:
             reward_value, invalid = reward, False  # the common case, without a call
@@ -181,12 +192,19 @@ class Recorder(PublishedTotals):
         else:
             src = self.labels.source(source)
             ptype = self.labels.problem_type(problem_type, src)
-        window = (state.window if state is not None and state.window is not None else None) \
-            or self.current_window()
+        window = (state.window if state is not None and state.window is not None else None) or self.current_window()
         self._add_sample(window, src, ptype, reward_value, correctness_value, group, state)
 
-    def _add_sample(self, window: Window | None, source: str, ptype: str, reward: float,
-                    correctness: float, group: Any, state: SampleState | None = None) -> None:
+    def _add_sample(
+        self,
+        window: Window | None,
+        source: str,
+        ptype: str,
+        reward: float,
+        correctness: float,
+        group: Any,
+        state: SampleState | None = None,
+    ) -> None:
         correct = correctness >= self.threshold
         with self._lock:
             if window is None or window.closed:  # outside any window: commit straight away
@@ -204,8 +222,9 @@ class Recorder(PublishedTotals):
                 self._unpend(window, state)
             if len(window.sample_rows) < self.max_sample_rows:
                 extra = state.extra if state is not None else {}
-                window.sample_rows.append((source, ptype, reward, correctness, extra.get("cost"),
-                                           extra.get("judge"), extra.get("latency")))
+                window.sample_rows.append(
+                    (source, ptype, reward, correctness, extra.get("cost"), extra.get("judge"), extra.get("latency"))
+                )
             if group is not None:
                 entry = window.groups.get(group)
                 if entry is None:
@@ -264,8 +283,15 @@ class Recorder(PublishedTotals):
             chosen.extra["rewarded"] = True
             return chosen
 
-    def record_executor_run(self, cost: Any = 0.0, duration_s: Any = None, success: Any = True, *,
-                            source: Any = None, problem_type: Any = None) -> None:
+    def record_executor_run(
+        self,
+        cost: Any = 0.0,
+        duration_s: Any = None,
+        success: Any = True,
+        *,
+        source: Any = None,
+        problem_type: Any = None,
+    ) -> None:
         """Record one workflow execution: its cost (USD), wall time and outcome."""
         state = current_sample()
         if state is not None:
@@ -310,8 +336,9 @@ class Recorder(PublishedTotals):
                 if not ok_flag and window is not None:  # a failed execution: incorrect, reward 0
                     self._finish_unscored(state, window)
         if seconds is not None:
-            self._exec_duration.record(seconds, {
-                semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_SUCCESS: ok})
+            self._exec_duration.record(
+                seconds, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_SUCCESS: ok}
+            )
 
     def _duration(self, raw: Any) -> float | None:
         """A duration in seconds, or None (an unreadable or negative one is counted invalid)."""
@@ -323,9 +350,16 @@ class Recorder(PublishedTotals):
             return None
         return seconds
 
-    def record_judge_evaluation(self, outcome: str, verdict: Any = None, duration_s: Any = None, *,
-                                error_type: str | None = None, source: Any = None,
-                                problem_type: Any = None) -> None:
+    def record_judge_evaluation(
+        self,
+        outcome: str,
+        verdict: Any = None,
+        duration_s: Any = None,
+        *,
+        error_type: str | None = None,
+        source: Any = None,
+        problem_type: Any = None,
+    ) -> None:
         """Record one judge evaluation ending in ``success``, ``parse_failure`` or ``api_failure``."""
         if outcome not in semconv.JUDGE_OUTCOMES:
             self.invalid.report("judge outcome", outcome)
@@ -342,8 +376,13 @@ class Recorder(PublishedTotals):
             verdict_label = semconv.VERDICT_CORRECT if verdict else semconv.VERDICT_INCORRECT
         else:
             verdict_label = semconv.VERDICT_NONE
-        attrs = {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_PROBLEM_TYPE: ptype,
-                 semconv.ATTR_JUDGE_OUTCOME: outcome, semconv.ATTR_JUDGE_VERDICT: verdict_label}
+        attrs = {
+            semconv.ATTR_SPLIT: split,
+            semconv.ATTR_SOURCE: src,
+            semconv.ATTR_PROBLEM_TYPE: ptype,
+            semconv.ATTR_JUDGE_OUTCOME: outcome,
+            semconv.ATTR_JUDGE_VERDICT: verdict_label,
+        }
         if outcome == semconv.OUTCOME_API_FAILURE:
             attrs[semconv.ATTR_ERROR_TYPE] = error_type or semconv.ERROR_OTHER
         self._judge_evals.add(1, attrs)
@@ -352,11 +391,13 @@ class Recorder(PublishedTotals):
             state.extra["judge"] = outcome
         seconds = self._duration(duration_s)
         if seconds is not None:
-            self._judge_duration.record(seconds, {
-                semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_JUDGE_OUTCOME: outcome})
+            self._judge_duration.record(
+                seconds, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_JUDGE_OUTCOME: outcome}
+            )
 
-    def record_judge_request(self, *, error_type: str | None = None, input_tokens: Any = None,
-                             output_tokens: Any = None, source: Any = None) -> None:
+    def record_judge_request(
+        self, *, error_type: str | None = None, input_tokens: Any = None, output_tokens: Any = None, source: Any = None
+    ) -> None:
         """Record one HTTP request to the judge endpoint and price its tokens."""
         src, _ = self.resolve_labels(source, None)
         attrs = {semconv.ATTR_SPLIT: self.current_split(), semconv.ATTR_SOURCE: src}
@@ -367,8 +408,7 @@ class Recorder(PublishedTotals):
         tokens_in, tokens_out = self._tokens(input_tokens), self._tokens(output_tokens)
         cost = (tokens_in * price_in + tokens_out * price_out) / 1e6
         if cost > 0:
-            self._judge_cost.add(cost, {semconv.ATTR_SPLIT: attrs[semconv.ATTR_SPLIT],
-                                        semconv.ATTR_SOURCE: src})
+            self._judge_cost.add(cost, {semconv.ATTR_SPLIT: attrs[semconv.ATTR_SPLIT], semconv.ATTR_SOURCE: src})
 
     def _tokens(self, raw: Any) -> float:
         """A token count (0 when absent; an unreadable or negative one is counted invalid)."""

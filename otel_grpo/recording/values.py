@@ -37,8 +37,11 @@ class InvalidValueLog:
             self.counts[kind] = self.counts.get(kind, 0) + 1
         if first:
             logger.warning(
-                "otel-grpo: invalid %s %s (type %s) counted as invalid; further invalid %s values "
-                "are counted silently", kind, _short(raw), _type_name(raw), kind,
+                "otel-grpo: invalid %s %s (type %s) counted as invalid; further invalid %s values are counted silently",
+                kind,
+                _short(raw),
+                _type_name(raw),
+                kind,
             )
 
     def total(self) -> int:

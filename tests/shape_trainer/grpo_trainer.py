@@ -34,18 +34,31 @@ class GRPOTrainer:
         return round(1.0 - 0.1 * step, 3)
 
     async def _run_one(self, sample):
-        spec = json.dumps({"kind": sample["kind"], "reward": sample["reward"], "cost": sample["cost"],
-                           "judge_fault": sample["judge_fault"], "answer": "42"})
+        spec = json.dumps(
+            {
+                "kind": sample["kind"],
+                "reward": sample["reward"],
+                "cost": sample["cost"],
+                "judge_fault": sample["judge_fault"],
+                "answer": "42",
+            }
+        )
         try:
             answer, cost, meta = await self.executor.execute_workflow(
-                spec, sample["qid"], sample["problem_type"] or "math", entry_point=None, test=None,
-                source=sample["source"], context=None)
+                spec,
+                sample["qid"],
+                sample["problem_type"] or "math",
+                entry_point=None,
+                test=None,
+                source=sample["source"],
+                context=None,
+            )
             if not meta["success"]:
                 reward = 0.0
             else:
                 reward = self.reward_computer.compute_reward(
-                    sample["qid"], spec, "42", sample["problem_type"] or "math",
-                    metadata=meta, source=sample["source"])
+                    sample["qid"], spec, "42", sample["problem_type"] or "math", metadata=meta, source=sample["source"]
+                )
         except Exception:
             reward = -10.0
         if self.use_wandb:
@@ -59,10 +72,19 @@ class GRPOTrainer:
             raise CudaOOM("CUDA out of memory")
         rewards = await asyncio.gather(*(self._run_one(s) for s in self.plan["train"][step]))
         correct = sum(1 for r in rewards if r >= 0.9)
-        return {"step": step, "loss": 1.0 / step, "kl_div": 0.01 * step, "avg_reward": sum(rewards) / len(rewards),
-                "max_reward": max(rewards), "min_reward": min(rewards), "num_samples": len(rewards),
-                "accuracy": 100.0 * correct / len(rewards), "num_correct": correct, "num_total": len(rewards),
-                "avg_correctness_score": sum(rewards) / len(rewards)}
+        return {
+            "step": step,
+            "loss": 1.0 / step,
+            "kl_div": 0.01 * step,
+            "avg_reward": sum(rewards) / len(rewards),
+            "max_reward": max(rewards),
+            "min_reward": min(rewards),
+            "num_samples": len(rewards),
+            "accuracy": 100.0 * correct / len(rewards),
+            "num_correct": correct,
+            "num_total": len(rewards),
+            "avg_correctness_score": sum(rewards) / len(rewards),
+        }
 
     async def evaluate_on_val_set(self, num_samples=50):
         rewards = await asyncio.gather(*(self._run_one(s) for s in self.plan["val"][:num_samples]))

@@ -11,14 +11,20 @@ from __future__ import annotations
 import random
 
 SOURCES = ["gsm8k", "math", "humaneval", "mbpp", "hotpotqa", "commonsenseqa", "mmlu"]
-PTYPE = {"gsm8k": "math", "math": "math", "humaneval": "code", "mbpp": "code",
-         "hotpotqa": "qa", "commonsenseqa": "qa", "mmlu": "qa"}
+PTYPE = {
+    "gsm8k": "math",
+    "math": "math",
+    "humaneval": "code",
+    "mbpp": "code",
+    "hotpotqa": "qa",
+    "commonsenseqa": "qa",
+    "mmlu": "qa",
+}
 REWARDS = [0.0, 0.2, 0.4, 0.7, 1.0]
 JUDGE_FAULTS = ["ok_true", "ok_false", "ok_true", "unparsable", "http_500", "null_content"]
 
 
-def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int = 5,
-              seed: int = 1) -> dict:
+def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int = 5, seed: int = 1) -> dict:
     """Return {"train": {step: [sample...]}, "val": [sample...], "raise_once": {step}}."""
     rng = random.Random(seed)
 
@@ -52,8 +58,15 @@ def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int
             ptype = None  # derived from the source
         if i % 13 == 12:
             src, ptype = None, None  # unknown
-        return {"qid": qid, "source": src, "problem_type": ptype, "kind": kind,
-                "reward": rng.choice(REWARDS), "judge_fault": rng.choice(JUDGE_FAULTS), "cost": cost}
+        return {
+            "qid": qid,
+            "source": src,
+            "problem_type": ptype,
+            "kind": kind,
+            "reward": rng.choice(REWARDS),
+            "judge_fault": rng.choice(JUDGE_FAULTS),
+            "cost": cost,
+        }
 
     train = {}
     for step in range(1, steps + 1):
@@ -62,8 +75,13 @@ def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int
             base = sample(q + step, f"s{step}q{q}")
             for _ in range(k):
                 s = dict(base)
-                s.update({k2: v for k2, v in sample(q + step, base["qid"]).items()
-                          if k2 in ("kind", "reward", "judge_fault", "cost")})
+                s.update(
+                    {
+                        k2: v
+                        for k2, v in sample(q + step, base["qid"]).items()
+                        if k2 in ("kind", "reward", "judge_fault", "cost")
+                    }
+                )
                 batch.append(s)
         train[step] = batch
     for s in train[steps][:k]:  # one group with no labels at all: "unknown"

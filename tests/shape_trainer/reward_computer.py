@@ -13,12 +13,26 @@ class RewardComputer:
         self.use_llm_judge = use_llm_judge
         self.judge_url = judge_url or "http://localhost:8002/v1"
         self.client = openai.OpenAI(base_url=self.judge_url, api_key="sk-dummy", timeout=5.0)
-        self.eval_stats = {"total_evaluations": 0, "llm_judge_success": 0,
-                           "llm_judge_parse_failures": 0, "llm_judge_api_failures": 0,
-                           "correct_predictions": 0, "incorrect_predictions": 0}
+        self.eval_stats = {
+            "total_evaluations": 0,
+            "llm_judge_success": 0,
+            "llm_judge_parse_failures": 0,
+            "llm_judge_api_failures": 0,
+            "correct_predictions": 0,
+            "incorrect_predictions": 0,
+        }
 
-    def compute_reward(self, problem, prediction, ground_truth, problem_type="math",
-                       metadata=None, test=None, entry_point=None, source=None):
+    def compute_reward(
+        self,
+        problem,
+        prediction,
+        ground_truth,
+        problem_type="math",
+        metadata=None,
+        test=None,
+        entry_point=None,
+        source=None,
+    ):
         spec = json.loads(prediction)
         self.eval_stats["total_evaluations"] += 1
         if spec["kind"] == "reward_raise":
@@ -38,10 +52,15 @@ class RewardComputer:
         for _attempt in range(2):
             try:
                 reply = self.client.chat.completions.create(
-                    model="gpt-oss-120b", temperature=0.0, max_tokens=800,
-                    messages=[{"role": "system", "content": "You judge answers."},
-                              {"role": "user", "content": f"Prediction: 42\nGround truth: {truth}"}],
-                    extra_headers={"X-Judge-Fault": header})
+                    model="gpt-oss-120b",
+                    temperature=0.0,
+                    max_tokens=800,
+                    messages=[
+                        {"role": "system", "content": "You judge answers."},
+                        {"role": "user", "content": f"Prediction: 42\nGround truth: {truth}"},
+                    ],
+                    extra_headers={"X-Judge-Fault": header},
+                )
                 content = reply.choices[0].message.content
                 if content is None:
                     self.eval_stats["llm_judge_api_failures"] += 1  # counted per attempt (quirk)

@@ -20,6 +20,7 @@ def main():
     trainer = GRPOTrainer(make_plan(steps=args.steps), args.judge_url, wandb_dir=args.wandb_dir)
     asyncio.run(trainer.train(args.steps))
     import wandb
+
     wandb.finish()
 
 

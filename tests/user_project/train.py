@@ -38,8 +38,7 @@ def main(argv=None):
     parser.add_argument("--eval-every", dest="eval_every", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
-    config = load_config(args.config, {"max_steps": args.max_steps, "eval_every": args.eval_every,
-                                       "seed": args.seed})
+    config = load_config(args.config, {"max_steps": args.max_steps, "eval_every": args.eval_every, "seed": args.seed})
     trainer = GRPOTrainer(config, judge_url=args.judge_url, wandb_dir=args.wandb_dir, use_wandb=not args.no_wandb)
     history = asyncio.run(trainer.train())
     if trainer.use_wandb:

@@ -30,9 +30,7 @@ def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = Fals
 def query_targets(*specs: tuple[str, str], instant: bool = False, table: bool = False) -> list[dict]:
     """One query target per ``(expr, legend)``, with reference ids A, B, C..."""
     refs = "ABCDEFGH"
-    return [
-        _target(expr, legend, refs[i], instant=instant, table=table) for i, (expr, legend) in enumerate(specs)
-    ]
+    return [_target(expr, legend, refs[i], instant=instant, table=table) for i, (expr, legend) in enumerate(specs)]
 
 
 def _defaults(
@@ -48,8 +46,16 @@ def _defaults(
     return defaults
 
 
-def timeseries(title: str, description: str, targets: list[dict], unit: str, *, minimum: float | None = None,
-               maximum: float | None = None, overrides: list | None = None) -> dict:
+def timeseries(
+    title: str,
+    description: str,
+    targets: list[dict],
+    unit: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    overrides: list | None = None,
+) -> dict:
     """A line chart."""
     defaults = _defaults(unit, minimum, maximum)
     defaults["custom"] = {
@@ -130,7 +136,10 @@ def piechart(title: str, description: str, expr: str, legend: str) -> dict:
             "pieType": "pie",
             "displayLabels": ["percent"],
             "legend": {
-                "displayMode": "table", "placement": "right", "showLegend": True, "values": ["value", "percent"],
+                "displayMode": "table",
+                "placement": "right",
+                "showLegend": True,
+                "values": ["value", "percent"],
             },
             "tooltip": {"mode": "single", "sort": "none"},
         },

@@ -164,10 +164,7 @@ def average_reward(split: str, by: tuple[str, ...] = (), **matchers: str) -> str
 
 def quantile(q: float, histogram: str, **matchers: str) -> str:
     """``histogram_quantile`` over ``$__rate_interval`` of a ``..._seconds`` histogram."""
-    return (
-        f"histogram_quantile({q}, sum by (le) "
-        f"(rate({sel(histogram + '_bucket', **matchers)}[$__rate_interval])))"
-    )
+    return f"histogram_quantile({q}, sum by (le) (rate({sel(histogram + '_bucket', **matchers)}[$__rate_interval])))"
 
 
 def total(metric: str, **matchers: str) -> str:

@@ -47,38 +47,60 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="otel-grpo demo",
         description="Run an instrumented GRPO demo (simulated policy, real rewards, local judge server) "
-                    "and write an offline WandB run.",
+        "and write an offline WandB run.",
     )
     p.add_argument("--steps", type=int, default=12, help="training steps (default 12)")
-    p.add_argument("--batch", type=int, default=14,
-                   help="questions per step, round-robin over the 7 datasets (default 14 = 2 per dataset)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=14,
+        help="questions per step, round-robin over the 7 datasets (default 14 = 2 per dataset)",
+    )
     p.add_argument("--k", type=int, default=4, help="workflows per question, a GRPO group (default 4)")
     p.add_argument("--eval-every", type=int, default=4, help="validate every E steps; 0 = never (default 4)")
     p.add_argument("--val-samples", type=int, default=28, help="validation questions (default 28)")
-    p.add_argument("--judge-url", default=None,
-                   help="use this OpenAI-compatible judge (e.g. http://127.0.0.1:8002/v1) instead of "
-                        "starting the local judge server")
-    p.add_argument("--wandb-mode", choices=("offline", "online", "disabled"), default=None,
-                   help="WandB mode (default offline, or the --config file's)")
+    p.add_argument(
+        "--judge-url",
+        default=None,
+        help="use this OpenAI-compatible judge (e.g. http://127.0.0.1:8002/v1) instead of "
+        "starting the local judge server",
+    )
+    p.add_argument(
+        "--wandb-mode",
+        choices=("offline", "online", "disabled"),
+        default=None,
+        help="WandB mode (default offline, or the --config file's)",
+    )
     p.add_argument("--wandb-dir", default=None, help="parent of the wandb/ run directory (default: cwd)")
     p.add_argument("--otlp-endpoint", default=None, help="also export over OTLP, e.g. http://localhost:4318")
-    p.add_argument("--prometheus-port", type=int, default=None,
-                   help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)")
-    p.add_argument("--judge-fault-rate", type=float, default=0.05,
-                   help="share of judge requests answered with a fault, split evenly among HTTP 500, "
-                        "an unparsable reply and null content (default 0.05; local server only)")
+    p.add_argument(
+        "--prometheus-port", type=int, default=None, help="serve Prometheus /metrics on 127.0.0.1:P (0 = any free port)"
+    )
+    p.add_argument(
+        "--judge-fault-rate",
+        type=float,
+        default=0.05,
+        help="share of judge requests answered with a fault, split evenly among HTTP 500, "
+        "an unparsable reply and null content (default 0.05; local server only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--config", default=None, help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
-    p.add_argument("--oom-step", type=int, default=2,
-                   help="step whose first attempt hits a simulated CUDA OOM and is retried; 0 = none (default 2)")
+    p.add_argument(
+        "--oom-step",
+        type=int,
+        default=2,
+        help="step whose first attempt hits a simulated CUDA OOM and is retried; 0 = none (default 2)",
+    )
     return p
 
 
 def _judge_port(url: str) -> int:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DemoError(f"otel-grpo demo: --judge-url must be an http(s) URL such as "
-                        f"http://127.0.0.1:8002/v1 (got {redact_url(url)!r})")
+        raise DemoError(
+            f"otel-grpo demo: --judge-url must be an http(s) URL such as "
+            f"http://127.0.0.1:8002/v1 (got {redact_url(url)!r})"
+        )
     try:
         port = parts.port
     except ValueError as exc:
@@ -95,15 +117,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         (args.k >= 1, "--k must be at least 1"),
         (args.eval_every >= 0, "--eval-every must be 0 (never) or more"),
         (args.val_samples >= 1, "--val-samples must be at least 1"),
-        (math.isfinite(args.judge_fault_rate) and 0.0 <= args.judge_fault_rate <= 1.0,
-         "--judge-fault-rate must be between 0 and 1"),
-        (args.prometheus_port is None or 0 <= args.prometheus_port <= 65535,
-         "--prometheus-port must be between 0 and 65535"),
+        (
+            math.isfinite(args.judge_fault_rate) and 0.0 <= args.judge_fault_rate <= 1.0,
+            "--judge-fault-rate must be between 0 and 1",
+        ),
+        (
+            args.prometheus_port is None or 0 <= args.prometheus_port <= 65535,
+            "--prometheus-port must be between 0 and 65535",
+        ),
         (args.oom_step >= 0, "--oom-step must be 0 (none) or a step number"),
         (args.config is None or Path(args.config).is_file(), f"--config: no such file: {args.config}"),
-        (args.otlp_endpoint is None or urlsplit(args.otlp_endpoint).scheme in ("http", "https"),
-         f"--otlp-endpoint must be an http(s) URL such as http://localhost:4318 "
-         f"(got {redact_url(args.otlp_endpoint or '')!r})"),
+        (
+            args.otlp_endpoint is None or urlsplit(args.otlp_endpoint).scheme in ("http", "https"),
+            f"--otlp-endpoint must be an http(s) URL such as http://localhost:4318 "
+            f"(got {redact_url(args.otlp_endpoint or '')!r})",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -205,9 +233,16 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
         wandb_cfg = tel.config.wandb
         mode = wandb_cfg.mode if wandb_cfg.enabled else "disabled"
         cfg = TrainerConfig(
-            max_steps=args.steps, batch_size=args.batch, num_workflows=args.k, eval_every=args.eval_every,
-            val_samples=args.val_samples, judge_url=judge_url, wandb_mode=mode, wandb_dir=wandb_cfg.dir,
-            seed=args.seed, oom_steps=(args.oom_step,) if args.oom_step else (),
+            max_steps=args.steps,
+            batch_size=args.batch,
+            num_workflows=args.k,
+            eval_every=args.eval_every,
+            val_samples=args.val_samples,
+            judge_url=judge_url,
+            wandb_mode=mode,
+            wandb_dir=wandb_cfg.dir,
+            seed=args.seed,
+            oom_steps=(args.oom_step,) if args.oom_step else (),
         )
         for key, value in trainer_overrides.items():
             if not hasattr(cfg, key):
@@ -224,8 +259,15 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             trainer.wandb_run = None
             run.finish()
         stats = server.stats if server is not None else None
-        return DemoResult(trainer=trainer, rows=rows, run_dir=run_dir, judge_url=judge_url, judge_stats=stats,
-                          wall_s=time.perf_counter() - started, config=tel.config)
+        return DemoResult(
+            trainer=trainer,
+            rows=rows,
+            run_dir=run_dir,
+            judge_url=judge_url,
+            judge_stats=stats,
+            wall_s=time.perf_counter() - started,
+            config=tel.config,
+        )
     finally:  # on an error too: no half-open run, no server left behind
         if tel is not None:
             tel.shutdown()
@@ -239,20 +281,30 @@ def _train_with_progress(trainer: Any, console: Any) -> None:
     trainer_module = type(trainer).__module__
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("[bold]GRPO[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+    columns = (
+        TextColumn("[bold]GRPO[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("train", total=trainer.max_steps, status="")
 
         def on_step(step: int, metrics: dict[str, Any]) -> None:
-            status = (f"acc {metrics.get('accuracy', 0.0):5.1f}%  reward {metrics.get('avg_reward', 0.0):+.2f}  "
-                      f"loss {metrics.get('loss', 0.0):.3f}")
+            status = (
+                f"acc {metrics.get('accuracy', 0.0):5.1f}%  reward {metrics.get('avg_reward', 0.0):+.2f}  "
+                f"loss {metrics.get('loss', 0.0):.3f}"
+            )
             progress.update(task, completed=step, status=status)
 
         def on_eval(step: int, metrics: dict[str, Any]) -> None:
-            progress.console.print(f"step {step:>3}: validation accuracy {metrics.get('val_accuracy', 0.0):.1f}%, "
-                                 f"success {metrics.get('val_success_rate', 0.0):.1f}%, "
-                                 f"avg cost ${metrics.get('val_avg_cost', 0.0):.4f}")
+            progress.console.print(
+                f"step {step:>3}: validation accuracy {metrics.get('val_accuracy', 0.0):.1f}%, "
+                f"success {metrics.get('val_success_rate', 0.0):.1f}%, "
+                f"avg cost ${metrics.get('val_avg_cost', 0.0):.4f}"
+            )
 
         trainer.on_step_end, trainer.on_eval_end = on_step, on_eval
         trainer_logger = logging.getLogger(trainer_module)
@@ -297,15 +349,22 @@ def print_summary(result: DemoResult, console: Any) -> None:
 
     latest = _latest(result.rows)
     table = Table(title=f"Per-dataset results (latest, train/step {latest.get('train/step', '-')})")
-    for column, justify in (("dataset", "left"), ("type", "left"), ("train acc", "right"),
-                            ("train count", "right"), ("avg reward", "right"), ("val acc", "right"),
-                            ("judge success", "right")):
+    for column, justify in (
+        ("dataset", "left"),
+        ("type", "left"),
+        ("train acc", "right"),
+        ("train count", "right"),
+        ("avg reward", "right"),
+        ("val acc", "right"),
+        ("judge success", "right"),
+    ):
         table.add_column(column, justify=justify)
     from otel_grpo.tools.demo.datasets import PROBLEM_TYPES
 
     for source in DATASETS:
         table.add_row(
-            source, PROBLEM_TYPES[source],
+            source,
+            PROBLEM_TYPES[source],
             _fmt(latest.get(f"dataset/{source}/accuracy"), ".1f", "%"),
             _fmt(latest.get(f"dataset/{source}/count"), ".0f"),
             _fmt(latest.get(f"dataset/{source}/avg_reward"), ".2f"),
@@ -313,27 +372,41 @@ def print_summary(result: DemoResult, console: Any) -> None:
             _fmt(latest.get(f"judge/{source}_success_rate"), ".1%"),
         )
     table.add_section()
-    table.add_row("all", "", _fmt(latest.get("train/accuracy"), ".1f", "%"), "",
-                  _fmt(latest.get("train/avg_reward"), ".2f"), _fmt(latest.get("val/accuracy"), ".1f", "%"),
-                  _fmt(latest.get("judge/success_rate"), ".1%"))
+    table.add_row(
+        "all",
+        "",
+        _fmt(latest.get("train/accuracy"), ".1f", "%"),
+        "",
+        _fmt(latest.get("train/avg_reward"), ".2f"),
+        _fmt(latest.get("val/accuracy"), ".1f", "%"),
+        _fmt(latest.get("judge/success_rate"), ".1%"),
+    )
     console.print(table)
 
     judge = Table(title="LLM judge (cumulative)", show_header=True)
     for column in ("evaluations", "success", "parse failure", "API failure", "correct ratio", "HTTP requests"):
         judge.add_column(column, justify="right")
-    judge.add_row(_fmt(latest.get("judge/total_calls"), ".0f"), _fmt(latest.get("judge/success_rate"), ".1%"),
-                  _fmt(latest.get("judge/parse_failure_rate"), ".1%"),
-                  _fmt(latest.get("judge/api_failure_rate"), ".1%"), _fmt(latest.get("judge/correct_ratio"), ".2f"),
-                  _fmt(latest.get("cost/judge_calls"), ".0f"))
+    judge.add_row(
+        _fmt(latest.get("judge/total_calls"), ".0f"),
+        _fmt(latest.get("judge/success_rate"), ".1%"),
+        _fmt(latest.get("judge/parse_failure_rate"), ".1%"),
+        _fmt(latest.get("judge/api_failure_rate"), ".1%"),
+        _fmt(latest.get("judge/correct_ratio"), ".2f"),
+        _fmt(latest.get("cost/judge_calls"), ".0f"),
+    )
     console.print(judge)
-    console.print(f"Executor cost: [bold]${_fmt(latest.get('cost/total_cost'), '.4f')}[/bold] over "
-                  f"{_fmt(latest.get('cost/executor_calls'), '.0f')} runs "
-                  f"(${_fmt(latest.get('cost/avg_cost_per_sample'), '.5f')} per sample)")
+    console.print(
+        f"Executor cost: [bold]${_fmt(latest.get('cost/total_cost'), '.4f')}[/bold] over "
+        f"{_fmt(latest.get('cost/executor_calls'), '.0f')} runs "
+        f"(${_fmt(latest.get('cost/avg_cost_per_sample'), '.5f')} per sample)"
+    )
     stats = result.judge_stats
     if stats:
-        console.print(f"Judge server ({redact_url(result.judge_url)}): {stats.get('total', 0)} chat requests, "
-                      f"{stats.get('http_500', 0)} HTTP 500, {stats.get('unparsable', 0)} unparsable, "
-                      f"{stats.get('null_content', 0)} null content injected")
+        console.print(
+            f"Judge server ({redact_url(result.judge_url)}): {stats.get('total', 0)} chat requests, "
+            f"{stats.get('http_500', 0)} HTTP 500, {stats.get('unparsable', 0)} unparsable, "
+            f"{stats.get('null_content', 0)} null content injected"
+        )
     console.print(f"Finished in {result.wall_s:.1f}s.")
     if result.run_dir is not None:
         console.print(f"\nWandB run: [bold]{result.run_dir}[/bold]", soft_wrap=True)

@@ -66,8 +66,9 @@ class AFlowExecutor:
         """Sum of every reported cost (numeric strings parsed, invalid ones 0)."""
         return math.fsum(parse_cost(c) for c in self.reported_costs)
 
-    async def execute_workflow(self, workflow_code: str, problem: str, problem_type: str = "math",
-                               **kwargs: Any) -> tuple[Any, Any, dict[str, Any]]:
+    async def execute_workflow(
+        self, workflow_code: str, problem: str, problem_type: str = "math", **kwargs: Any
+    ) -> tuple[Any, Any, dict[str, Any]]:
         """Run ``workflow_code`` on ``problem``. kwargs: entry_point, test, source, context."""
         started = time.perf_counter()
         self.calls += 1
@@ -96,8 +97,12 @@ class AFlowExecutor:
             metadata = {"success": True}
         # The workflow's own time; the wall time also holds waits for the event loop, which
         # the trainer's sync reward computations (code tests, judge calls) keep busy.
-        metadata.update(execution_time=latency_s, wall_time=time.perf_counter() - started, operators=chain_len,
-                        source=kwargs.get("source"))
+        metadata.update(
+            execution_time=latency_s,
+            wall_time=time.perf_counter() - started,
+            operators=chain_len,
+            source=kwargs.get("source"),
+        )
         reported = self._report(cost, rng)
         self.reported_costs.append(reported)
         return answer, reported, metadata
@@ -122,8 +127,9 @@ class AFlowExecutor:
 _FILLER = ("because", "according", "passage", "mentions", "which", "clearly", "states", "this")
 
 
-def _candidate_answer(item: dict[str, Any], skill: float, rng: random.Random, inconclusive_rate: float,
-                      entry_point: str | None = None) -> str:
+def _candidate_answer(
+    item: dict[str, Any], skill: float, rng: random.Random, inconclusive_rate: float, entry_point: str | None = None
+) -> str:
     """An answer for ``item``: correct with probability ``skill``, else plausibly wrong;
     with probability ``inconclusive_rate`` in a form the rule-based checks cannot read."""
     correct = rng.random() < skill
@@ -179,10 +185,12 @@ def _code_answer(truth: str, correct: bool, rng: random.Random, entry_point: str
     if bug == "raise":
         return f"{truth.rstrip()}\n\n\ndef {entry_point}(*args, **kwargs):\n    raise NotImplementedError\n"
     if bug == "flip":  # an inverted result: plausible, runs, fails the tests
-        return (f"{truth.rstrip()}\n\n\n_reference = {entry_point}\n\n\n"
-                f"def {entry_point}(*args, **kwargs):\n    result = _reference(*args, **kwargs)\n"
-                "    return (not result) if isinstance(result, bool) else result[::-1] "
-                "if isinstance(result, (list, str)) else result + 1\n")
+        return (
+            f"{truth.rstrip()}\n\n\n_reference = {entry_point}\n\n\n"
+            f"def {entry_point}(*args, **kwargs):\n    result = _reference(*args, **kwargs)\n"
+            "    return (not result) if isinstance(result, bool) else result[::-1] "
+            "if isinstance(result, (list, str)) else result + 1\n"
+        )
     lines = truth.rstrip().splitlines()  # a truncated generation: a syntax error
     return "\n".join(lines[: max(1, len(lines) - 1)]) + "\n    return (\n"
 

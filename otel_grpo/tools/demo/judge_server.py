@@ -114,8 +114,14 @@ class JudgeServer:
     ) -> None:
         self.host = host
         faults = faults if faults is not None else FaultConfig()
-        self._state = JudgeState(model=model, created=int(time.time()), faults=faults, picker=FaultPicker(faults),
-                                 counts=ServedCounts(), stopping=threading.Event())
+        self._state = JudgeState(
+            model=model,
+            created=int(time.time()),
+            faults=faults,
+            picker=FaultPicker(faults),
+            counts=ServedCounts(),
+            stopping=threading.Event(),
+        )
         self._requested_port = port
         self._httpd: JudgeHTTPServer | None = None
         self._thread: threading.Thread | None = None

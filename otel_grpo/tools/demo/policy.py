@@ -37,12 +37,18 @@ _DEFAULT_CURVE = (0.3, 0.6, 0.5, 0.2)
 
 # AFlow-style operator chains: each operator is one LLM call of the executor.
 OPERATOR_CHAINS: dict[str, list[tuple[str, ...]]] = {
-    "math": [("Custom",), ("AnswerGenerate", "ScEnsemble"), ("Programmer", "Custom"),
-             ("Custom", "Custom", "ScEnsemble")],
-    "code": [("CustomCodeGenerate",), ("CustomCodeGenerate", "Test"),
-             ("CustomCodeGenerate", "CustomCodeGenerate", "ScEnsemble", "Test")],
-    "qa": [("Custom",), ("AnswerGenerate",), ("AnswerGenerate", "ScEnsemble"),
-           ("Custom", "Custom", "ScEnsemble")],
+    "math": [
+        ("Custom",),
+        ("AnswerGenerate", "ScEnsemble"),
+        ("Programmer", "Custom"),
+        ("Custom", "Custom", "ScEnsemble"),
+    ],
+    "code": [
+        ("CustomCodeGenerate",),
+        ("CustomCodeGenerate", "Test"),
+        ("CustomCodeGenerate", "CustomCodeGenerate", "ScEnsemble", "Test"),
+    ],
+    "qa": [("Custom",), ("AnswerGenerate",), ("AnswerGenerate", "ScEnsemble"), ("Custom", "Custom", "ScEnsemble")],
 }
 
 _WORKFLOW_RE = re.compile(r"#\s*policy:\s*skill=([0-9.]+)\s+seed=(\d+)")
@@ -68,8 +74,7 @@ class SimulatedPolicy:
         x = (step / self.max_steps - mid) / width
         return lo + (hi - lo) / (1.0 + math.exp(-x))
 
-    def generate_workflows(self, questions: Sequence[dict[str, Any]], step: int,
-                           temperature: float) -> list[str]:
+    def generate_workflows(self, questions: Sequence[dict[str, Any]], step: int, temperature: float) -> list[str]:
         """One workflow (Python source) per question, sampled at ``temperature``."""
         workflows = []
         for question in questions:
@@ -89,7 +94,7 @@ class SimulatedPolicy:
         spread = math.sqrt(sum((r - mean) ** 2 for r in clean) / len(clean))
         t = self.updates
         loss = 0.9 * math.exp(-t / 9.0) + 0.25 * (1.0 - mean) + 0.05 * spread + self.rng.gauss(0, 0.02)
-        kl_div = 0.004 * t ** 0.8 + 0.01 * spread + abs(self.rng.gauss(0, 0.002))
+        kl_div = 0.004 * t**0.8 + 0.01 * spread + abs(self.rng.gauss(0, 0.002))
         return max(0.01, loss), kl_div
 
 

@@ -31,19 +31,29 @@ JUDGE_SYSTEM_PROMPT = (
     "ground truth for the given problem. Think briefly, then finish with "
     "<true_false>True</true_false> or <true_false>False</true_false>."
 )
-_JUDGE_FOOTER = ("Is the prediction correct? Answer with <true_false>True</true_false> or "
-                 "<true_false>False</true_false>.")
+_JUDGE_FOOTER = (
+    "Is the prediction correct? Answer with <true_false>True</true_false> or <true_false>False</true_false>."
+)
 JUDGE_TEMPLATES: dict[str, str] = {
     "math": "Problem: {problem}\n\nPrediction: {prediction}\n\nGround truth: {ground_truth}\n\n" + _JUDGE_FOOTER,
-    "code": ("Problem:\n```python\n{problem}\n```\n\nPredicted solution:\n```python\n{prediction}\n```\n\n"
-             "Reference solution:\n```python\n{ground_truth}\n```\n\n" + _JUDGE_FOOTER),
+    "code": (
+        "Problem:\n```python\n{problem}\n```\n\nPredicted solution:\n```python\n{prediction}\n```\n\n"
+        "Reference solution:\n```python\n{ground_truth}\n```\n\n" + _JUDGE_FOOTER
+    ),
     "hotpotqa": "Question: {problem}\n\nPrediction: {prediction}\n\nGround truth: {ground_truth}\n\n" + _JUDGE_FOOTER,
-    "choice": ("Question: {problem}\n\nPrediction: {prediction}\n\nGround truth: {ground_truth}\n\n"
-               + _JUDGE_FOOTER),
+    "choice": ("Question: {problem}\n\nPrediction: {prediction}\n\nGround truth: {ground_truth}\n\n" + _JUDGE_FOOTER),
     "default": "Question: {problem}\n\nPrediction: {prediction}\n\nGround truth: {ground_truth}\n\n" + _JUDGE_FOOTER,
 }
-_TEMPLATE_FOR = {"gsm8k": "math", "math": "math", "humaneval": "code", "mbpp": "code",
-                 "code_llm_judge": "code", "hotpotqa": "hotpotqa", "commonsenseqa": "choice", "mmlu": "choice"}
+_TEMPLATE_FOR = {
+    "gsm8k": "math",
+    "math": "math",
+    "humaneval": "code",
+    "mbpp": "code",
+    "code_llm_judge": "code",
+    "hotpotqa": "hotpotqa",
+    "commonsenseqa": "choice",
+    "mmlu": "choice",
+}
 
 _VERDICT_TAG_RE = re.compile(r"<true_false>\s*(true|false)\s*</true_false>", re.IGNORECASE)
 _VERDICT_LOOSE_RES = (
@@ -62,8 +72,13 @@ class RewardComputer:
     API failures). :attr:`judge_outcomes` is a plain ledger of one outcome per judge
     evaluation (per dataset), which the demo's tests compare with the telemetry."""
 
-    def __init__(self, judge_url: str = "http://localhost:8002/v1", use_llm_judge: bool = True,
-                 judge_timeout_s: float = 30.0, code_test_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        judge_url: str = "http://localhost:8002/v1",
+        use_llm_judge: bool = True,
+        judge_timeout_s: float = 30.0,
+        code_test_timeout_s: float = 5.0,
+    ) -> None:
         self.use_llm_judge = use_llm_judge
         self.judge_url = judge_url
         self.client = openai.OpenAI(base_url=judge_url, api_key="sk-dummy", timeout=judge_timeout_s)
@@ -82,9 +97,17 @@ class RewardComputer:
         self._dataset: str | None = None
 
     # --- the reward ------------------------------------------------------------------
-    def compute_reward(self, problem: str, prediction: Any, ground_truth: Any, problem_type: str = "math",
-                       metadata: dict[str, Any] | None = None, test: str | None = None,
-                       entry_point: str | None = None, source: str | None = None) -> float:
+    def compute_reward(
+        self,
+        problem: str,
+        prediction: Any,
+        ground_truth: Any,
+        problem_type: str = "math",
+        metadata: dict[str, Any] | None = None,
+        test: str | None = None,
+        entry_point: str | None = None,
+        source: str | None = None,
+    ) -> float:
         """Score ``prediction`` against ``ground_truth``; a float on the graded scale."""
         self.eval_stats["total_evaluations"] += 1
         self._dataset = source or "unknown"
@@ -102,8 +125,7 @@ class RewardComputer:
             self.eval_stats["correct_predictions"] += 1  # the user's quirk: rules count too
         return reward
 
-    def _judge(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-               source: str | None) -> bool:
+    def _judge(self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: str | None) -> bool:
         if not self.use_llm_judge:
             return False
         return self._llm_judge_compare(problem, prediction, ground_truth, problem_type, source=source)
@@ -117,16 +139,18 @@ class RewardComputer:
         hashes = re.findall(r"####\s*([^\n]+)", text)
         return hashes[-1] if hashes else None
 
-    def _math_reward(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-                     source: str | None) -> float:
+    def _math_reward(
+        self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: str | None
+    ) -> float:
         pred, gold = self._marked_number(prediction), self._marked_number(ground_truth)
         match = scoring.numeric_match(pred, gold) if pred is not None and gold is not None else None
         if match is None:  # numeric extraction failed: ask the judge
             match = self._judge(problem, prediction, ground_truth, problem_type, source)
         return 1.0 if match else 0.0
 
-    def _code_reward(self, problem: str, prediction: str, ground_truth: str, test: str | None,
-                     entry_point: str | None) -> float:
+    def _code_reward(
+        self, problem: str, prediction: str, ground_truth: str, test: str | None, entry_point: str | None
+    ) -> float:
         if not test:  # no tests for this item: the judge compares with the reference
             ok = self._judge(problem, prediction, ground_truth, "code", "code_llm_judge")
             return 1.0 if ok else 0.0
@@ -145,24 +169,27 @@ class RewardComputer:
             self._code_cache[key] = cached
         return cached
 
-    def _span_reward(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-                     source: str | None) -> float:
+    def _span_reward(
+        self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: str | None
+    ) -> float:
         f1 = scoring.token_f1(prediction, ground_truth)
         lo, hi = F1_JUDGE_BAND
         if lo <= f1 < hi and self._judge(problem, prediction, ground_truth, problem_type, source):
             return 1.0
         return scoring.grade(f1)
 
-    def _choice_reward(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-                       source: str | None) -> float:
+    def _choice_reward(
+        self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: str | None
+    ) -> float:
         match = scoring.option_match(prediction, ground_truth)
         if match is None:  # no option letter found
             match = self._judge(problem, prediction, _choice_truth(problem, ground_truth), problem_type, source)
         return 1.0 if match else 0.0
 
     # --- the judge -------------------------------------------------------------------
-    def _llm_judge_compare(self, problem: str, prediction: str, ground_truth: str, problem_type: str,
-                           source: str | None = None) -> bool:
+    def _llm_judge_compare(
+        self, problem: str, prediction: str, ground_truth: str, problem_type: str, source: str | None = None
+    ) -> bool:
         """One judge evaluation over the OpenAI client: up to 2 attempts. Returns the
         verdict, or False when no verdict could be had."""
         template = JUDGE_TEMPLATES[_TEMPLATE_FOR.get(str(source), "default")]
@@ -173,7 +200,8 @@ class RewardComputer:
             for _attempt in range(2):
                 try:
                     response = self.client.chat.completions.create(
-                        model=JUDGE_MODEL, messages=messages, temperature=0.0, max_tokens=800)
+                        model=JUDGE_MODEL, messages=messages, temperature=0.0, max_tokens=800
+                    )
                     content = response.choices[0].message.content
                 except Exception as exc:  # noqa: BLE001 - any client error is an API failure
                     logger.debug("judge call failed: %s", exc)

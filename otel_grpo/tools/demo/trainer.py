@@ -100,9 +100,12 @@ class GRPOTrainer:
         every_item = [item for items in data.values() for item in items]
         self.policy = SimulatedPolicy(cfg.max_steps, seed=cfg.seed + 1)
         self.executor = AFlowExecutor(every_item, cfg)
-        self.reward_computer = RewardComputer(judge_url=cfg.judge_url, use_llm_judge=cfg.use_llm_judge,
-                                              judge_timeout_s=cfg.judge_timeout_s,
-                                              code_test_timeout_s=cfg.code_test_timeout_s)
+        self.reward_computer = RewardComputer(
+            judge_url=cfg.judge_url,
+            use_llm_judge=cfg.use_llm_judge,
+            judge_timeout_s=cfg.judge_timeout_s,
+            code_test_timeout_s=cfg.code_test_timeout_s,
+        )
         self.use_wandb = wandb is not None and cfg.wandb_mode != "disabled"
         self.wandb_run: Any = None
         self.current_step = 0
@@ -125,16 +128,28 @@ class GRPOTrainer:
         if not self.use_wandb or self.wandb_run is not None:
             return
         cfg = self.config
-        kwargs = dict(project=cfg.wandb_project, dir=cfg.wandb_dir,
-                      config={"max_steps": cfg.max_steps, "batch_size": cfg.batch_size, "k": cfg.num_workflows,
-                              "eval_every": cfg.eval_every, "seed": cfg.seed, "judge_model": JUDGE_MODEL})
+        kwargs = dict(
+            project=cfg.wandb_project,
+            dir=cfg.wandb_dir,
+            config={
+                "max_steps": cfg.max_steps,
+                "batch_size": cfg.batch_size,
+                "k": cfg.num_workflows,
+                "eval_every": cfg.eval_every,
+                "seed": cfg.seed,
+                "judge_model": JUDGE_MODEL,
+            },
+        )
         try:
             self.wandb_run = wandb.init(mode=cfg.wandb_mode, **kwargs)
         except Exception as exc:  # noqa: BLE001 - e.g. online without an API key: keep the run offline
             if cfg.wandb_mode != "online":
                 raise
-            logger.warning("wandb.init(mode='online') failed (%s); writing an offline run instead "
-                           "(upload it later with `wandb sync`)", exc)
+            logger.warning(
+                "wandb.init(mode='online') failed (%s); writing an offline run instead "
+                "(upload it later with `wandb sync`)",
+                exc,
+            )
             self.wandb_run = wandb.init(mode="offline", **kwargs)
 
     def _log(self, data: dict[str, Any], step: int | None = None) -> None:
@@ -186,8 +201,9 @@ class GRPOTrainer:
         for i in range(self.batch_size):
             name = names[(i + step) % len(names)]
             item = self.rng.choice(self.train_data[name])
-            batch.append({key: item.get(key) for key in ("problem", "problem_type", "ground_truth",
-                                                         "source", "meta", "context")})
+            batch.append(
+                {key: item.get(key) for key in ("problem", "problem_type", "ground_truth", "source", "meta", "context")}
+            )
         return batch
 
     async def _rollout(self, sample: dict[str, Any], workflow: str) -> SampleResult:
@@ -197,21 +213,31 @@ class GRPOTrainer:
         result = SampleResult(source=source, reward=0.0)
         try:
             answer, cost, metadata = await self.executor.execute_workflow(
-                workflow, sample["problem"], sample.get("problem_type") or "math",
-                entry_point=meta.get("entry_point"), test=meta.get("test"), source=sample.get("source"),
-                context=sample.get("context"))
+                workflow,
+                sample["problem"],
+                sample.get("problem_type") or "math",
+                entry_point=meta.get("entry_point"),
+                test=meta.get("test"),
+                source=sample.get("source"),
+                context=sample.get("context"),
+            )
             result.cost = parse_cost(cost)
             result.success = bool(metadata.get("success"))
             if result.success:
                 result.reward = self.reward_computer.compute_reward(
-                    sample["problem"], answer, sample["ground_truth"], sample.get("problem_type") or "math",
-                    metadata=metadata, test=meta.get("test"), entry_point=meta.get("entry_point"),
-                    source=sample.get("source"))
+                    sample["problem"],
+                    answer,
+                    sample["ground_truth"],
+                    sample.get("problem_type") or "math",
+                    metadata=metadata,
+                    test=meta.get("test"),
+                    entry_point=meta.get("entry_point"),
+                    source=sample.get("source"),
+                )
         except Exception as exc:  # noqa: BLE001 - the real trainer punishes a crashing workflow
             logger.debug("rollout failed: %s: %s", type(exc).__name__, exc)
             result.reward, result.success = EXCEPTION_REWARD, False
-        self._log({"sample/reward": result.reward, "sample/cost": result.cost,
-                   "sample/success": int(result.success)})
+        self._log({"sample/reward": result.reward, "sample/cost": result.cost, "sample/success": int(result.success)})
         return result
 
     async def train_step(self, step: int) -> dict[str, Any]:
@@ -223,8 +249,7 @@ class GRPOTrainer:
         results = await asyncio.gather(*(self._rollout(s, w) for s, w in zip(expanded, workflows, strict=True)))
         self.step_attempts[step] += 1
         if step in self.config.oom_steps and self.step_attempts[step] == 1:
-            raise CudaOutOfMemoryError(
-                f"CUDA out of memory. Tried to allocate 2.50 GiB (step {step}, backward pass)")
+            raise CudaOutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.50 GiB (step {step}, backward pass)")
         rewards = [r.reward for r in results]
         loss, kl_div = self.policy.update(rewards)
         num_correct = sum(1 for r in rewards if r >= CORRECT_THRESHOLD)

@@ -44,13 +44,20 @@ class AFlowExecutor:
             workflow_cls = self._compile(workflow_code)
         except Exception as exc:  # noqa: BLE001 - AFlow reports and scores 0
             self.compile_errors.append(f"{type(exc).__name__}: {exc}")
-            return None, 0.0, {"success": False, "error": f"compile failed: {type(exc).__name__}: {exc}",
-                               "execution_time": time.perf_counter() - start}
+            return (
+                None,
+                0.0,
+                {
+                    "success": False,
+                    "error": f"compile failed: {type(exc).__name__}: {exc}",
+                    "execution_time": time.perf_counter() - start,
+                },
+            )
         workflow = workflow_cls(name=f"{source}-workflow", llm_config=self.llm_config, dataset=source)
         try:
             answer, cost = await asyncio.wait_for(
-                workflow(problem, problem_type=problem_type, entry_point=kwargs.get("entry_point")),
-                self.timeout)
+                workflow(problem, problem_type=problem_type, entry_point=kwargs.get("entry_point")), self.timeout
+            )
             metadata = {"success": answer is not None}
         except Exception as exc:  # noqa: BLE001 - a failed execution, not a crash
             self.execution_errors.append(f"{source}: {type(exc).__name__}: {exc}")

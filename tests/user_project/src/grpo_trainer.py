@@ -46,16 +46,21 @@ class GRPOTrainer:
         self.sampler = BatchSampler(self.train_data, seed=train_cfg["seed"])
         self.policy = WorkflowPolicy(seed=train_cfg["seed"])
         self.executor = AFlowExecutor({"model": config["aflow_executor_model"], "base_url": base_url})
-        self.reward_computer = RewardComputer(judge_base_url=base_url, judge_model=judge_cfg["model"],
-                                              use_llm_judge=judge_cfg["use_llm_judge"])
+        self.reward_computer = RewardComputer(
+            judge_base_url=base_url, judge_model=judge_cfg["model"], use_llm_judge=judge_cfg["use_llm_judge"]
+        )
         self.oom_once_at = {2}  # the user's runs hit an OOM on some step; retried with the same number
         self.attempts = []
         self.samples_seen = []
         self.task_errors = []
         self.use_wandb = use_wandb and wandb is not None
         if self.use_wandb:
-            wandb.init(project=config["wandb"]["project"], mode=config["wandb"]["mode"], dir=wandb_dir,
-                       config={"training": train_cfg, "model": config["model"]["name"]})
+            wandb.init(
+                project=config["wandb"]["project"],
+                mode=config["wandb"]["mode"],
+                dir=wandb_dir,
+                config={"training": train_cfg, "model": config["model"]["name"]},
+            )
 
     def get_current_temperature(self, step):
         frac = (step - 1) / max(self.max_steps - 1, 1)
@@ -73,18 +78,33 @@ class GRPOTrainer:
         log_prob = self._compute_log_prob(workflow_code)
         try:
             answer, cost, metadata = await self.executor.execute_workflow(
-                workflow_code, sample["problem"], sample["problem_type"],
-                entry_point=sample["meta"].get("entry_point"), test=sample["meta"].get("test"),
-                source=sample["source"], context=sample["context"])
+                workflow_code,
+                sample["problem"],
+                sample["problem_type"],
+                entry_point=sample["meta"].get("entry_point"),
+                test=sample["meta"].get("test"),
+                source=sample["source"],
+                context=sample["context"],
+            )
             if metadata["success"]:
                 reward = self.reward_computer.compute_reward(
-                    sample["problem"], answer, sample["ground_truth"], problem_type=sample["problem_type"],
-                    metadata=metadata, test=sample["meta"].get("test"),
-                    entry_point=sample["meta"].get("entry_point"), source=sample["source"])
+                    sample["problem"],
+                    answer,
+                    sample["ground_truth"],
+                    problem_type=sample["problem_type"],
+                    metadata=metadata,
+                    test=sample["meta"].get("test"),
+                    entry_point=sample["meta"].get("entry_point"),
+                    source=sample["source"],
+                )
             else:
                 reward = 0.0
-            result = {"reward": reward, "correctness": reward, "cost": float(cost),
-                      "success": bool(metadata["success"])}
+            result = {
+                "reward": reward,
+                "correctness": reward,
+                "cost": float(cost),
+                "success": bool(metadata["success"]),
+            }
         except Exception as exc:  # noqa: BLE001 - their trainer scores a crashed task -10
             self.task_errors.append(f"{split}/{step}/{sample['source']}: {type(exc).__name__}")
             result = {"reward": -10.0, "correctness": -10.0, "cost": 0.0, "success": False}
@@ -113,10 +133,19 @@ class GRPOTrainer:
             self.oom_once_at.discard(step)
             raise CudaOutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         correct = sum(1 for r in results if r["correctness"] >= 0.9)
-        return {"step": step, "loss": loss, "kl_div": kl, "avg_reward": sum(advantages) / len(advantages),
-                "max_reward": max(advantages), "min_reward": min(advantages), "num_samples": len(results),
-                "accuracy": 100.0 * correct / len(results), "num_correct": correct, "num_total": len(results),
-                "avg_correctness_score": sum(r["correctness"] for r in results) / len(results)}
+        return {
+            "step": step,
+            "loss": loss,
+            "kl_div": kl,
+            "avg_reward": sum(advantages) / len(advantages),
+            "max_reward": max(advantages),
+            "min_reward": min(advantages),
+            "num_samples": len(results),
+            "accuracy": 100.0 * correct / len(results),
+            "num_correct": correct,
+            "num_total": len(results),
+            "avg_correctness_score": sum(r["correctness"] for r in results) / len(results),
+        }
 
     async def evaluate_on_val_set(self, num_samples=50):
         samples = self.val_data[:num_samples]
@@ -128,10 +157,12 @@ class GRPOTrainer:
         for r in results:
             self.samples_seen.append(["val", None, r["source"], r["reward"]])
         n = max(len(results), 1)
-        return {"val_accuracy": 100.0 * sum(r["correctness"] >= 0.9 for r in results) / n,
-                "val_avg_correctness": sum(r["correctness"] for r in results) / n,
-                "val_avg_cost": sum(r["cost"] for r in results) / n,
-                "val_success_rate": 100.0 * sum(r["success"] for r in results) / n}
+        return {
+            "val_accuracy": 100.0 * sum(r["correctness"] >= 0.9 for r in results) / n,
+            "val_avg_correctness": sum(r["correctness"] for r in results) / n,
+            "val_avg_cost": sum(r["cost"] for r in results) / n,
+            "val_success_rate": 100.0 * sum(r["success"] for r in results) / n,
+        }
 
     async def train(self):
         history = {"steps": [], "val": []}

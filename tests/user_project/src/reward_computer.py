@@ -12,8 +12,10 @@ from fractions import Fraction
 
 import openai
 
-JUDGE_SYSTEM = ("You are a strict grader. Decide whether the prediction is equivalent to the ground truth. "
-                "End with <true_false>True</true_false> or <true_false>False</true_false>.")
+JUDGE_SYSTEM = (
+    "You are a strict grader. Decide whether the prediction is equivalent to the ground truth. "
+    "End with <true_false>True</true_false> or <true_false>False</true_false>."
+)
 
 JUDGE_TEMPLATES = {
     "gsm8k": "Question: {problem}\nPrediction: {prediction}\nGround truth: {ground_truth}",
@@ -77,14 +79,25 @@ def _run_tests_in_child(code, test, entry_point, conn):
 class RewardComputer:
     """compute_reward (sync), eval_stats counters, and an OpenAI-compatible LLM judge."""
 
-    def __init__(self, judge_base_url="http://localhost:8002/v1", judge_model="gpt-oss-120b",
-                 use_llm_judge=True, test_timeout=20.0):
+    def __init__(
+        self,
+        judge_base_url="http://localhost:8002/v1",
+        judge_model="gpt-oss-120b",
+        use_llm_judge=True,
+        test_timeout=20.0,
+    ):
         self.use_llm_judge = use_llm_judge
         self.judge_model = judge_model
         self.test_timeout = test_timeout
         self.client = openai.OpenAI(base_url=judge_base_url, api_key="sk-dummy", timeout=30.0)
-        self.eval_stats = {"total_evaluations": 0, "llm_judge_success": 0, "llm_judge_parse_failures": 0,
-                           "llm_judge_api_failures": 0, "correct_predictions": 0, "incorrect_predictions": 0}
+        self.eval_stats = {
+            "total_evaluations": 0,
+            "llm_judge_success": 0,
+            "llm_judge_parse_failures": 0,
+            "llm_judge_api_failures": 0,
+            "correct_predictions": 0,
+            "incorrect_predictions": 0,
+        }
 
     # -- rules ------------------------------------------------------------------------
     def _math_reward(self, problem, prediction, ground_truth, source):
@@ -145,8 +158,17 @@ class RewardComputer:
         return 1.0 if self._llm_judge_compare(problem, prediction, ground_truth, problem_type, source=source) else 0.0
 
     # -- the trainer's entry point ------------------------------------------------------
-    def compute_reward(self, problem, prediction, ground_truth, problem_type="math", metadata=None,
-                       test=None, entry_point=None, source=None):
+    def compute_reward(
+        self,
+        problem,
+        prediction,
+        ground_truth,
+        problem_type="math",
+        metadata=None,
+        test=None,
+        entry_point=None,
+        source=None,
+    ):
         self.eval_stats["total_evaluations"] += 1
         if prediction is None:
             reward = 0.0
@@ -167,8 +189,11 @@ class RewardComputer:
         for _attempt in range(2):
             try:
                 reply = self.client.chat.completions.create(
-                    model=self.judge_model, temperature=0.0, max_tokens=800,
-                    messages=[{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}])
+                    model=self.judge_model,
+                    temperature=0.0,
+                    max_tokens=800,
+                    messages=[{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}],
+                )
                 content = reply.choices[0].message.content
                 if content is None:  # a reasoning model that ran out of tokens
                     self.eval_stats["llm_judge_api_failures"] += 1

@@ -20,15 +20,16 @@ class AsyncLLM:
 
     def __init__(self, config):
         self.model = config["model"]
-        self.client = openai.AsyncOpenAI(base_url=config["base_url"], api_key="sk-dummy",
-                                         timeout=config.get("timeout", 30.0), max_retries=1)
+        self.client = openai.AsyncOpenAI(
+            base_url=config["base_url"], api_key="sk-dummy", timeout=config.get("timeout", 30.0), max_retries=1
+        )
         self.prompt_tokens = 0
         self.completion_tokens = 0
 
     async def __call__(self, prompt, max_tokens=512):
         reply = await self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": prompt}],
-            temperature=0.0, max_tokens=max_tokens)
+            model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0.0, max_tokens=max_tokens
+        )
         if reply.usage is not None:
             self.prompt_tokens += reply.usage.prompt_tokens
             self.completion_tokens += reply.usage.completion_tokens
@@ -36,8 +37,11 @@ class AsyncLLM:
 
     def get_usage_summary(self):
         cost = self.prompt_tokens * PRICE_INPUT + self.completion_tokens * PRICE_OUTPUT
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_cost": round(cost, 10)}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_cost": round(cost, 10),
+        }
 
     async def close(self):
         await self.client.close()
@@ -73,8 +77,10 @@ class Review:
         self.llm = llm
 
     async def __call__(self, problem, solution, reference):
-        prompt = (f"Review the solution against the reference.\nQuestion: {problem}\n"
-                  f"Prediction: {solution}\nGround truth: {reference}")
+        prompt = (
+            f"Review the solution against the reference.\nQuestion: {problem}\n"
+            f"Prediction: {solution}\nGround truth: {reference}"
+        )
         content = await self.llm(prompt)
         verdict = _verdict(content)
         return {"review_result": bool(verdict), "feedback": content or ""}
@@ -90,8 +96,10 @@ class ScEnsemble:
         votes = [0] * len(solutions)
         for i, first in enumerate(solutions):
             for j in range(i + 1, len(solutions)):
-                prompt = (f"Are these two answers equivalent?\nQuestion: {problem}\n"
-                          f"Prediction: {first}\nGround truth: {solutions[j]}")
+                prompt = (
+                    f"Are these two answers equivalent?\nQuestion: {problem}\n"
+                    f"Prediction: {first}\nGround truth: {solutions[j]}"
+                )
                 if _verdict(await self.llm(prompt)):
                     votes[i] += 1
                     votes[j] += 1

@@ -7,7 +7,7 @@ def wa_grpo_advantages(rewards, group_size, correct_weight=1.5):
     """Per-sample advantages: (r - group mean) / (group std + eps), correct samples up-weighted."""
     advantages = []
     for start in range(0, len(rewards), group_size):
-        group = rewards[start:start + group_size]
+        group = rewards[start : start + group_size]
         mean = sum(group) / len(group)
         std = math.sqrt(sum((r - mean) ** 2 for r in group) / len(group))
         for r in group:

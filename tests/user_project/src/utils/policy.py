@@ -7,7 +7,7 @@ top-level packages ``scripts`` and ``benchmarks``, exactly like AFlow's generate
 
 import random
 
-HEADER = '''from benchmarks.benchmark import BaseBenchmark
+HEADER = """from benchmarks.benchmark import BaseBenchmark
 from scripts.operators import Custom, Review, ScEnsemble, create_llm_instance
 
 
@@ -19,25 +19,33 @@ class Workflow:
         self.custom = Custom(self.llm)
         self.review = Review(self.llm)
         self.sc_ensemble = ScEnsemble(self.llm)
-'''
+"""
 
-REVIEW = HEADER + '''
+REVIEW = (
+    HEADER
+    + """
     async def __call__(self, problem, problem_type="math", **kwargs):
         draft = {first!r}
         checked = await self.review(problem=problem, solution=draft, reference={second!r})
         answer = draft if checked["review_result"] else {second!r}
         return BaseBenchmark.extract_answer(answer, problem_type), self.llm.get_usage_summary()["total_cost"]
-'''
+"""
+)
 
-ENSEMBLE = HEADER + '''
+ENSEMBLE = (
+    HEADER
+    + """
     async def __call__(self, problem, problem_type="math", **kwargs):
         solutions = {candidates!r}
         best = await self.sc_ensemble(solutions=solutions, problem=problem)
         return BaseBenchmark.extract_answer(best["response"], problem_type), self.llm.get_usage_summary()["total_cost"]
-'''
+"""
+)
 
 # A terse direct call: with 8 tokens gpt-oss runs out of room (content null), so the draft stays.
-DIRECT = HEADER + '''
+DIRECT = (
+    HEADER
+    + """
     async def __call__(self, problem, problem_type="math", **kwargs):
         draft = {first!r}
         reply = await self.custom(input=problem, instruction="Answer briefly.", max_tokens=8)
@@ -46,14 +54,18 @@ DIRECT = HEADER + '''
             answer = draft
         cost = self.llm.get_usage_summary()["total_cost"]
         return BaseBenchmark.extract_answer(answer, problem_type), f"{{cost:.8f}}"
-'''
+"""
+)
 
 # Generated code that compiles but breaks at run time (a KeyError in the operator output).
-BROKEN = HEADER + '''
+BROKEN = (
+    HEADER
+    + """
     async def __call__(self, problem, problem_type="math", **kwargs):
         reply = await self.custom(input=problem, instruction="Solve step by step.")
         return reply["solution"], self.llm.get_usage_summary()["total_cost"]
-'''
+"""
+)
 
 
 class WorkflowPolicy:
