@@ -46,6 +46,7 @@ from otel_grpo.exporters.rollup import (
     window_row,
 )
 from otel_grpo.exporters.step_reader import StepMetricReader
+from otel_grpo.faults import report_fault
 
 if TYPE_CHECKING:
     from otel_grpo.config import WandbConfig
@@ -80,7 +81,6 @@ class WandbStepExporter(MetricExporter):
         self.totals = RunTotals()
         self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0, semconv.HEALTH_EXPORT_ERRORS: 0}
         self.rows: deque[Row] = deque(maxlen=keep_rows)
-        self._warned: set[str] = set()
         self._run: Any = None
         self._own_run = False
         self._run_failed = False
@@ -98,17 +98,10 @@ class WandbStepExporter(MetricExporter):
 
     # --- faults ----------------------------------------------------------------------------
     def _fault(self, kind: str, exc: BaseException) -> None:
+        report_fault(f"WandB export ({kind})", exc, count=self._count_error)
+
+    def _count_error(self) -> None:
         self.health[semconv.HEALTH_EXPORT_ERRORS] += 1
-        if kind not in self._warned:
-            self._warned.add(kind)
-            logger.warning(
-                "otel-grpo: %s failed (%s: %s); training continues, further %s "
-                "errors are counted in exporter/export_errors",
-                kind,
-                type(exc).__qualname__,
-                exc,
-                kind,
-            )
 
     def health_counts(self) -> dict[str, int]:
         """Rows written/dropped and export errors so far."""

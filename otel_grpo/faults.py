@@ -31,14 +31,21 @@ class _Faults:
     sink: Callable[[], None] | None = None
 
 
-def report_fault(kind: str, exc: BaseException) -> None:
-    """Count one fault of ``kind``; the first of each kind is logged as a warning. Never raises."""
+def report_fault(kind: str, exc: BaseException, count: Callable[[], None] | None = None) -> None:
+    """Count one fault of ``kind``; the first of each kind is logged as a warning. Never raises.
+
+    ``count`` adds the fault to a health counter of the caller's own; by default it goes
+    to the sink the running telemetry registered (:func:`set_fault_sink`).
+    """
     try:
         with _Faults.lock:
             first = kind not in _Faults.kinds
             _Faults.kinds[kind] = _Faults.kinds.get(kind, 0) + 1
             _Faults.total += 1
-        _count_in_health()
+        if count is not None:
+            count()
+        else:
+            _count_in_health()
         if first:
             logger.warning(
                 "otel-grpo: internal error in %s (%s: %s); the trainer is unaffected, further "
@@ -63,8 +70,14 @@ def _count_in_health() -> None:
 
 
 def set_fault_sink(sink: Callable[[], None] | None) -> None:
-    """Also call ``sink`` for every fault (the running telemetry counts it in its health keys)."""
-    _Faults.sink = sink
+    """Also call ``sink`` for every fault (the running telemetry counts it in its health keys).
+
+    A new sink starts a new telemetry session: each kind of fault is logged once again.
+    """
+    with _Faults.lock:
+        _Faults.sink = sink
+        if sink is not None:
+            _Faults.kinds = {}
 
 
 def fault_count() -> int:
