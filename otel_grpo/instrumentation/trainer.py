@@ -12,20 +12,15 @@ import logging
 from typing import Any
 
 from otel_grpo.api import get_telemetry, setup
-from otel_grpo.config import parse_target
+from otel_grpo.config import InstrumentationConfig, parse_target
 from otel_grpo.instrumentation.patching import patch_method, unpatch_method
 from otel_grpo.instrumentation.report import report_instrumented, set_targets_hint
 from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
 
 logger = logging.getLogger(__name__)
 
-_OWNER_ROLES = {
-    "train_step": None,
-    "evaluate": None,
-    "execute": "executor_attribute",
-    "compute_reward": "reward_attribute",
-    "judge": "reward_attribute",
-}
+_EXECUTOR_ROLES = frozenset({"execute"})
+_REWARD_ROLES = frozenset({"compute_reward", "judge"})
 _patched: list[tuple[type, str]] = []  # (class, method name) wrapped by instrument_trainer
 
 
@@ -39,15 +34,24 @@ def _defining_class(obj: Any, name: str) -> type | None:
     return None
 
 
-def _targets(trainer: Any, options: Any) -> list[tuple[Any, str, str]]:
+def _owner_attribute(role: str, options: InstrumentationConfig) -> str | None:
+    """The trainer attribute holding the object that plays ``role`` (None: the trainer itself)."""
+    if role in _EXECUTOR_ROLES:
+        return options.executor_attribute
+    if role in _REWARD_ROLES:
+        return options.reward_attribute
+    return None
+
+
+def _targets(trainer: Any, options: InstrumentationConfig) -> list[tuple[Any, str, str]]:
     """(object, method name, role) for every configured role found on ``trainer``."""
     found = []
     for role, target in options.targets.enabled_targets().items():
         if role not in ROLE_WRAPPERS:
             continue
         method = parse_target(target)[1].rsplit(".", 1)[-1]
-        owner_attr = _OWNER_ROLES.get(role)
-        owner = trainer if owner_attr is None else getattr(trainer, getattr(options, owner_attr), None)
+        owner_attr = _owner_attribute(role, options)
+        owner = trainer if owner_attr is None else getattr(trainer, owner_attr, None)
         if owner is None and hasattr(trainer, method):
             owner = trainer  # a trainer that scores/executes itself
         if owner is None or not hasattr(owner, method):
