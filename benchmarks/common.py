@@ -109,7 +109,12 @@ def _short_path(path: str) -> str:
 
 # Where instrumentation time goes: source files grouped (first match wins).
 GROUPS: dict[str, tuple[str, ...]] = {
-    "otel-grpo wrappers": ("otel_grpo/instrumentation/wrappers.py", "otel_grpo/instrumentation/trainer.py"),
+    "otel-grpo wrappers": (
+        "otel_grpo/instrumentation/wrapping.py",
+        "otel_grpo/instrumentation/roles.py",
+        "otel_grpo/instrumentation/judge_role.py",
+        "otel_grpo/instrumentation/patching.py",
+    ),
     "otel-grpo HTTP hooks": ("otel_grpo/instrumentation/llm_http/",),
     "otel-grpo tables": ("exporters/tables.py",),
     "otel-grpo recorder + API": ("otel_grpo/",),
