@@ -276,3 +276,76 @@ def test_demo_against_a_judge_server_process(tmp_path: Path):
     assert 0.0 < latest["judge/parse_failure_rate"] < 0.35  # the server's 10% unparsable replies
     for source in DATASETS:
         assert f"dataset/{source}/accuracy" in latest and f"val/{source}/accuracy" in latest
+
+
+def test_an_unreachable_judge_url_fails_fast_with_one_line(tmp_path: Path):
+    """Nothing listening at --judge-url: exit 2 within seconds, one line naming the URL (no password)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
+    started = time.monotonic()
+    demo = subprocess.run(
+        _command("demo", "--judge-url", f"http://user:s3cret@127.0.0.1:{port}/v1"),
+        cwd=tmp_path,
+        env={**env, "WANDB_SILENT": "true", "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert demo.returncode == 2, demo.stdout + demo.stderr
+    assert elapsed < 10, f"took {elapsed:.1f}s"
+    lines = demo.stderr.strip().splitlines()
+    assert len(lines) == 1, demo.stderr
+    assert f"cannot reach the judge at http://user:REDACTED@127.0.0.1:{port}/v1" in lines[0]
+    assert "connection refused" in lines[0] and "s3cret" not in demo.stderr
+    assert not (tmp_path / "wandb").exists()  # nothing was started
+
+
+def _recording_console():
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=120, record=True, color_system=None)
+
+
+def test_the_screen_says_which_faults_are_simulated_and_logs_above_the_bar(tmp_path: Path):
+    import logging
+
+    root_handlers = list(logging.getLogger().handlers)
+    console = _recording_console()
+    args = demo_cli.parse_args(["--steps", "2", "--eval-every", "0", "--seed", "7", "--wandb-mode", "disabled"])
+    result = demo_cli.run_demo(args, console=console, invalid_cost_rate=0.05)
+    screen = console.export_text()
+    assert "n/a" in result.trainer.executor.reported_costs  # the fault was injected ...
+    assert screen.count("simulated: executor returned cost 'n/a' (demo fault injection)") == 1  # ... and said once
+    assert "simulated CUDA out of memory (demo fault injection, --oom-step 2)" in screen
+    # Log lines are printed by the progress display's console, each on lines of its own.
+    for line in screen.splitlines():
+        if "WARNING" in line:
+            assert line.startswith("WARNING"), line
+    assert "GRPO" in screen and "judge ok" in screen
+    assert logging.getLogger().handlers == root_handlers  # the demo's log handler is gone afterwards
+
+
+def test_a_failing_judge_shows_down_in_the_progress_line_and_warns_once(tmp_path: Path, caplog):
+    import logging
+
+    from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
+
+    caplog.set_level(logging.WARNING, logger="otel_grpo.instrumentation.judge_health")
+    console = _recording_console()
+    with JudgeServer(faults=FaultConfig(error_rate=1.0, error_status=400)) as server:  # reachable, always failing
+        port = server.port
+        args = demo_cli.parse_args(
+            ["--steps", "1", "--eval-every", "0", "--wandb-mode", "disabled", "--judge-url", server.url]
+        )
+        result = demo_cli.run_demo(args, console=console, inconclusive_rate=0.45)
+    outcomes = Counter()
+    for (_source, outcome), n in result.trainer.reward_computer.judge_outcomes.items():
+        outcomes[outcome] += n
+    assert outcomes["api_failure"] >= 5 and set(outcomes) == {"api_failure"}
+    screen = console.export_text()
+    assert "judge DOWN (http_status)" in screen
+    warnings = [r.getMessage() for r in caplog.records if r.name == "otel_grpo.instrumentation.judge_health"]
+    assert len(warnings) == 1 and "error.type=http_status" in warnings[0] and f"port {port}" in warnings[0]

@@ -9,6 +9,8 @@ from typing import Any
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry
 from otel_grpo.config import InstrumentationConfig
+from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.judge_health import judge_health, judge_location
 from otel_grpo.instrumentation.wrapping import Wrapper, bind_argument, judge_span_attrs, make_role_wrapper, span_for
 from otel_grpo.recording.context import CALL_JUDGE, JudgeEvaluationState, enter_call, exit_call, judge_evaluation_var
 
@@ -69,6 +71,15 @@ def classify_judge_outcome(
     return semconv.OUTCOME_SUCCESS, verdict, None
 
 
+def _observe_health(tel: Telemetry, outcome: str, error_type: str | None, attempts: list) -> None:
+    """Feed the outcome to the session's :class:`~otel_grpo.instrumentation.judge_health.JudgeHealth`."""
+    try:
+        location = judge_location(attempts, tel.config.judge) if outcome == semconv.OUTCOME_API_FAILURE else None
+        judge_health(tel).observe(outcome, error_type, location)
+    except Exception as exc:  # noqa: BLE001 - the health warning must never break the judge call
+        report_fault("the judge health check", exc)
+
+
 def judge_wrapper(options: InstrumentationConfig) -> Wrapper:
     """Wraps the judge function: one judge evaluation, parent of its HTTP attempts."""
 
@@ -113,6 +124,7 @@ def judge_wrapper(options: InstrumentationConfig) -> Wrapper:
                 )
             if error_type:
                 span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
+            _observe_health(tel, outcome, error_type, evaluation.attempts)
         finally:
             span_cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 

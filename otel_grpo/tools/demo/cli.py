@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -106,6 +107,29 @@ def _judge_port(url: str) -> int:
     except ValueError as exc:
         raise DemoError(f"otel-grpo demo: --judge-url has an invalid port: {exc}") from None
     return port or (443 if parts.scheme == "https" else 80)
+
+
+_JUDGE_CONNECT_TIMEOUT_S = 3.0
+
+
+def check_judge_reachable(url: str, timeout: float = _JUDGE_CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`DemoError` (one line) unless something accepts TCP connections at ``url``'s host and port.
+
+    A TCP connect, not a request: a judge that needs an API key or has no ``/v1/models``
+    still passes; nothing listening, a wrong host or a firewall fails within ``timeout``.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = _judge_port(url)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise DemoError(
+            f"otel-grpo demo: cannot reach the judge at {redact_url(url)} ({reason.lower()}): "
+            f"start one (otel-grpo judge-server --port {port}) or leave out --judge-url"
+        ) from None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -202,8 +226,40 @@ def run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides:
     fields (tests use them). Raises :class:`DemoError` for a bad configuration.
     No secret of the command line (a ``--judge-url`` password) reaches the WandB run.
     """
-    with _argv_without_secrets():
+    if console is None:
+        from rich import get_console
+
+        console = get_console()
+    with _argv_without_secrets(), _logging_through(console):
         return _run_demo(args, console, **trainer_overrides)
+
+
+@contextlib.contextmanager
+def _logging_through(console: Any) -> Iterator[None]:
+    """Log records go through ``console`` (rich's ``RichHandler``) for the duration of the demo.
+
+    The console is the progress bar's, so a warning is printed above the bar instead of
+    being glued onto it. The root logger's plain terminal handlers (``logging.basicConfig``)
+    are taken off meanwhile and given back afterwards; others (files, test capture) stay.
+    """
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    terminal = [
+        h
+        for h in root.handlers
+        if type(h) is logging.StreamHandler and getattr(h, "stream", None) in (sys.stderr, sys.stdout)
+    ]
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False, rich_tracebacks=False)
+    for h in terminal:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for h in terminal:
+            root.addHandler(h)
 
 
 def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides: Any) -> DemoResult:
@@ -220,6 +276,7 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
     trainer = None
     try:
         if args.judge_url:
+            check_judge_reachable(args.judge_url)
             judge_url, judge_port = args.judge_url, args.judge_port
         else:
             third = args.judge_fault_rate / 3.0
@@ -250,7 +307,9 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             setattr(cfg, key, value)
         trainer = GRPOTrainer(cfg)
         otel_grpo.instrument_trainer(trainer)
-        _train_with_progress(trainer, console)
+        from otel_grpo.instrumentation.judge_health import judge_health
+
+        _train_with_progress(trainer, console, judge_health(tel))
         run = trainer.wandb_run
         run_dir = Path(run.dir).parent if run is not None and getattr(run, "dir", None) else None
         rows = tel.rows
@@ -277,9 +336,27 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             server.stop()
 
 
-def _train_with_progress(trainer: Any, console: Any) -> None:
+def judge_status(health: Any) -> str:
+    """The judge's state for the progress line: ``judge ok 98%``, ``judge DOWN (connection)``, ``judge -``."""
+    state = health.snapshot()
+    if state.down:
+        return f"[bold red]judge DOWN ({state.last_error_type})[/bold red]"
+    rate = state.success_rate
+    if rate is None:
+        return "judge -"
+    return f"judge ok {rate:.0%}" if state.consecutive_api_failures == 0 else f"[yellow]judge {rate:.0%}[/yellow]"
+
+
+def _train_with_progress(trainer: Any, console: Any, health: Any = None) -> None:
     trainer_module = type(trainer).__module__
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class JudgeColumn(ProgressColumn):
+        """The judge's state, read at every refresh (a step waiting on a dead judge shows it)."""
+
+        def render(self, task: Any) -> Text:
+            return Text.from_markup(judge_status(health)) if health is not None else Text("")
 
     columns = (
         TextColumn("[bold]GRPO[/bold]"),
@@ -287,6 +364,7 @@ def _train_with_progress(trainer: Any, console: Any) -> None:
         MofNCompleteColumn(),
         TextColumn("steps"),
         TimeElapsedColumn(),
+        JudgeColumn(),
         TextColumn("{task.fields[status]}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:
@@ -308,30 +386,13 @@ def _train_with_progress(trainer: Any, console: Any) -> None:
 
         trainer.on_step_end, trainer.on_eval_end = on_step, on_eval
         trainer_logger = logging.getLogger(trainer_module)
-        handler = _ConsoleHandler(progress.console)
-        saved = trainer_logger.propagate, trainer_logger.level
-        trainer_logger.addHandler(handler)
-        trainer_logger.propagate, trainer_logger.level = False, logging.WARNING
+        saved = trainer_logger.level
+        trainer_logger.setLevel(logging.WARNING)  # its retries and fallbacks, not its debug lines
         try:
             asyncio.run(trainer.train())
         finally:
             trainer.on_step_end = trainer.on_eval_end = None
-            trainer_logger.removeHandler(handler)
-            trainer_logger.propagate, trainer_logger.level = saved
-
-
-class _ConsoleHandler(logging.Handler):
-    """Trainer log lines (a CUDA OOM retry, a WandB fallback) printed above the progress bar."""
-
-    def __init__(self, console: Any) -> None:
-        super().__init__(logging.WARNING)
-        self.console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.console.print(f"trainer: {record.getMessage()}", style="yellow", markup=False, highlight=False)
-        except Exception:  # noqa: BLE001 - logging must never break the run
-            self.handleError(record)
+            trainer_logger.setLevel(saved)
 
 
 def _fmt(value: Any, spec: str, suffix: str = "") -> str:
@@ -426,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
     except DemoError as exc:
         build_parser().print_usage(sys.stderr)
-        errors.print(str(exc), style="red", markup=False, highlight=False)
+        errors.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
@@ -434,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run_demo(args, console=console)
     except DemoError as exc:
-        errors.print(str(exc), style="red", markup=False, highlight=False)
+        errors.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         errors.print("otel-grpo demo: interrupted", style="red")

@@ -10,6 +10,7 @@ reported as strings.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import re
@@ -20,6 +21,8 @@ from typing import Any
 from otel_grpo.tools.demo import scoring
 from otel_grpo.tools.demo.policy import stable_hash, workflow_header
 from otel_grpo.tools.demo.trainer_config import TrainerConfig
+
+logger = logging.getLogger(__name__)
 
 
 def parse_cost(value: Any) -> float:
@@ -60,6 +63,7 @@ class AFlowExecutor:
         self.reported_costs: list[Any] = []
         self.calls = 0
         self.exceptions = 0
+        self._said_invalid_cost = False
 
     @property
     def total_reported_cost(self) -> float:
@@ -117,6 +121,9 @@ class AFlowExecutor:
     def _report(self, cost: float, rng: random.Random) -> Any:
         roll = rng.random()
         if roll < self.config.invalid_cost_rate:
+            if not self._said_invalid_cost:  # the warning otel-grpo gives next is expected: say why
+                self._said_invalid_cost = True
+                logger.warning("simulated: executor returned cost 'n/a' (demo fault injection)")
             return "n/a"
         if roll < self.config.invalid_cost_rate + self.config.string_cost_rate:
             return f"{cost:.6f}"

@@ -249,7 +249,10 @@ class GRPOTrainer:
         results = await asyncio.gather(*(self._rollout(s, w) for s, w in zip(expanded, workflows, strict=True)))
         self.step_attempts[step] += 1
         if step in self.config.oom_steps and self.step_attempts[step] == 1:
-            raise CudaOutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.50 GiB (step {step}, backward pass)")
+            raise CudaOutOfMemoryError(
+                f"simulated CUDA out of memory (demo fault injection, --oom-step {step}). "
+                f"Tried to allocate 2.50 GiB (step {step}, backward pass)"
+            )
         rewards = [r.reward for r in results]
         loss, kl_div = self.policy.update(rewards)
         num_correct = sum(1 for r in rewards if r >= CORRECT_THRESHOLD)

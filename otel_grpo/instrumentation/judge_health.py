@@ -1,0 +1,151 @@
+"""Is the LLM judge answering? A warning once N judge evaluations in a row fail, one per outage.
+
+A judge that cannot be reached (nothing listening, a wrong port, a proxy timing out) makes
+every judge evaluation an ``api_failure``; each one may take the client's full retry
+schedule, so a run slows down many times over while the rows only show it at the end.
+:class:`JudgeHealth` follows the outcome of each judge evaluation: once
+``judge.warn_after_failures`` (default 5) evaluations in a row end in ``api_failure``, it
+logs one warning naming the judge's URL (passwords and query values redacted) and the
+error class (``error.type``: ``connection``, ``timeout``, ``http_status``, ...). Any other
+outcome (a success, or a parse failure: the judge did answer) ends the outage, and a new
+streak can warn again, once. ``0`` turns the warning off.
+
+The demo reads :meth:`JudgeHealth.snapshot` for its progress line (``judge ok 98%`` /
+``judge DOWN (connection)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from otel_grpo import semconv
+from otel_grpo.redact import redact_url
+
+__all__ = ["DEFAULT_WARN_AFTER_FAILURES", "JudgeHealth", "JudgeHealthSnapshot", "judge_health", "judge_location"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WARN_AFTER_FAILURES = 5
+"""Consecutive ``api_failure`` judge evaluations before the warning; ``judge.warn_after_failures`` overrides it."""
+
+
+@dataclass(frozen=True)
+class JudgeHealthSnapshot:
+    """The judge's state so far, as one process saw it."""
+
+    evaluations: int
+    successes: int
+    api_failures: int
+    consecutive_api_failures: int
+    down: bool
+    """True while the current streak of ``api_failure`` evaluations has reached the threshold."""
+    last_error_type: str | None
+    location: str | None
+    """Where the judge was called (redacted URL or configured address), as of the last failure."""
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of judge evaluations that succeeded (0-1); None before the first one."""
+        return self.successes / self.evaluations if self.evaluations else None
+
+
+class JudgeHealth:
+    """Counts consecutive ``api_failure`` judge evaluations and warns once per outage (thread-safe)."""
+
+    def __init__(self, warn_after: int = DEFAULT_WARN_AFTER_FAILURES, log: logging.Logger | None = None) -> None:
+        self.warn_after = max(0, int(warn_after))
+        self._log = log or logger
+        self._lock = threading.Lock()
+        self._evaluations = 0
+        self._successes = 0
+        self._api_failures = 0
+        self._streak = 0
+        self._warned = False
+        self._last_error: str | None = None
+        self._location: str | None = None
+
+    def observe(self, outcome: str, error_type: str | None = None, location: str | None = None) -> None:
+        """Count one judge evaluation's outcome; warns when a streak of failures reaches the threshold."""
+        warn: tuple[int, str, str] | None = None
+        with self._lock:
+            self._evaluations += 1
+            if outcome == semconv.OUTCOME_API_FAILURE:
+                self._api_failures += 1
+                self._streak += 1
+                self._last_error = error_type or semconv.ERROR_OTHER
+                if location:
+                    self._location = location
+                if self.warn_after and self._streak >= self.warn_after and not self._warned:
+                    self._warned = True
+                    warn = (self._streak, self._last_error, self._location or "an unknown address")
+            else:
+                if outcome == semconv.OUTCOME_SUCCESS:
+                    self._successes += 1
+                self._streak = 0
+                self._warned = False
+        if warn is not None:
+            streak, error, where = warn
+            self._log.warning(
+                "otel-grpo: the LLM judge failed %d evaluations in a row (error.type=%s) at %s; "
+                "is the judge server running, and do judge.ports / judge.hosts match it? "
+                "Rewards that need the judge are failing (no further warning until it answers again)",
+                streak,
+                error,
+                where,
+            )
+
+    def snapshot(self) -> JudgeHealthSnapshot:
+        """The counts so far."""
+        with self._lock:
+            return JudgeHealthSnapshot(
+                evaluations=self._evaluations,
+                successes=self._successes,
+                api_failures=self._api_failures,
+                consecutive_api_failures=self._streak,
+                down=bool(self.warn_after) and self._streak >= self.warn_after,
+                last_error_type=self._last_error,
+                location=self._location,
+            )
+
+
+_registry: weakref.WeakKeyDictionary[Any, JudgeHealth] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+def judge_health(tel: Any) -> JudgeHealth:
+    """The :class:`JudgeHealth` of a telemetry session (one per :func:`otel_grpo.setup`)."""
+    with _registry_lock:
+        health = _registry.get(tel)
+        if health is None:
+            judge_cfg = getattr(getattr(tel, "config", None), "judge", None)
+            warn_after = getattr(judge_cfg, "warn_after_failures", DEFAULT_WARN_AFTER_FAILURES)
+            health = JudgeHealth(warn_after if isinstance(warn_after, int) else DEFAULT_WARN_AFTER_FAILURES)
+            _registry[tel] = health
+        return health
+
+
+def judge_location(attempts: Sequence[Any], judge_config: Any) -> str:
+    """Where the judge was called: the last HTTP attempt's URL when it carries one, else the configured address.
+
+    URLs are shown with :func:`~otel_grpo.redact.redact_url` (no password, no query values).
+    """
+    for attempt in reversed(attempts):
+        url = getattr(attempt, "url", None)
+        if isinstance(url, str) and url:
+            return redact_url(url)
+    hosts = list(getattr(judge_config, "hosts", None) or [])
+    ports = list(getattr(judge_config, "ports", None) or [])
+    if hosts and ports:
+        where = ", ".join(f"{host}:{port}" for host in hosts for port in ports)
+    elif hosts:
+        where = ", ".join(hosts)
+    elif ports:
+        where = ", ".join(f"port {port}" for port in ports) + " (any host)"
+    else:
+        where = "an unknown address"
+    return f"the configured judge endpoint {where}"
