@@ -184,6 +184,12 @@ class JudgeConfig(_Section):
     price_input_per_mtok: float = Field(default=0.0, ge=0, description="USD per 1M input tokens.")
     price_output_per_mtok: float = Field(default=0.0, ge=0, description="USD per 1M output tokens.")
     capture_content: bool = Field(default=False, description="Record prompt/completion text on judge spans.")
+    warn_after_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Warn once this many judge evaluations in a row end in api_failure "
+        "(one warning per outage); 0 = never.",
+    )
 
 
 class TargetsConfig(_Section):

@@ -21,10 +21,15 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_grpo import semconv
+from otel_grpo.config import JudgeConfig
+from otel_grpo.recording.context import JudgeAttempt
 from otel_grpo.redact import redact_url
+
+if TYPE_CHECKING:
+    from otel_grpo.api import Telemetry
 
 __all__ = ["DEFAULT_WARN_AFTER_FAILURES", "JudgeHealth", "JudgeHealthSnapshot", "judge_health", "judge_location"]
 
@@ -117,29 +122,25 @@ _registry: weakref.WeakKeyDictionary[Any, JudgeHealth] = weakref.WeakKeyDictiona
 _registry_lock = threading.Lock()
 
 
-def judge_health(tel: Any) -> JudgeHealth:
+def judge_health(tel: Telemetry) -> JudgeHealth:
     """The :class:`JudgeHealth` of a telemetry session (one per :func:`otel_grpo.setup`)."""
     with _registry_lock:
         health = _registry.get(tel)
         if health is None:
-            judge_cfg = getattr(getattr(tel, "config", None), "judge", None)
-            warn_after = getattr(judge_cfg, "warn_after_failures", DEFAULT_WARN_AFTER_FAILURES)
-            health = JudgeHealth(warn_after if isinstance(warn_after, int) else DEFAULT_WARN_AFTER_FAILURES)
+            health = JudgeHealth(tel.config.judge.warn_after_failures)
             _registry[tel] = health
         return health
 
 
-def judge_location(attempts: Sequence[Any], judge_config: Any) -> str:
+def judge_location(attempts: Sequence[JudgeAttempt], judge_config: JudgeConfig) -> str:
     """Where the judge was called: the last HTTP attempt's URL when it carries one, else the configured address.
 
     URLs are shown with :func:`~otel_grpo.redact.redact_url` (no password, no query values).
     """
     for attempt in reversed(attempts):
-        url = getattr(attempt, "url", None)
-        if isinstance(url, str) and url:
-            return redact_url(url)
-    hosts = list(getattr(judge_config, "hosts", None) or [])
-    ports = list(getattr(judge_config, "ports", None) or [])
+        if attempt.url:
+            return redact_url(attempt.url)
+    hosts, ports = list(judge_config.hosts), list(judge_config.ports)
     if hosts and ports:
         where = ", ".join(f"{host}:{port}" for host in hosts for port in ports)
     elif hosts:

@@ -192,6 +192,7 @@ class JudgeAttempt:
     status_code: int | None = None
     content: str | None = None  # kept in memory only, to classify parse failures
     finish_reason: str | None = None
+    url: str | None = None  # scheme://host:port/path of the request (redact before showing)
 
 
 @dataclass(eq=False)

@@ -38,12 +38,20 @@ Attributes = dict[str, AttributeValue]
 class LLMCall:
     """One LLM HTTP request: its span, its metrics and its judge or executor accounting."""
 
-    __slots__ = ("_tel", "who", "span", "_metric_attrs", "_source", "_capture", "_started", "_lock", "_ended")
+    __slots__ = ("_tel", "who", "span", "_metric_attrs", "_source", "_capture", "_started", "_lock", "_ended", "url")
 
     def __init__(
-        self, tel: Telemetry, who: RequestRole, span: Span, metric_attrs: Attributes, source: str, capture: bool
+        self,
+        tel: Telemetry,
+        who: RequestRole,
+        span: Span,
+        metric_attrs: Attributes,
+        source: str,
+        capture: bool,
+        url: str | None = None,
     ) -> None:
         self._tel = tel
+        self.url = url
         self.who = who
         self.span = span
         self._metric_attrs = metric_attrs
@@ -63,17 +71,19 @@ class LLMCall:
         metric_attrs: Attributes,
         source: str,
         capture: bool,
+        url: str | None = None,
     ) -> LLMCall:
         """Open the client span ``name`` (none without a tracer provider) and start the clock.
 
         ``metric_attrs`` go on every metric point; ``span_attrs`` (a superset) on the span;
-        ``capture``: put the reply's messages on the span (content capture is opted in).
+        ``capture``: put the reply's messages on the span (content capture is opted in);
+        ``url``: where the request went (kept on the judge attempt, redacted wherever shown).
         """
         if tel.tracing:
             span = tel.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
         else:  # no tracer provider: skip span creation altogether
             span = trace.INVALID_SPAN
-        return cls(tel, who, span, metric_attrs, source, capture)
+        return cls(tel, who, span, metric_attrs, source, capture, url)
 
     @property
     def ended(self) -> bool:
@@ -114,6 +124,7 @@ class LLMCall:
                         status_code=status,
                         content=reply.content() if reply is not None else None,
                         finish_reason=reply.finish_reason() if reply is not None else None,
+                        url=self.url,
                     )
                 )
             except Exception as inner:  # noqa: BLE001 - each record is independent of the others

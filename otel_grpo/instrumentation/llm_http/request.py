@@ -96,7 +96,8 @@ def start_call(
         if messages is not None:
             span_attrs[semconv.GEN_AI_INPUT_MESSAGES] = messages
     name = f"{operation} {model}" if model else operation
-    return LLMCall.start(tel, who, name, span_attrs, metric_attrs, source, capture)
+    url = f"{scheme}://{host}{f':{port}' if port is not None else ''}{path}"
+    return LLMCall.start(tel, who, name, span_attrs, metric_attrs, source, capture, url)
 
 
 def _json_body(raw: RequestBody) -> dict[str, Any]:
