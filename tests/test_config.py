@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from otel_grpo.config import (
     parse_target,
     resolve_headers,
 )
+from otel_grpo.tools import init_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_CONFIG = REPO_ROOT / "config" / "telemetry.yaml"
@@ -543,7 +546,33 @@ def test_top_level_must_be_mapping(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
-    assert error_of(path) == f"{path}: file not found"
+    assert error_of(path) == (
+        f"{path}: file not found (write one with `otel-grpo init {path}`, or give no path to use the packaged defaults)"
+    )
+
+
+def test_missing_file_with_defaults_warns_once_and_uses_the_packaged_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What setup() does: a training script is never stopped by a missing file. Even with a
+    # ./config/telemetry.yaml present, the packaged defaults are used, as the warning says.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config", "wandb:\n  project: from-cwd\n")
+    with caplog.at_level(logging.WARNING, logger="otel_grpo"):
+        cfg = load_config("conf/missing.yaml", env={}, missing_file="defaults")
+    assert cfg == TelemetryConfig()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"otel-grpo: config file conf/missing.yaml not found (current directory {tmp_path}): "
+        "using the packaged defaults; write one with `otel-grpo init conf/missing.yaml`"
+    ]
+
+
+def test_missing_file_with_defaults_still_rejects_an_invalid_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "wandb:\n  mode: onlin\n")
+    with pytest.raises(ConfigError, match="wandb.mode"):
+        load_config(path, env={}, missing_file="defaults")
 
 
 def test_config_error_is_value_error() -> None:
@@ -621,4 +650,94 @@ def test_check_config_default_source(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert code == 0
     assert text.startswith("OK: ") and "default_telemetry.yaml" in text.splitlines()[0]
     code, text = check_config(tmp_path / "missing.yaml", env={})
-    assert code == 2 and text.endswith("file not found")
+    assert code == 2 and "\n" not in text
+    assert text.startswith(f"{tmp_path / 'missing.yaml'}: file not found (write one with `otel-grpo init ")
+
+
+# --------------------------------------------------------------------------- missing files on the command line
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--config", "config/telemetry.yaml", "--", "python", "-c", "print('ran')"],
+        ["check-config", "config/telemetry.yaml"],
+    ],
+)
+def test_a_missing_config_path_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_grpo.tools.cli", *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "config/telemetry.yaml: file not found (write one with `otel-grpo init config/telemetry.yaml`" in lines[0]
+
+
+# --------------------------------------------------------------------------- otel-grpo init
+def test_init_writes_a_commented_file_that_loads_to_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert init_config.main([]) == 0
+    written = tmp_path / "config" / "telemetry.yaml"
+    assert capsys.readouterr().out == (
+        "wrote config/telemetry.yaml (every setting at its default). "
+        "Next: edit it, then `otel-grpo check-config config/telemetry.yaml`\n"
+    )
+    assert load_config(written, env={}) == TelemetryConfig()
+    # It is the file otel-grpo reads when given no path, and check-config accepts it.
+    assert config_mod.default_config_source() == "config/telemetry.yaml"
+    assert check_config(None, env={})[0] == 0
+
+
+def test_init_file_explains_sections_units_and_overriding_variables(tmp_path: Path) -> None:
+    text = init_config.write_config(tmp_path / "t.yaml").read_text(encoding="utf-8")
+    comments = "\n".join(line for line in text.splitlines() if "#" in line)
+    for section in TelemetryConfig.model_fields:
+        assert f"\n{section}:" in "\n" + text, section
+    for variable in ("WANDB_PROJECT", "WANDB_MODE", "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        assert variable in comments, variable
+    for unit in ("seconds", "USD", "0..1"):
+        assert unit in comments, unit
+    assert "NEVER put secrets here" in comments
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "wandb:\n  project: mine\n")
+    assert init_config.main([str(path)]) == 2
+    assert capsys.readouterr().err == f"otel-grpo init: {path} already exists; use --force to overwrite it\n"
+    assert path.read_text(encoding="utf-8") == "wandb:\n  project: mine\n"
+    assert init_config.main([str(path), "--force"]) == 0
+    assert load_config(path, env={}) == TelemetryConfig()
+
+
+def test_init_into_a_directory_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert init_config.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"otel-grpo init: {tmp_path} is a directory; give a file path, e.g. {tmp_path / 'telemetry.yaml'}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_as_a_module_in_an_empty_project(tmp_path: Path) -> None:
+    def init(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "otel_grpo.tools.init_config", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    first = init("conf/t.yaml")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "conf" / "t.yaml").is_file()
+    second = init("conf/t.yaml")
+    assert second.returncode == 2 and "already exists; use --force" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert sorted(p.name for p in (tmp_path / "conf").iterdir()) == ["t.yaml"]  # no temporary file left behind

@@ -2,8 +2,13 @@
 
 There is one YAML file, ``config/telemetry.yaml`` (relative to the current working
 directory); when it does not exist the packaged copy
-``otel_grpo/default_telemetry.yaml`` (identical content) is used. :func:`load_config`
-builds the effective :class:`TelemetryConfig` in layers, each winning over the previous:
+``otel_grpo/default_telemetry.yaml`` (identical content) is used. ``otel-grpo init``
+writes that commented copy into a project (:mod:`otel_grpo.tools.init_config`). A path
+given explicitly that does not exist is a one-line :class:`ConfigError` saying how to
+write one, or, with ``missing_file="defaults"`` (what :func:`otel_grpo.setup` asks
+for, so that a missing file never stops training), one warning and the packaged
+defaults. :func:`load_config` builds the effective :class:`TelemetryConfig` in layers,
+each winning over the previous:
 
 1. the file (or a ``dict`` / :class:`TelemetryConfig` passed in by code);
 2. the standard ``WANDB_*`` and ``OTEL_*`` environment variables (see :data:`ENV_VARS`);
@@ -41,8 +46,11 @@ from otel_grpo.config.loader import (
     DEFAULT_CONFIG_PATH,
     PACKAGED_CONFIG_NAME,
     ConfigSource,
+    MissingFile,
     default_config_source,
     load_config,
+    missing_file_hint,
+    packaged_config_text,
 )
 from otel_grpo.config.safe_yaml import MAX_CONFIG_BYTES, MAX_YAML_ALIASES, MAX_YAML_DEPTH, MAX_YAML_NODES
 from otel_grpo.config.schema import (
@@ -77,6 +85,7 @@ __all__ = [
     "InstrumentationConfig",
     "JudgeConfig",
     "MetricsConfig",
+    "MissingFile",
     "OtlpConfig",
     "PrometheusConfig",
     "TargetsConfig",
@@ -86,6 +95,8 @@ __all__ = [
     "check_config_cli",
     "default_config_source",
     "load_config",
+    "missing_file_hint",
+    "packaged_config_text",
     "parse_target",
     "resolve_headers",
 ]

@@ -7,11 +7,13 @@ introduced it: the file path, ``<dict>``, ``<env>`` (by variable) or ``<override
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Final, Union
+from typing import Final, Literal, Union
 
 from pydantic import BaseModel
 
@@ -31,9 +33,14 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "PACKAGED_CONFIG_NAME",
     "ConfigSource",
+    "MissingFile",
     "default_config_source",
     "load_config",
+    "missing_file_hint",
+    "packaged_config_text",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH: Final = Path("config") / "telemetry.yaml"
 """Looked up relative to the current working directory when no source is given."""
@@ -44,6 +51,9 @@ PACKAGED_CONFIG_NAME: Final = "default_telemetry.yaml"
 ConfigSource = Union[str, os.PathLike[str], Mapping[str, object], TelemetryConfig, None]
 """What :func:`load_config` builds on: a file path, a mapping, a config, or ``None`` (the default file)."""
 
+MissingFile = Literal["error", "defaults"]
+"""What :func:`load_config` does with a path that does not exist: raise, or warn and use the packaged defaults."""
+
 _PlainDict = dict[str, object]
 
 
@@ -52,19 +62,26 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, object] | None = None,
+    missing_file: MissingFile = "error",
     **sections: object,
 ) -> TelemetryConfig:
     """Build the effective configuration: source, then environment, then overrides.
 
     Args:
         source: ``None`` reads ``./config/telemetry.yaml`` if it exists, else the
-            packaged default; a path reads that YAML file (it must exist); a mapping is
+            packaged default; a path reads that YAML file (see ``missing_file``); a mapping is
             used as the file content would be (errors name ``<dict>``); a
             :class:`TelemetryConfig` is taken as is.
         env: environment to read ``WANDB_*`` / ``OTEL_*`` variables from (defaults to
             ``os.environ``); pass ``{}`` to ignore the environment.
         overrides: nested mapping deep-merged last; its top-level keys may be dotted
             paths, e.g. ``{"wandb.mode": "disabled"}`` or ``{"wandb": {"mode": ...}}``.
+        missing_file: when ``source`` is a path that does not exist: ``"error"`` raises
+            a one-line :class:`ConfigError` that says how to write one (``otel-grpo
+            init``); ``"defaults"`` logs one warning naming the path and uses the
+            packaged defaults (what :func:`otel_grpo.setup` does, so that a missing
+            file never stops a training script). A file that exists but is invalid is
+            an error either way.
         **sections: top-level keys, e.g. ``wandb={"mode": "disabled"}`` or
             ``service_name="x"``; applied after ``overrides``. Mappings are deep-merged
             into the section, other values replace it.
@@ -73,12 +90,12 @@ def load_config(
     dropped with a warning that never contains their value.
 
     Raises:
-        ConfigError: on a missing/unreadable/invalid file, an invalid value anywhere, or
-            a malformed environment variable.
+        ConfigError: on a missing (with ``missing_file="error"``), unreadable or invalid
+            file, an invalid value anywhere, or a malformed environment variable.
         TypeError: when ``source`` is none of the accepted kinds.
     """
     try:
-        config = _base_layer(source)
+        config = _base_layer(source, missing_file)
         config = _apply_env(config, os.environ if env is None else env)
         return _apply_overrides(config, overrides, sections)
     except RecursionError:  # a self-referencing or absurdly deep mapping passed by code
@@ -98,14 +115,42 @@ def default_config_source() -> str:
     return str(resources.files("otel_grpo").joinpath(PACKAGED_CONFIG_NAME))
 
 
-def _base_layer(source: ConfigSource) -> TelemetryConfig:
+def missing_file_hint(label: str) -> str:
+    """What to do about a config path that does not exist (the end of the error and warning)."""
+    return f"write one with `otel-grpo init {shlex.quote(label)}`, or give no path to use the packaged defaults"
+
+
+def packaged_config_text() -> str:
+    """The text of the packaged ``otel_grpo/default_telemetry.yaml`` (every default, commented)."""
+    resource = resources.files("otel_grpo").joinpath(PACKAGED_CONFIG_NAME)
+    try:
+        return resource.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = f"cannot read packaged default: {exc.strerror or type(exc).__name__}"
+        raise ConfigError(f"otel_grpo/{PACKAGED_CONFIG_NAME}", problem) from None
+
+
+def _base_layer(source: ConfigSource, missing_file: MissingFile = "error") -> TelemetryConfig:
     """The first layer: the file, mapping or config ``source`` names, secrets dropped."""
     if isinstance(source, TelemetryConfig):
         return source.model_copy(deep=True)
     raw: Mapping[str, object]
-    if source is None and not os.path.lexists(DEFAULT_CONFIG_PATH):
+    if isinstance(source, (str, os.PathLike)) and not _exists(source):
+        label = os.fspath(source)
+        if missing_file != "defaults":
+            raise ConfigError(label, f"file not found ({missing_file_hint(label)})")
+        logger.warning(
+            "otel-grpo: config file %s not found (current directory %s): using the packaged defaults; "
+            "write one with `otel-grpo init %s`",
+            label,
+            os.getcwd(),
+            shlex.quote(label),
+        )
         raw, label = _packaged_default()
         once_key: str | None = label
+    elif source is None and not os.path.lexists(DEFAULT_CONFIG_PATH):
+        raw, label = _packaged_default()
+        once_key = label
     elif source is None or isinstance(source, (str, os.PathLike)):
         path = DEFAULT_CONFIG_PATH if source is None else Path(os.fspath(source))
         label = os.fspath(path if source is None else source)
@@ -119,15 +164,18 @@ def _base_layer(source: ConfigSource) -> TelemetryConfig:
     return validate(drop_secrets(_plain_dict(raw), label, once_key=once_key), label)
 
 
+def _exists(path: str | os.PathLike[str]) -> bool:
+    """Whether anything is at ``path`` (a dangling symlink, FIFO or directory counts: reading says why it fails)."""
+    try:
+        return os.path.lexists(path)
+    except ValueError:  # a NUL byte: reading it reports that
+        return True
+
+
 def _packaged_default() -> tuple[dict[str, object], str]:
     """The parsed packaged default file and its label (its path)."""
-    resource = resources.files("otel_grpo").joinpath(PACKAGED_CONFIG_NAME)
-    try:
-        text = resource.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = f"cannot read packaged default: {exc.strerror or type(exc).__name__}"
-        raise ConfigError(f"otel_grpo/{PACKAGED_CONFIG_NAME}", problem) from None
-    return parse_config_yaml(text, str(resource)), str(resource)
+    label = str(resources.files("otel_grpo").joinpath(PACKAGED_CONFIG_NAME))
+    return parse_config_yaml(packaged_config_text(), label), label
 
 
 def _apply_env(config: TelemetryConfig, env: Mapping[str, str]) -> TelemetryConfig:
