@@ -1,8 +1,10 @@
 """``python -m benchmarks [--smoke] [--out benchmarks/RESULTS.md] [--only SECTION,...]``.
 
 Runs every section in a fresh interpreter, one after the other, and writes the
-Markdown report and ``results.json`` next to it. Exits 1 when a section failed to
-run (a missed goal is a result, not a failure).
+Markdown report and ``results.json`` next to it. Without ``--out`` a full run writes
+``benchmarks/RESULTS.md`` (the tracked results) and a ``--smoke`` run writes into a new
+temporary directory, so a smoke run never overwrites the tracked results. Exits 1 when
+a section failed to run (a missed goal is a result, not a failure).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -18,6 +21,14 @@ from pathlib import Path
 from benchmarks import SECTIONS, common, report
 
 TIMEOUT = {"smoke": 120, "full": 900}
+TRACKED_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def default_out(smoke: bool) -> Path:
+    """Where the report goes without ``--out``: the tracked file for a full run, a temporary one for a smoke run."""
+    if smoke:
+        return Path(tempfile.mkdtemp(prefix="otel-grpo-bench-smoke-")) / "RESULTS.md"
+    return TRACKED_RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, under a minute in total")
     parser.add_argument(
         "--out",
-        default=str(Path(__file__).resolve().parent / "RESULTS.md"),
-        help="Markdown report path; results.json is written next to it",
+        default=None,
+        help="Markdown report path; results.json is written next to it "
+        "(default: benchmarks/RESULTS.md for a full run, a new temporary directory with --smoke)",
     )
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
@@ -36,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in selected if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_out(args.smoke)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
         "python -m benchmarks"
         + (" --smoke" if args.smoke else "")
-        + f" --out {args.out}"
+        + (f" --out {args.out}" if args.out else "")
         + (f" --only {args.only}" if args.only else "")
     )
     started = time.perf_counter()

@@ -30,8 +30,8 @@ def render(results: dict[str, Any]) -> str:
         "Reproduce (from the repository root, package installed with `pip install -e .`):",
         "",
         "```",
-        "python -m benchmarks --out benchmarks/RESULTS.md      # full: several minutes",
-        "python -m benchmarks --smoke --out /tmp/RESULTS.md   # tiny sizes, < 60 s (what CI runs)",
+        "python -m benchmarks           # full: several minutes, writes benchmarks/RESULTS.md",
+        "python -m benchmarks --smoke   # tiny sizes, < 60 s (what CI runs), writes to a temporary directory",
         "```",
         "",
     ]

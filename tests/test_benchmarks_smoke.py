@@ -105,3 +105,34 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         for row in section["rows"]:  # the table has a cell for every column
             assert len(row) == len(section["columns"]), (title, row)
     assert results["duration_s"] < 120, f"smoke run took {results['duration_s']:.0f}s (budget: 60s)"
+
+
+def test_smoke_run_without_out_leaves_the_tracked_results_alone() -> None:
+    """``python -m benchmarks --smoke`` writes to a temporary directory, never benchmarks/RESULTS.md."""
+    tracked = ROOT / "benchmarks" / "RESULTS.md"
+    before = tracked.read_bytes() if tracked.exists() else None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
+    env["WANDB_SILENT"] = "true"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "recording"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tracked.read_bytes() if tracked.exists() else None) == before
+    diff = subprocess.run(["git", "diff", "--quiet", "--", "benchmarks/RESULTS.md"], cwd=ROOT, check=False)
+    assert diff.returncode == 0, "benchmarks/RESULTS.md changed"
+    written = re.search(r"wrote (\S+RESULTS\.md) and", proc.stderr)
+    assert written, proc.stderr[-2000:]
+    out = Path(written.group(1))
+    try:
+        assert out.is_file() and out.resolve() != tracked.resolve()
+        assert "## 1. Per-sample recording cost" in out.read_text(encoding="utf-8")
+    finally:
+        for path in (out, out.with_name("results.json")):
+            path.unlink(missing_ok=True)
+        out.parent.rmdir()

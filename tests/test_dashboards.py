@@ -7,6 +7,7 @@ and every dashboard artefact is checked against what the exporter really wrote.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from otel_grpo.tools.dashboards.wandb_workspace import (
     spec_keys,
     validate_workspace,
 )
-from otel_grpo.tools.report import render_overview, render_report
+from otel_grpo.tools.report import render_overview, render_report, report_sections
 from otel_grpo.tools.runreader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,7 +384,9 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
     out = tmp_path / "report.html"
     counts = render_report(offline_run.records, out)
     spec = build_workspace_spec("p", None, DEFAULT_DATASETS)
-    assert len(counts) == sum(len(s["panels"]) for s in spec["sections"])
+    # every panel of the workspace but the "Total cost (USD)" scalar: its key is the line chart's
+    assert len(counts) == sum(len(s["panels"]) for s in spec["sections"]) - 1
+    assert "Total cost (USD)" not in counts and "Total executor cost (USD)" in counts
     empty = {name: n for name, n in counts.items() if n <= 0}
     assert not empty, f"charts without data: {empty}"
     assert counts["Dataset Statistics"] == len(SOURCES)
@@ -399,6 +402,55 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
     png = tmp_path / "overview.png"
     assert render_overview(offline_run.records, png) == counts
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _captions(text: str) -> dict[str, str]:
+    """{chart title: what its caption says after the title} of an HTML report."""
+    return {
+        html.unescape(title): html.unescape(rest)
+        for title, rest in re.findall(r"<figcaption><b>(.*?)</b>, (.*?)(?:<br>|<code>)", text)
+    }
+
+
+def test_every_chart_says_which_steps_it_shows(offline_run: SimpleNamespace, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    counts = render_report(offline_run.records, out)
+    captions = _captions(out.read_text(encoding="utf-8"))
+    assert set(captions) == set(counts)
+    last = max(STEPS)
+    for title, caption in captions.items():
+        assert re.search(r"\bsteps? \d", caption), (title, caption)
+    # the bar chart and the table show the same step, the last one, and agree on the values
+    assert captions["Latest accuracy per dataset (%)"].startswith(f"step {last}")
+    assert captions["Dataset Statistics"].startswith(f"step {last}")
+    assert captions["Loss & KL divergence"].startswith(f"steps {min(STEPS)}-{last}")
+    assert "bucket estimate" in captions["Judge latency (s)"]
+    last_row = next(r for r in reversed(offline_run.records.history) if "dataset/gsm8k/accuracy" in r)
+    table = re.search(r"<table>.*?</table>", out.read_text(encoding="utf-8"), re.S).group(0)
+    gsm8k = re.search(r"<tr><td>gsm8k</td><td>([^<]*)</td>", table).group(1)
+    assert float(gsm8k) == pytest.approx(last_row["dataset/gsm8k/accuracy"], abs=0.05)
+
+
+def test_chart_lines_stay_distinguishable(offline_run: SimpleNamespace) -> None:
+    """Every series of a chart has its own marker or line style; one unit never gets two y axes."""
+    from matplotlib.figure import Figure
+
+    from otel_grpo.tools.report import _draw
+
+    for _, panels in report_sections(offline_run.records):
+        for panel in (p for p in panels if p["type"] == "line"):
+            fig = Figure()
+            ax = fig.add_subplot(1, 1, 1)
+            _, title = _draw(ax, panel, offline_run.records)
+            axes = fig.get_axes()
+            lines = [line for a in axes for line in a.get_lines()]
+            styles = {(line.get_marker(), line.get_linestyle()) for line in lines}
+            assert len(styles) == len(lines), (panel["title"], styles)
+            assert title.split("\n")[0] == panel["title"] and "step" in title.split("\n")[1]
+            if panel["title"] == "Judge latency (s)":
+                assert len(axes) == 1, "p50 and p95 share one axis (so p95 is never drawn below p50)"
+            if panel["title"].endswith("accuracy (%) & avg reward"):
+                assert len(axes) == 2, "percent and reward get their own axes"
 
 
 def test_report_cli(offline_run: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -420,3 +472,21 @@ def test_example_image_is_committed_and_small() -> None:
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) < 300 * 1024
+
+
+# --- the Grafana dashboard's modules ---------------------------------------------------------------
+def test_grafana_layout_is_split_into_row_functions() -> None:
+    from otel_grpo.tools.dashboards import grafana_layout, grafana_rows
+
+    rows = grafana_layout.dashboard_rows()
+    assert [title for title, _ in rows] == [
+        "Training overview",
+        "Datasets",
+        "Judge",
+        "Validation",
+        "Cost",
+        "Exporter health",
+    ]
+    for module in (grafana_layout, grafana_rows):
+        lines = Path(module.__file__).read_text(encoding="utf-8").count("\n")
+        assert lines <= 450, f"{module.__name__} has {lines} lines"

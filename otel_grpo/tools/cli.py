@@ -31,7 +31,7 @@ def latest_values(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def group_keys(latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Group ``{key: value}`` like the design document's panels."""
+    """Group ``{key: value}`` like the workspace's panels (keys of no panel group: ``Other``)."""
     grouped: dict[str, dict[str, Any]] = {title: {} for title, _ in PANEL_GROUPS}
     grouped["Other"] = {}
     for key in sorted(latest):
@@ -44,32 +44,96 @@ def group_keys(latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {title: keys for title, keys in grouped.items() if keys}
 
 
+def _tables(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """``{table: "N rows x M columns, at train/step S"}`` for the latest copy of each logged table.
+
+    A logged ``wandb.Table`` is a file reference in the history (``_type``, ``path``,
+    ``sha256``, ``artifact_path``, ...); only its shape and step are worth reading.
+    """
+    from otel_grpo.tools.runreader import table_name
+
+    found: dict[str, str] = {}
+    for row in rows:
+        for key, value in row.items():
+            name = table_name(key)
+            if name is None or (key != name and not key.endswith("._type")):
+                continue
+            ref = (
+                value
+                if isinstance(value, dict)
+                else {k[len(name) + 1 :]: v for k, v in row.items() if k.startswith(name + ".")}
+            )
+            shape = f"{ref.get('nrows', '?')} rows x {ref.get('ncols', '?')} columns"
+            found[name] = f"table, {shape}, at {keys.STEP} {row.get(keys.STEP)}"
+    return found
+
+
+def inspect_summary(records: Any) -> dict[str, Any]:
+    """What ``otel-grpo inspect`` shows: otel-grpo's rows, their latest values by panel, units, tables."""
+    from otel_grpo.tools.runreader import BUCKET_NOTE, table_name, unit_of
+
+    ours = records.otel_grpo_rows()
+    others = [row for row in records.history if row not in ours]
+    latest = {k: v for k, v in latest_values(ours).items() if table_name(k) is None}
+    our_keys = set(latest)
+    other_latest = {k: v for k, v in latest_values(others).items() if k not in our_keys and table_name(k) is None}
+    validation = sum(1 for row in ours if any(k.startswith(keys.prefix(keys.VAL)) for k in row))
+    steps = [row[keys.STEP] for row in ours if isinstance(row.get(keys.STEP), (int, float))]
+    panels = group_keys(latest)
+    return {
+        "run": str(records.path),
+        "rows": len(ours),
+        "train_rows": len(ours) - validation,
+        "validation_rows": validation,
+        "last_step": max(steps) if steps else None,
+        "other_rows": len(others),
+        "panels": panels,
+        "units": {key: unit_of(key) for values in panels.values() for key in values},
+        "tables": _tables(ours),
+        "other_keys": other_latest,
+        "note": BUCKET_NOTE,
+    }
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from otel_grpo.tools.runreader import read_run
+    from otel_grpo.tools.runreader import BUCKET_NOTE, SECONDS_ESTIMATE, format_value, read_run
 
     try:
         records = read_run(args.run_dir)
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"otel-grpo inspect: {exc}", file=sys.stderr)
         return 2
-    grouped = group_keys(latest_values(records.history))
+    summary = inspect_summary(records)
     if args.json:
-        print(
-            json.dumps(
-                {"run": str(records.path), "rows": len(records.history), "panels": grouped},
-                indent=2,
-                sort_keys=True,
-                default=str,
-            )
-        )
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
         return 0
-    print(f"run: {records.path}  ({len(records.history)} rows)")
-    for title, values in grouped.items():
+    print(f"run: {summary['run']}")
+    passes = summary["validation_rows"]
+    others = summary["other_rows"]
+    print(
+        f"otel-grpo rows: {summary['rows']} ({summary['train_rows']} train steps, {passes} validation "
+        f"pass{'' if passes == 1 else 'es'}), last {keys.STEP} {summary['last_step']}"
+        + (f"; the run's {others} other rows were not written by otel-grpo" if others else "")
+    )
+    print("units: % is 0-100, fraction is 0-1, costs in USD")
+    units = summary["units"]
+    width = max([len(k) for values in summary["panels"].values() for k in values] + [len(k) for k in summary["tables"]])
+    for title, values in summary["panels"].items():
         print(f"\n== {title} ==")
-        width = max(len(k) for k in values)
         for key, value in values.items():
-            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-            print(f"  {key:<{width}}  {shown}")
+            unit = units[key]
+            print(f"  {key:<{width}}  {format_value(value, unit):>10}  {unit}".rstrip())
+    if summary["tables"]:
+        print("\n== Tables ==")
+        for name, text in summary["tables"].items():
+            print(f"  {name:<{width}}  {text}")
+    if summary["other_keys"]:
+        print("\n== Other keys in the run (not written by otel-grpo) ==")
+        other_width = max(len(k) for k in summary["other_keys"])
+        for key, value in sorted(summary["other_keys"].items()):
+            print(f"  {key:<{other_width}}  {format_value(value)}")
+    if any(unit == SECONDS_ESTIMATE for unit in units.values()):
+        print(f"\nnote: {BUCKET_NOTE}")
     return 0
 
 
@@ -187,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otel-grpo`` console script."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``otel-grpo inspect RUN | head``): not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in _PASSTHROUGH:

@@ -6,9 +6,14 @@ fetched) and renders the panels of :func:`otel_grpo.tools.dashboards.wandb_works
 (Training overview, Datasets, Judge, Validation, Cost) into one self-contained HTML
 file, every chart a base64-embedded PNG. ``--png`` also writes all panels into one image.
 
-Panels are drawn as in WandB, except the scatter, which shows one point per validation
-pass (WandB shows one per run), and the Dataset Statistics table, which is the run's
-latest ``dataset_statistics`` table file (else the latest ``dataset/{source}/*`` keys).
+Panels are drawn as in WandB, except: the scatter shows one point per validation pass
+(WandB shows one per run); the Dataset Statistics table is built from the same latest
+``dataset/{source}/*`` values as the per-dataset bar chart, so both show the same step;
+a scalar panel whose key a line chart of its section already draws is left out (the
+line chart's title gives the latest value). Every chart's title says which step or
+steps it shows, every series has its own colour, marker and line style, and two series
+share one y axis unless their units differ. Latency percentiles are bucket estimates
+(as Prometheus' ``histogram_quantile`` gives), and their charts say so.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import argparse
 import base64
 import html
 import io
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -26,6 +30,7 @@ from typing import Any
 
 from otel_grpo import keys
 from otel_grpo.tools.dashboards.wandb_workspace import DEFAULT_DATASETS, build_workspace_spec
+from otel_grpo.tools.runreader import SECONDS_ESTIMATE, format_value, unit_of
 
 __all__ = ["main", "render_overview", "render_report", "report_datasets"]
 
@@ -33,6 +38,9 @@ X_AXIS = keys.STEP
 TABLE_COLUMNS = keys.DATASET_STATISTICS_COLUMNS
 _DELIMS = "/_"
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+_LINESTYLES = ["-", "--", ":", "-."]
+BUCKET_ESTIMATE = "p50/p95: bucket estimates"
 
 
 # --- data -------------------------------------------------------------------------------
@@ -51,10 +59,27 @@ def _series(history: list[dict[str, Any]], key: str, x: str = X_AXIS) -> list[tu
 
 
 def _latest(history: list[dict[str, Any]], key: str) -> float | None:
+    found = _latest_at(history, key)
+    return None if found is None else found[0]
+
+
+def _latest_at(history: list[dict[str, Any]], key: str) -> tuple[float, Any] | None:
+    """The latest value of ``key`` and the ``train/step`` of its row."""
     for row in reversed(history):
         if _is_number(row.get(key)):
-            return float(row[key])
+            return float(row[key]), row.get(X_AXIS)
     return None
+
+
+def steps_text(steps: Sequence[Any], *, latest: bool = False) -> str:
+    """``"step 12"``, ``"steps 1-30"`` or, for latest values from different rows, ``"latest, steps 11-12"``."""
+    found = sorted({int(s) for s in steps if _is_number(s)})
+    if not found:
+        return "no step"
+    if len(found) == 1:
+        return f"step {found[0]}"
+    span = f"steps {found[0]}-{found[-1]}"
+    return f"latest of each, {span}" if latest else span
 
 
 def report_datasets(records: Any) -> list[str]:
@@ -72,34 +97,22 @@ def report_datasets(records: Any) -> list[str]:
     return [s for s in configured if s in seen] + [s for s in seen if s not in configured]
 
 
-def _table_rows(records: Any) -> list[list[Any]]:
-    """The latest Dataset Statistics table: its table file, else the latest dataset/* keys."""
-    run_dir = Path(records.path)
-    table_key = keys.DATASET_STATISTICS_TABLE
-    for row in reversed(records.history):
-        ref = row.get(table_key)
-        rel = ref.get("path") if isinstance(ref, dict) else row.get(f"{table_key}.path")
-        if not rel:
-            continue
-        for base in (run_dir / "files", run_dir):
-            path = base / rel
-            if path.is_file():
-                try:
-                    table = json.loads(path.read_text(encoding="utf-8"))
-                    index = {c: i for i, c in enumerate(table["columns"])}
-                    return [[r[index[c]] if c in index else None for c in TABLE_COLUMNS] for r in table["data"]]
-                except (OSError, ValueError, KeyError, TypeError, IndexError):
-                    break
-    sources = sorted(report_datasets(records))
-    for row in reversed(records.history):
-        rows = [
-            [source, *(row.get(keys.dataset(source, figure)) for figure in keys.DATASET_FIGURES)]
-            for source in sources
-            if keys.dataset(source, "count") in row
-        ]
-        if rows:
-            return rows
-    return []
+def _table_rows(records: Any) -> tuple[list[list[Any]], list[Any]]:
+    """The Dataset Statistics table and the steps it shows.
+
+    Each source's row is its latest ``dataset/{source}/*`` figures: the values the
+    per-dataset bar chart shows, so the two never disagree (the ``dataset_statistics``
+    table file is logged only every ``table_every`` steps and can be older).
+    """
+    rows: list[list[Any]] = []
+    steps: list[Any] = []
+    for source in sorted(report_datasets(records)):
+        for row in reversed(records.history):
+            if keys.dataset(source, "count") in row:
+                rows.append([source, *(row.get(keys.dataset(source, figure)) for figure in keys.DATASET_FIGURES)])
+                steps.append(row.get(X_AXIS))
+                break
+    return rows, steps
 
 
 def _short_labels(keys: list[str]) -> list[str]:
@@ -125,120 +138,192 @@ def _short_labels(keys: list[str]) -> list[str]:
     return labels
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 # --- drawing ----------------------------------------------------------------------------
-def _draw(ax: Any, panel: dict[str, Any], records: Any, *, compact: bool = False) -> int:
-    """Draw ``panel`` on ``ax``; returns the number of data points drawn."""
+def _is_latency(panel_keys: Sequence[str]) -> bool:
+    return any(unit_of(key) == SECONDS_ESTIMATE for key in panel_keys)
+
+
+def _unit_label(unit: str) -> str:
+    return "s (bucket estimate)" if unit == SECONDS_ESTIMATE else unit
+
+
+def _needs_twin(units: list[str], maxima: list[float]) -> bool:
+    """Two series get a right axis only when their units differ, or both are unitless and
+    their scales differ more than tenfold: never two series of one unit (p50 and p95)."""
+    if len(units) != 2 or len(maxima) != 2:
+        return False
+    if units[0] != units[1]:
+        return True
+    return not units[0] and min(maxima) > 0 and max(maxima) / min(maxima) > 10
+
+
+def _line(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]], compact: bool) -> tuple[int, str]:
+    panel_keys = panel["keys"]
+    labels = _short_labels(panel_keys)
+    x_key = panel.get("x", X_AXIS)
+    series = [(key, label, _series(history, key, x_key)) for key, label in zip(panel_keys, labels, strict=True)]
+    units = [unit_of(key) for key, _, pts in series if pts]
+    maxima = [max(abs(v) for _, v in pts) for _, _, pts in series if pts]
+    twin = None
+    if _needs_twin(units, maxima):
+        twin = ax.twinx()
+        twin.tick_params(labelsize=7)
+    handles, drawn, steps = [], 0, []
+    plotted = [(key, label, pts) for key, label, pts in series if pts]
+    for i, (key, label, pts) in enumerate(plotted):
+        target = twin if (twin is not None and i == 1) else ax
+        xs, ys = zip(*pts, strict=True)
+        (line,) = target.plot(
+            xs,
+            ys,
+            marker=_MARKERS[i % len(_MARKERS)],
+            markersize=3 if len(pts) <= 40 else 0,
+            markevery=max(1, len(pts) // 30),
+            linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+            linewidth=1.4 if i == 0 else 1.1,
+            markerfacecolor="none" if i % 2 else _COLORS[i % len(_COLORS)],
+            color=_COLORS[i % len(_COLORS)],
+            label=label + (" (right axis)" if target is twin else ""),
+        )
+        if target is not ax or i == 0:
+            target.set_ylabel(_unit_label(unit_of(key)), fontsize=7)
+        handles.append(line)
+        drawn += len(pts)
+        steps.extend(xs)
+    ax.set_xlabel(x_key, fontsize=7)
     from matplotlib.ticker import MaxNLocator
 
-    kind, keys, history = panel["type"], panel["keys"], records.history
-    ax.set_title(panel["title"], fontsize=9 if compact else 10)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    if handles:
+        ax.legend(handles=handles, fontsize=6 if compact else 7, loc="best")
+    ax.grid(alpha=0.3)
+    detail = steps_text(steps)
+    if len(plotted) == 1:
+        key, _, pts = plotted[0]
+        unit = unit_of(key)
+        detail += f", latest {format_value(pts[-1][1], unit)}" + (f" {unit}" if unit in ("USD", "%") else "")
+    if _is_latency(panel_keys):
+        detail += f"; {BUCKET_ESTIMATE}"
+    return drawn, detail
+
+
+def _bar(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]]) -> tuple[int, str]:
+    panel_keys = panel["keys"]
+    labels = _short_labels(panel_keys)
+    found = [(label, _latest_at(history, key)) for key, label in zip(panel_keys, labels, strict=True)]
+    bars = [(label, at[0], at[1]) for label, at in found if at is not None]
+    if not bars:
+        return 0, "no step"
+    names, values, steps = zip(*bars, strict=True)
+    ax.bar(range(len(values)), values, color=[_COLORS[i % len(_COLORS)] for i in range(len(values))])
+    ax.set_xticks(
+        range(len(values)),
+        names,
+        rotation=30 if len(values) > 3 else 0,
+        ha="right" if len(values) > 3 else "center",
+        fontsize=7,
+    )
+    unit = unit_of(panel_keys[0])
+    for i, value in enumerate(values):
+        ax.text(i, value, format_value(float(value), unit), ha="center", va="bottom", fontsize=6)
+    ax.set_ylabel(_unit_label(unit), fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return len(values), steps_text(steps, latest=True)
+
+
+def _scalar(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]], compact: bool) -> tuple[int, str]:
+    key = panel["keys"][0]
+    ax.axis("off")
+    found = _latest_at(history, key)
+    if found is None:
+        return 0, "no step"
+    value, step = found
+    unit = unit_of(key)
+    ax.text(
+        0.5,
+        0.5,
+        format_value(value, unit),
+        ha="center",
+        va="center",
+        fontsize=28 if compact else 36,
+        weight="bold",
+        transform=ax.transAxes,
+    )
+    ax.text(0.5, 0.12, key, ha="center", fontsize=8, color="#555", transform=ax.transAxes)
+    return 1, steps_text([step])
+
+
+def _scatter(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]]) -> tuple[int, str]:
+    from matplotlib.ticker import MaxNLocator
+
+    panel_keys = panel["keys"]
+    x_key, y_key = panel.get("x", panel_keys[0]), panel.get("y", panel_keys[1])
+    pts = [
+        (row[x_key], row[y_key], row.get(X_AXIS))
+        for row in history
+        if _is_number(row.get(x_key)) and _is_number(row.get(y_key))
+    ]
+    ax.set_xlabel(f"{x_key} ({_unit_label(unit_of(x_key))})", fontsize=7)
+    ax.set_ylabel(f"{y_key} ({_unit_label(unit_of(y_key))})", fontsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.grid(alpha=0.3)
+    if not pts:
+        return 0, "no step"
+    xs, ys, steps = zip(*pts, strict=True)
+    ax.scatter(xs, ys, s=22, color=_COLORS[0])
+    for x, y, step in pts[-8:]:
+        if step is not None:
+            ax.annotate(f"step {step}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    return len(pts), f"one point per validation pass, {steps_text(steps)}"
+
+
+def _table(ax: Any, records: Any) -> tuple[int, str]:
+    rows, steps = _table_rows(records)
+    ax.axis("off")
+    if not rows:
+        return 0, "no step"
+    cells = [[_cell(column, v) for column, v in zip(TABLE_COLUMNS, row, strict=False)] for row in rows]
+    table = ax.table(cellText=cells, colLabels=_table_header(), loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.scale(1.15, 1.35)
+    return len(rows), steps_text(steps, latest=True)
+
+
+def _cell(column: str, value: Any) -> str:
+    """A Dataset Statistics cell, formatted for its column's unit."""
+    return "" if value is None else format_value(value, unit_of(keys.dataset("x", column)))
+
+
+def _table_header() -> list[str]:
+    return [f"{c} ({unit_of(keys.dataset('x', c))})" if unit_of(keys.dataset("x", c)) else c for c in TABLE_COLUMNS]
+
+
+def chart_title(panel: dict[str, Any], detail: str) -> str:
+    """A chart's title: the panel's title, then the step(s) it shows (and notes) on a second line."""
+    return f"{panel['title']}\n{detail}"
+
+
+def _draw(ax: Any, panel: dict[str, Any], records: Any, *, compact: bool = False) -> tuple[int, str]:
+    """Draw ``panel`` on ``ax``; returns the number of data points drawn and the chart's title."""
+    kind, history = panel["type"], records.history
     ax.tick_params(labelsize=7)
-    drawn = 0
+    drawn, detail = 0, "no step"
     if kind == "line":
-        labels = _short_labels(keys)
-        x_key = panel.get("x", X_AXIS)
-        series = [(label, _series(history, key, x_key)) for key, label in zip(keys, labels, strict=True)]
-        maxima = [max(abs(v) for _, v in pts) for _, pts in series if pts]
-        twin = None
-        if len(series) == 2 and len(maxima) == 2 and min(maxima) > 0 and max(maxima) / min(maxima) > 10:
-            twin = ax.twinx()
-            twin.tick_params(labelsize=7)
-        handles = []
-        for i, (label, pts) in enumerate(series):
-            if not pts:
-                continue
-            target = twin if (twin is not None and i == 1) else ax
-            xs, ys = zip(*pts, strict=True)
-            (line,) = target.plot(
-                xs,
-                ys,
-                marker="o" if len(pts) <= 30 else None,
-                markersize=3,
-                linewidth=1.4,
-                color=_COLORS[i % len(_COLORS)],
-                label=label + (" (right)" if target is twin else ""),
-            )
-            handles.append(line)
-            drawn += len(pts)
-        ax.set_xlabel(panel.get("x", X_AXIS), fontsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-        if handles:
-            ax.legend(handles=handles, fontsize=6 if compact else 7, loc="best")
-        ax.grid(alpha=0.3)
+        drawn, detail = _line(ax, panel, history, compact)
     elif kind == "bar":
-        labels = _short_labels(keys)
-        bars = [(label, _latest(history, key)) for key, label in zip(keys, labels, strict=True)]
-        bars = [(label, value) for label, value in bars if value is not None]
-        if bars:
-            names, values = zip(*bars, strict=True)
-            ax.bar(range(len(values)), values, color=[_COLORS[i % len(_COLORS)] for i in range(len(values))])
-            ax.set_xticks(
-                range(len(values)),
-                names,
-                rotation=30 if len(values) > 3 else 0,
-                ha="right" if len(values) > 3 else "center",
-                fontsize=7,
-            )
-            for i, value in enumerate(values):
-                ax.text(i, value, _fmt(float(value)), ha="center", va="bottom", fontsize=6)
-            drawn = len(values)
-        ax.grid(axis="y", alpha=0.3)
+        drawn, detail = _bar(ax, panel, history)
     elif kind == "scalar":
-        value = _latest(history, keys[0])
-        ax.axis("off")
-        if value is not None:
-            shown = str(int(value)) if float(value).is_integer() else f"{value:.4g}"
-            ax.text(
-                0.5,
-                0.5,
-                shown,
-                ha="center",
-                va="center",
-                fontsize=28 if compact else 36,
-                weight="bold",
-                transform=ax.transAxes,
-            )
-            ax.text(0.5, 0.12, keys[0], ha="center", fontsize=8, color="#555", transform=ax.transAxes)
-            drawn = 1
+        drawn, detail = _scalar(ax, panel, history, compact)
     elif kind == "scatter":
-        x_key, y_key = panel.get("x", keys[0]), panel.get("y", keys[1])
-        pts = [
-            (row[x_key], row[y_key], row.get(X_AXIS))
-            for row in history
-            if _is_number(row.get(x_key)) and _is_number(row.get(y_key))
-        ]
-        if pts:
-            xs, ys, _steps = zip(*pts, strict=True)
-            ax.scatter(xs, ys, s=22, color=_COLORS[0])
-            for x, y, step in pts[-8:]:
-                if step is not None:
-                    ax.annotate(f"step {step}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            drawn = len(pts)
-        ax.set_xlabel(x_key, fontsize=7)
-        ax.set_ylabel(y_key, fontsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-        ax.grid(alpha=0.3)
+        drawn, detail = _scatter(ax, panel, history)
     elif kind == "table":
-        rows = _table_rows(records)
-        ax.axis("off")
-        if rows:
-            cells = [[_fmt(v) for v in row] for row in rows]
-            table = ax.table(cellText=cells, colLabels=list(TABLE_COLUMNS), loc="center", cellLoc="center")
-            table.auto_set_font_size(False)
-            table.set_fontsize(7)
-            table.scale(1.15, 1.35)
-            drawn = len(rows)
+        drawn, detail = _table(ax, records)
+    title = chart_title(panel, detail)
+    ax.set_title(title, fontsize=9 if compact else 10)
     if drawn == 0:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", color="#999", transform=ax.transAxes)
-    return drawn
+    return drawn, title
 
 
 def _png(fig: Any, dpi: int) -> bytes:
@@ -251,51 +336,75 @@ def _spec_for(records: Any) -> dict[str, Any]:
     return build_workspace_spec("offline", None, report_datasets(records))
 
 
+def report_sections(records: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(section name, panels) to draw: the workspace's, without a scalar panel whose key a
+    line chart of the same section already draws (the line chart's title gives its latest value)."""
+    sections = []
+    for section in _spec_for(records)["sections"]:
+        on_lines = {key for panel in section["panels"] if panel["type"] == "line" for key in panel["keys"]}
+        panels = [p for p in section["panels"] if not (p["type"] == "scalar" and p["keys"][0] in on_lines)]
+        sections.append((section["name"], panels))
+    return sections
+
+
 def _unique_title(counts: dict[str, int], section: str, title: str) -> str:
     return title if title not in counts else f"{section}: {title}"
+
+
+def _table_html(records: Any, panel: dict[str, Any], panel_keys: str) -> tuple[int, str]:
+    rows, steps = _table_rows(records)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in _table_header())
+    body = (
+        "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(_cell(c, v))}</td>" for c, v in zip(TABLE_COLUMNS, row, strict=False))
+            + "</tr>"
+            for row in rows
+        )
+        or f"<tr><td colspan='{len(TABLE_COLUMNS)}'>no data</td></tr>"
+    )
+    detail = steps_text(steps, latest=True) if rows else "no step"
+    return len(rows), (
+        f"<figure class='wide'><figcaption><b>{html.escape(panel['title'])}</b>, {html.escape(detail)} "
+        f"(the latest <code>dataset/SOURCE/*</code> values, as in the bar chart) "
+        f"<code>{html.escape(panel_keys)}</code></figcaption>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></figure>"
+    )
 
 
 def render_report(records: Any, out_path: str | Path, *, title: str | None = None) -> dict[str, int]:
     """Write the HTML report of ``records`` (a :class:`~otel_grpo.tools.runreader.RunRecords`) to ``out_path``.
 
     Returns ``{chart title: data points drawn}`` (bars, line points, scatter points,
-    table rows; a scalar counts 1) for every panel.
+    table rows; a scalar counts 1) for every chart drawn.
     """
     from matplotlib.figure import Figure
 
-    spec = _spec_for(records)
     counts: dict[str, int] = {}
     parts: list[str] = []
-    for section in spec["sections"]:
-        parts.append(f"<h2>{html.escape(section['name'])}</h2>\n<div class='grid'>")
-        for panel in section["panels"]:
-            name = _unique_title(counts, section["name"], panel["title"])
-            keys = ", ".join(panel["keys"])
+    for section_name, panels in report_sections(records):
+        parts.append(f"<h2>{html.escape(section_name)}</h2>\n<div class='grid'>")
+        for panel in panels:
+            name = _unique_title(counts, section_name, panel["title"])
+            panel_keys = ", ".join(panel["keys"])
             if panel["type"] == "table":
-                rows = _table_rows(records)
-                counts[name] = len(rows)
-                head = "".join(f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS)
-                body = (
-                    "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-                    or f"<tr><td colspan='{len(TABLE_COLUMNS)}'>no data</td></tr>"
-                )
-                parts.append(
-                    f"<figure class='wide'><figcaption><b>{html.escape(panel['title'])}</b> "
-                    f"<code>{html.escape(keys)}</code></figcaption>"
-                    f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></figure>"
-                )
+                counts[name], part = _table_html(records, panel, panel_keys)
+                parts.append(part)
                 continue
-            fig = Figure(figsize=(5.2, 3.2))
+            fig = Figure(figsize=(5.2, 3.4))
             ax = fig.add_subplot(1, 1, 1)
-            counts[name] = _draw(ax, panel, records)
+            counts[name], full_title = _draw(ax, panel, records)
             data = base64.b64encode(_png(fig, 80)).decode("ascii")
+            first, _, detail = full_title.partition("\n")
             parts.append(
-                f"<figure><img alt='{html.escape(panel['title'])}' src='data:image/png;base64,{data}'>"
-                f"<figcaption><code>{html.escape(keys)}</code> "
-                f"({counts[name]} points)</figcaption></figure>"
+                f"<figure><img alt='{html.escape(first)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption><b>{html.escape(first)}</b>, {html.escape(detail)}<br>"
+                f"<code>{html.escape(panel_keys)}</code> ({counts[name]} points)</figcaption></figure>"
             )
         parts.append("</div>")
     heading = title or f"otel-grpo report: {Path(records.path).name}"
+    rows_of = getattr(records, "otel_grpo_rows", None)
+    ours = len(rows_of()) if callable(rows_of) else len(records.history)
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
 <style>
@@ -309,9 +418,11 @@ th, td {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 </style></head><body>
 <h1>{html.escape(heading)}</h1>
-<p>Run <code>{html.escape(str(records.path))}</code>: {len(records.history)} history rows.
-Every panel is plotted against <code>{X_AXIS}</code>; accuracy and success rates under train/, dataset/
-and val/ are percentages, judge/ rates are fractions.</p>
+<p>Run <code>{html.escape(str(records.path))}</code>: {ours} rows written by otel-grpo.
+Every line chart is plotted against <code>{X_AXIS}</code>, and every chart says which step or steps
+it shows. Accuracy and success rates under train/, dataset/ and val/ are percentages (0-100),
+judge/ rates are fractions (0-1), costs are USD. Latency percentiles are bucket estimates from
+histograms, as Prometheus' <code>histogram_quantile</code> gives, not exact percentiles of the calls.</p>
 {chr(10).join(parts)}
 </body></html>
 """
@@ -324,21 +435,20 @@ and val/ are percentages, judge/ rates are fractions.</p>
 def render_overview(
     records: Any, out_png: str | Path, *, dpi: int = 60, sections: Sequence[str] | None = None
 ) -> dict[str, int]:
-    """Draw every panel (or those of ``sections``) into one PNG; returns points per chart."""
+    """Draw every chart (or those of ``sections``) into one PNG; returns points per chart."""
     from matplotlib.figure import Figure
 
-    spec = _spec_for(records)
-    chosen = [s for s in spec["sections"] if sections is None or s["name"] in sections]
-    columns = max(len(s["panels"]) for s in chosen)
-    fig = Figure(figsize=(4.0 * columns, 3.3 * len(chosen)), layout="constrained")
+    chosen = [(name, panels) for name, panels in report_sections(records) if sections is None or name in sections]
+    columns = max(len(panels) for _, panels in chosen)
+    fig = Figure(figsize=(4.2 * columns, 3.6 * len(chosen)), layout="constrained")
     subfigs = fig.subfigures(len(chosen), 1) if len(chosen) > 1 else [fig]
     counts: dict[str, int] = {}
-    for subfig, section in zip(subfigs, chosen, strict=True):
-        subfig.suptitle(section["name"], fontsize=13, weight="bold", x=0.01, ha="left")
+    for subfig, (section_name, panels) in zip(subfigs, chosen, strict=True):
+        subfig.suptitle(section_name, fontsize=13, weight="bold", x=0.01, ha="left")
         axes = subfig.subplots(1, columns, squeeze=False)[0]
-        for ax, panel in zip(axes, section["panels"], strict=False):
-            counts[_unique_title(counts, section["name"], panel["title"])] = _draw(ax, panel, records, compact=True)
-        for ax in axes[len(section["panels"]) :]:
+        for ax, panel in zip(axes, panels, strict=False):
+            counts[_unique_title(counts, section_name, panel["title"])], _ = _draw(ax, panel, records, compact=True)
+        for ax in axes[len(panels) :]:
             ax.axis("off")
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)

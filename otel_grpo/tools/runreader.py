@@ -13,7 +13,76 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otel_grpo import keys
+
 _INTERNAL = ("_runtime", "_timestamp", "_step", "_wandb")
+
+# Units of the key families of otel_grpo.keys (how ``inspect`` and ``report`` label values).
+PERCENT = "%"
+FRACTION = "fraction (0-1)"
+USD = "USD"
+SECONDS_ESTIMATE = "s, bucket estimate"
+COUNT = "count"
+STEP_UNIT = "step"
+BUCKET_NOTE = (
+    "latency percentiles (latency_p50_s, latency_p95_s) are bucket estimates from histograms, "
+    "as Prometheus' histogram_quantile gives, not exact percentiles of the calls"
+)
+_COUNT_ENDINGS = ("count", "_calls", "_predictions", "_tokens", "_requests")
+_OTEL_GRPO_TABLES = (keys.DATASET_STATISTICS_TABLE, keys.SAMPLES_TABLE)
+
+
+def unit_of(key: str) -> str:
+    """The unit of an otel-grpo key, from its family; ``""`` for unitless figures (loss, rewards).
+
+    ``accuracy``/``success_rate`` under ``train/``, ``dataset/`` and ``val/`` are
+    percentages (0-100); ``judge/`` and ``grpo/`` rates and ratios are fractions (0-1);
+    costs are USD; ``latency_*_s`` are seconds estimated from histogram buckets; counts
+    of samples, calls, predictions, tokens, requests and exporter events are counts.
+    """
+    namespace, _, rest = key.partition("/")
+    name = rest.rsplit("/", 1)[-1]
+    if namespace not in keys.NAMESPACES or not name:
+        return ""
+    if key == keys.STEP:
+        return STEP_UNIT
+    if name.startswith("latency_") and name.endswith("_s"):
+        return SECONDS_ESTIMATE
+    if namespace in (keys.TRAIN, keys.DATASET, keys.VAL) and (name.startswith("accuracy") or name == "success_rate"):
+        return PERCENT
+    if namespace in (keys.JUDGE, keys.GRPO) and name.endswith(("_rate", "_ratio")):
+        return FRACTION
+    if namespace == keys.EXPORTER or name.startswith("count") or name.endswith(_COUNT_ENDINGS):
+        return COUNT
+    if name.endswith("_cost") or name.startswith("avg_cost"):
+        return USD
+    return ""
+
+
+def format_value(value: Any, unit: str = "") -> str:
+    """``value`` as ``inspect`` and ``report`` show it in ``unit`` (no unit text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if unit in (COUNT, STEP_UNIT) and float(value).is_integer():
+        return str(int(value))
+    if unit == PERCENT:
+        return f"{value:.1f}"
+    if unit == FRACTION:
+        return f"{value:.3f}"
+    if unit in (USD, SECONDS_ESTIMATE):
+        return f"{value:.4g}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def is_otel_grpo_row(row: dict[str, Any]) -> bool:
+    """True for a row otel-grpo wrote: every one carries ``train/step`` (the step metric of its keys)."""
+    return keys.STEP in row
+
+
+def table_name(key: str) -> str | None:
+    """The table a history key belongs to (``dataset_statistics.sha256`` -> ``dataset_statistics``)."""
+    name = key.split(".", 1)[0]
+    return name if name in _OTEL_GRPO_TABLES else None
 
 
 @dataclass
@@ -33,6 +102,10 @@ class RunRecords:
     def keys(self) -> set[str]:
         """Every history key written to the run."""
         return {k for row in self.history for k in row}
+
+    def otel_grpo_rows(self) -> list[dict[str, Any]]:
+        """The history rows otel-grpo wrote (not the trainer's own ``wandb.log`` rows)."""
+        return [row for row in self.history if is_otel_grpo_row(row)]
 
 
 def find_run_file(path: str | Path) -> Path:

@@ -200,26 +200,56 @@ class JudgeServer:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-grpo judge-server",
-        description="Local OpenAI-compatible judge imitating vLLM + gpt-oss-120b, with fault injection.",
+        description="Local OpenAI-compatible judge imitating vLLM + gpt-oss-120b, with fault injection. "
+        "Serves GET /v1/models, GET /health and POST /v1/chat/completions until Ctrl-C. "
+        "Fault rates are fractions of chat requests in [0, 1] and must sum to at most 1; "
+        "the header X-Judge-Fault: OUTCOME overrides them for one request.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--error-status", type=int, default=500)
-    parser.add_argument("--timeout-rate", type=float, default=0.0)
-    parser.add_argument("--hang-s", type=float, default=30.0)
-    parser.add_argument("--slow-rate", type=float, default=0.0)
-    parser.add_argument("--slow-s", type=float, default=2.0)
-    parser.add_argument("--unparsable-rate", type=float, default=0.0)
-    parser.add_argument("--null-content-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8002, help="TCP port to listen on (0: any free port)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the served model name; other names get 404, as in vLLM")
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="fraction of requests answered with an HTTP error"
+    )
+    parser.add_argument(
+        "--error-status", type=int, default=500, help="HTTP status (400-599) of the --error-rate answers"
+    )
+    parser.add_argument(
+        "--timeout-rate",
+        type=float,
+        default=0.0,
+        help="fraction of requests that hang --hang-s seconds before answering (the client times out)",
+    )
+    parser.add_argument("--hang-s", type=float, default=30.0, help="seconds a --timeout-rate request hangs")
+    parser.add_argument(
+        "--slow-rate", type=float, default=0.0, help="fraction of requests answered normally, after --slow-s seconds"
+    )
+    parser.add_argument("--slow-s", type=float, default=2.0, help="delay in seconds of a --slow-rate answer")
+    parser.add_argument(
+        "--unparsable-rate",
+        type=float,
+        default=0.0,
+        help="fraction of requests answered with content that has no <true_false> verdict",
+    )
+    parser.add_argument(
+        "--null-content-rate",
+        type=float,
+        default=0.0,
+        help='fraction of requests answered with content null and finish_reason "length"',
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the per-request random draw (same seed: same fault sequence)"
+    )
     parser.add_argument(
         "--schedule",
         default=None,
-        help=f"comma-separated cyclic outcomes, from: {','.join(OUTCOMES)}",
+        help=f"comma-separated outcomes served in a cycle, request i gets item i mod length; "
+        f"overrides the rates. Outcomes: {','.join(OUTCOMES)}",
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level", default="INFO", help="logging level of the server: DEBUG, INFO, WARNING or ERROR"
+    )
     return parser
 
 

@@ -1,0 +1,195 @@
+"""``otel-grpo inspect`` on a real offline WandB run that a trainer shares with otel-grpo.
+
+The trainer calls ``wandb.init`` itself and logs its own rows (one per sample, and a
+step-level row WandB drops, as the real trainer does); otel-grpo attaches to that run
+and writes its rows and its ``dataset_statistics`` table. The run is read back from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import otel_grpo
+from otel_grpo.exporters.tables import attach_tables
+from otel_grpo.tools.cli import main as cli_main
+from otel_grpo.tools.runreader import read_run, unit_of
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = (1, 2, 3)
+SOURCES = (("gsm8k", "math"), ("math", "math"), ("hotpotqa", "qa"))
+JUDGE_LATENCY_S = 3.1  # every judge evaluation takes exactly this long
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A trainer's offline run with otel-grpo's rows in it, read back from disk."""
+    tmp = tmp_path_factory.mktemp("inspect-run")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("WANDB_", "OTEL_")):
+                mp.delenv(key, raising=False)
+        mp.setenv("WANDB_SILENT", "true")
+        mp.chdir(tmp)
+        import wandb
+
+        trainer_run = wandb.init(mode="offline", dir=str(tmp), project="trainer")
+        tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp)})
+        attach_tables(tel)
+        trainer_rows = 0
+        for step in STEPS:
+            with otel_grpo.step(step):
+                for i, (source, problem_type) in enumerate(SOURCES):
+                    with otel_grpo.sample(source, problem_type):
+                        otel_grpo.record_executor_run(cost=0.01, duration_s=0.5, success=True)
+                        otel_grpo.record_judge_request(input_tokens=100, output_tokens=10, source=source)
+                        otel_grpo.record_judge_evaluation("success", i % 2 == 0, JUDGE_LATENCY_S)
+                        otel_grpo.record_sample(1.0 if i % 2 == 0 else 0.0)
+                    for _ in range(4):  # the trainer's own per-sample rows, without a step
+                        wandb.log({"sample/reward": 1.0, "sample/source": source})
+                        trainer_rows += 1
+                otel_grpo.record_scalars(loss=1.0 / step, kl_div=0.01 * step)
+            wandb.log({"step": step, "loss": 1.0 / step, "accuracy": 0.5}, step=step)  # dropped by WandB
+        with otel_grpo.validation():
+            with otel_grpo.sample("gsm8k", "math"):
+                otel_grpo.record_executor_run(cost=0.02, duration_s=0.5, success=True)
+                otel_grpo.record_sample(1.0)
+        assert tel.run is trainer_run, "otel-grpo attaches to the trainer's run"
+        run_dir = Path(tel.run.dir).parent
+        written = tel.exporter.health_counts()["rows_written"]
+        tel.shutdown()
+        wandb.finish()
+    records = read_run(run_dir)
+    return SimpleNamespace(run_dir=run_dir, records=records, written=written, trainer_rows=trainer_rows)
+
+
+def _inspect(capsys: pytest.CaptureFixture, run_dir: Path, *extra: str) -> str:
+    assert cli_main(["inspect", str(run_dir), *extra]) == 0
+    return capsys.readouterr().out
+
+
+def _value_lines(out: str) -> dict[str, str]:
+    """{key: the rest of its line} of inspect's value lines."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^  (\S+)\s+(.*)$", out, re.M)}
+
+
+def test_header_counts_only_otel_grpo_rows(shared_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    history = shared_run.records.history
+    assert len(history) >= shared_run.written + shared_run.trainer_rows  # the trainer's rows are in the run
+    out = _inspect(capsys, shared_run.run_dir)
+    header = out.splitlines()[1]
+    assert header.startswith(f"otel-grpo rows: {shared_run.written} ("), header
+    assert f"{len(STEPS)} train steps, 1 validation pass" in header
+    assert f"last train/step {max(STEPS)}" in header
+    assert f"{len(history) - shared_run.written} other rows" in header and "not written by otel-grpo" in header
+    assert f"{len(history)} rows" not in out
+
+
+def test_values_carry_their_units(shared_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    lines = _value_lines(_inspect(capsys, shared_run.run_dir))
+    expected = {
+        "train/accuracy": "%",
+        "dataset/gsm8k/accuracy": "%",
+        "val/accuracy": "%",
+        "val/success_rate": "%",
+        "judge/success_rate": "fraction (0-1)",
+        "judge/gsm8k_success_rate": "fraction (0-1)",
+        "judge/correct_ratio": "fraction (0-1)",
+        "cost/total_cost": "USD",
+        "dataset/gsm8k/avg_cost": "USD",
+        "val/avg_cost": "USD",
+        "judge/total_calls": "count",
+        "cost/executor_calls": "count",
+        "dataset/gsm8k/count": "count",
+        "exporter/rows_written": "count",
+        "train/step": "step",
+    }
+    for key, unit in expected.items():
+        assert key in lines, f"{key} not shown"
+        assert lines[key].endswith(unit), (key, lines[key])
+    # percentages are 0-100, fractions 0-1
+    assert lines["train/accuracy"].split()[0] == "66.7"  # 2 of 3 samples correct per step
+    assert lines["judge/success_rate"].split()[0] == "1.000"
+    assert lines["train/loss"].split() == ["0.3333"]  # unitless figures get no unit
+    assert "sample/reward" in lines  # the trainer's keys, in their own section
+
+
+def test_no_artifact_hashes(shared_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    assert any(k.endswith(".sha256") for row in shared_run.records.history for k in row), "a table was logged"
+    out = _inspect(capsys, shared_run.run_dir)
+    for noise in ("sha256", "artifact_path", "wandb-client-artifact", "_latest_artifact_path", "log_mode"):
+        assert noise not in out
+    assert not re.search(r"[0-9a-f]{20,}", out), "a hash is printed"
+    table = _value_lines(out)["dataset_statistics"]
+    assert table.startswith(f"table, {len(SOURCES)} rows x 5 columns, at train/step ")
+
+
+def test_latency_lines_say_bucket_estimate(shared_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    out = _inspect(capsys, shared_run.run_dir)
+    lines = _value_lines(out)
+    for key in ("judge/latency_p50_s", "judge/latency_p95_s", "executor/latency_p50_s"):
+        assert lines[key].endswith("s, bucket estimate"), lines[key]
+    # why it matters: every call took exactly 3.1 s, the estimate from buckets says otherwise
+    assert float(lines["judge/latency_p50_s"].split()[0]) != pytest.approx(JUDGE_LATENCY_S)
+    assert "histogram_quantile" in out.splitlines()[-1]
+
+
+def test_json_has_units_and_only_otel_grpo_rows(shared_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    data = json.loads(_inspect(capsys, shared_run.run_dir, "--json"))
+    assert data["rows"] == shared_run.written
+    assert data["units"]["judge/latency_p95_s"] == "s, bucket estimate"
+    assert data["units"]["train/accuracy"] == "%"
+    assert "dataset_statistics" in data["tables"]
+    assert not any("." in key for panel in data["panels"].values() for key in panel)
+
+
+def test_unit_of_key_families() -> None:
+    assert unit_of("train/accuracy_math") == "%"
+    assert unit_of("val/gsm8k/accuracy") == "%"
+    assert unit_of("grpo/gsm8k/zero_advantage_rate") == "fraction (0-1)"
+    assert unit_of("judge/step_api_failure_rate") == "fraction (0-1)"
+    assert unit_of("cost/judge_cost") == unit_of("cost/avg_cost_per_sample") == "USD"
+    assert unit_of("cost/invalid_cost_count") == unit_of("judge/input_tokens") == "count"
+    assert unit_of("train/count_math") == unit_of("executor/llm_requests") == "count"
+    assert unit_of("train/loss") == unit_of("train/avg_reward") == unit_of("sample/reward") == ""
+
+
+def _command() -> list[str]:
+    exe = shutil.which("otel-grpo")
+    return [exe] if exe else [sys.executable, "-m", "otel_grpo.tools.cli"]
+
+
+def test_piping_into_head_is_not_an_error(shared_run: SimpleNamespace) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
+    command = " ".join(f"'{part}'" for part in [*_command(), "inspect", str(shared_run.run_dir)])
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{command} | head -3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 3 and proc.stdout.startswith("run: ")
+
+    # a reader that is gone before anything is printed: the write fails at once
+    child = subprocess.Popen(
+        [*_command(), "inspect", str(shared_run.run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
