@@ -324,14 +324,17 @@ def setup(
     """Start otel-grpo and make it current; returns a :class:`Telemetry` handle.
 
     ``config`` is a path to YAML, a dict, or None for ``config/telemetry.yaml`` (else
-    the packaged defaults). ``OTEL_*``/``WANDB_*`` variables win over the file; keyword
-    overrides named after sections (``wandb={"mode": "disabled"}``) win over both.
-    A previous current handle is shut down first.
+    the packaged defaults). A path that does not exist logs one warning naming it and
+    the packaged defaults are used: a missing file never stops training (an invalid
+    one raises :class:`~otel_grpo.config.ConfigError`, one line naming file and key).
+    ``OTEL_*``/``WANDB_*`` variables win over the file; keyword overrides named after
+    sections (``wandb={"mode": "disabled"}``) win over both. A previous current handle
+    is shut down first.
     """
     global _current
     from otel_grpo.config import load_config
 
-    cfg = load_config(config, **overrides)
+    cfg = load_config(config, missing_file="defaults", **overrides)
     if cfg.wandb.debug_logging:
         logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
     with _current_lock:

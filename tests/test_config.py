@@ -741,3 +741,21 @@ def test_init_as_a_module_in_an_empty_project(tmp_path: Path) -> None:
     assert second.returncode == 2 and "already exists; use --force" in second.stderr
     assert "Traceback" not in second.stderr
     assert sorted(p.name for p in (tmp_path / "conf").iterdir()) == ["t.yaml"]  # no temporary file left behind
+
+
+# --------------------------------------------------------------------------- setup() in a training script
+def test_setup_with_a_missing_file_warns_once_and_goes_on_with_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import otel_grpo
+
+    monkeypatch.chdir(tmp_path)  # an empty project
+    with caplog.at_level(logging.WARNING, logger="otel_grpo"):
+        tel = otel_grpo.setup("config/telemetry.yaml", wandb={"mode": "disabled"})
+    assert tel.config == TelemetryConfig(wandb={"mode": "disabled"})
+    assert [r.getMessage() for r in caplog.records if "not found" in r.getMessage()] == [
+        f"otel-grpo: config file config/telemetry.yaml not found (current directory {tmp_path}): "
+        "using the packaged defaults; write one with `otel-grpo init config/telemetry.yaml`"
+    ]
+    with otel_grpo.step(1), otel_grpo.sample(source="gsm8k", problem_type="math"):
+        otel_grpo.record_sample(reward=1.0, correctness=1.0)  # recording works: nothing raises
