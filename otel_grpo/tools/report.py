@@ -30,7 +30,7 @@ from typing import Any
 
 from otel_grpo import keys
 from otel_grpo.tools.dashboards.wandb_workspace import DEFAULT_DATASETS, build_workspace_spec
-from otel_grpo.tools.runreader import SECONDS_ESTIMATE, format_value, unit_of
+from otel_grpo.tools.runreader import FRACTION, PERCENT, SECONDS_ESTIMATE, format_value, unit_of
 
 __all__ = ["main", "render_overview", "render_report", "report_datasets"]
 
@@ -147,6 +147,14 @@ def _unit_label(unit: str) -> str:
     return "s (bucket estimate)" if unit == SECONDS_ESTIMATE else unit
 
 
+def _fixed_range(target: Any, unit: str, values: Sequence[float]) -> None:
+    """Percentages on 0-100 and fractions on 0-1 (when the values fit): two series of different
+    units then sit apart on the chart even when one is the other scaled (accuracy, reward)."""
+    bounds = {PERCENT: 100.0, FRACTION: 1.0}.get(unit)
+    if bounds is not None and values and min(values) >= 0 and max(values) <= bounds:
+        target.set_ylim(-0.03 * bounds, 1.05 * bounds)
+
+
 def _needs_twin(units: list[str], maxima: list[float]) -> bool:
     """Two series get a right axis only when their units differ, or both are unitless and
     their scales differ more than tenfold: never two series of one unit (p50 and p95)."""
@@ -190,6 +198,11 @@ def _line(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]], compact
         handles.append(line)
         drawn += len(pts)
         steps.extend(xs)
+    on_axes = [(ax, plotted if twin is None else plotted[:1])] + ([(twin, plotted[1:])] if twin is not None else [])
+    for target, on_axis in on_axes:
+        axis_units = {unit_of(key) for key, _, _ in on_axis}
+        if len(axis_units) == 1:
+            _fixed_range(target, axis_units.pop(), [v for _, _, pts in on_axis for _, v in pts])
     ax.set_xlabel(x_key, fontsize=7)
     from matplotlib.ticker import MaxNLocator
 
@@ -227,6 +240,7 @@ def _bar(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]]) -> tuple
     for i, value in enumerate(values):
         ax.text(i, value, format_value(float(value), unit), ha="center", va="bottom", fontsize=6)
     ax.set_ylabel(_unit_label(unit), fontsize=7)
+    _fixed_range(ax, unit, [float(v) for v in values])
     ax.grid(axis="y", alpha=0.3)
     return len(values), steps_text(steps, latest=True)
 
