@@ -193,3 +193,17 @@ def test_piping_into_head_is_not_an_error(shared_run: SimpleNamespace) -> None:
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_a_run_without_otel_grpo_rows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import wandb
+
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="trainer-only")
+    for i in range(3):
+        wandb.log({"loss": 1.0 / (i + 1)})
+    run_dir = Path(run.dir).parent
+    wandb.finish()
+    out = _inspect(capsys, run_dir)
+    assert "otel-grpo rows: 0 (" in out and "the run's 3 other rows" in out
+    assert "otel-grpo wrote no rows to this run" in out
+    assert _value_lines(out)["loss"] == "0.3333"

@@ -112,12 +112,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     others = summary["other_rows"]
     print(
         f"otel-grpo rows: {summary['rows']} ({summary['train_rows']} train steps, {passes} validation "
-        f"pass{'' if passes == 1 else 'es'}), last {keys.STEP} {summary['last_step']}"
+        f"pass{'' if passes == 1 else 'es'})"
+        + (f", last {keys.STEP} {summary['last_step']}" if summary["last_step"] is not None else "")
         + (f"; the run's {others} other rows were not written by otel-grpo" if others else "")
     )
     print("units: % is 0-100, fraction is 0-1, costs in USD")
     units = summary["units"]
-    width = max([len(k) for values in summary["panels"].values() for k in values] + [len(k) for k in summary["tables"]])
+    names = [k for values in summary["panels"].values() for k in values] + list(summary["tables"])
+    width = max([len(k) for k in names] + [1])
+    if not summary["rows"]:
+        print("otel-grpo wrote no rows to this run")
     for title, values in summary["panels"].items():
         print(f"\n== {title} ==")
         for key, value in values.items():
