@@ -9,6 +9,9 @@ are the same as the Collector's Prometheus exporter produces (``grpo_samples_tot
 :data:`DEFAULT_RESOURCE_LABELS` are copied onto every series as labels
 (``grpo_run_id``...), like the Collector's ``resource_to_telemetry_conversion``, so
 the Grafana dashboard works against either path.
+
+Importing this module raises :class:`~otel_grpo.extras.MissingExtraError` when the
+``prometheus`` extra is not installed.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import start_wsgi_server
-
 from otel_grpo.config import PrometheusConfig
+from otel_grpo.extras import MissingExtraError
+
+try:  # the ``prometheus`` extra
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import start_wsgi_server
+except ImportError as _exc:
+    raise MissingExtraError("the Prometheus endpoint", "prometheus", str(_exc)) from _exc
 
 _logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from otel_grpo import semconv
 from otel_grpo.config import PrometheusConfig, TelemetryConfig
 from otel_grpo.exporters.step_reader import StepMetricReader
+from otel_grpo.extras import MissingExtraError
 
 if TYPE_CHECKING:
     from otel_grpo.exporters.prometheus import PrometheusEndpoint
@@ -76,9 +77,36 @@ def _resource_of(meter_provider: MeterProvider) -> Resource:
     return meter_provider._sdk_config.resource
 
 
+def _warn_missing_extra(exc: MissingExtraError, without: str) -> None:
+    """One warning line: what to install, and that telemetry carries on without ``without``."""
+    logger.warning("%s; WandB rows carry on without %s", exc, without)
+
+
+def _otlp_sinks(cfg: TelemetryConfig) -> tuple[list[MetricReader], list[SpanProcessor]]:
+    """The OTLP metric reader and span processor the config asks for; none (one warning) without the extra."""
+    readers: list[MetricReader] = []
+    processors: list[SpanProcessor] = []
+    from otel_grpo.exporters import otlp
+
+    try:
+        otlp_reader = otlp.build_otlp_metric_reader(cfg.otlp)
+        if otlp_reader is not None:
+            readers.append(otlp_reader)
+        otlp_processor = otlp.build_otlp_span_processor(cfg.otlp)
+        if otlp_processor is not None:
+            processors.append(otlp_processor)
+    except MissingExtraError as exc:
+        _warn_missing_extra(exc, "OTLP export")
+    return readers, processors
+
+
 def _start_prometheus(cfg: PrometheusConfig) -> PrometheusEndpoint | None:
-    """The scrape endpoint, or None (with one warning) when its port cannot be bound."""
-    from otel_grpo.exporters.prometheus import start_prometheus_reader
+    """The scrape endpoint, or None (with one warning) when its port cannot be bound or the extra is missing."""
+    try:
+        from otel_grpo.exporters.prometheus import start_prometheus_reader
+    except MissingExtraError as exc:
+        _warn_missing_extra(exc, "the Prometheus endpoint")
+        return None
 
     try:
         return start_prometheus_reader(cfg)
@@ -107,7 +135,8 @@ def build_providers(
     """Build providers from a :class:`~otel_grpo.config.TelemetryConfig`.
 
     ``metric_readers`` and ``span_processors`` are extra sinks (tests use in-memory
-    ones). OTLP and the Prometheus endpoint are added when the config enables them.
+    ones). OTLP and the Prometheus endpoint are added when the config enables them
+    and their extra is installed (otherwise one warning says what to install).
     With ``meter_provider`` (one ``opentelemetry-instrument`` built around our
     ``step_reader``) nothing is built: those providers are used as they are.
     """
@@ -128,14 +157,9 @@ def build_providers(
     processors: list[SpanProcessor] = list(span_processors)
     closers: list[Callable[[], None]] = []
     if cfg.otlp.enabled:
-        from otel_grpo.exporters import otlp
-
-        otlp_reader = otlp.build_otlp_metric_reader(cfg.otlp)
-        if otlp_reader is not None:
-            readers.append(otlp_reader)
-        otlp_processor = otlp.build_otlp_span_processor(cfg.otlp)
-        if otlp_processor is not None:
-            processors.append(otlp_processor)
+        otlp_readers, otlp_processors = _otlp_sinks(cfg)
+        readers.extend(otlp_readers)
+        processors.extend(otlp_processors)
     prometheus = _start_prometheus(cfg.prometheus) if cfg.prometheus.enabled else None
     if prometheus is not None:
         readers.append(prometheus.reader)

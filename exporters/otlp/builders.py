@@ -24,6 +24,7 @@ from otel_grpo.exporters.otlp.non_blocking import (
     NonBlockingSpanExporter,
     OtlpBatchSpanProcessor,
 )
+from otel_grpo.extras import MissingExtraError
 
 _logger = logging.getLogger(__package__)
 
@@ -52,7 +53,26 @@ def _destination(cfg: OtlpConfig, signal: str) -> _Destination:
     return _Destination(cfg.protocol, signal_endpoint(cfg.endpoint, cfg.protocol, signal), headers, cfg.timeout_s)
 
 
+def _missing_exporter(to: _Destination, exc: ImportError) -> MissingExtraError:
+    """The one-line error for an SDK exporter package that is not installed (the ``otlp`` extra)."""
+    return MissingExtraError(f"the OTLP exporter ({to.protocol})", "otlp", str(exc) or type(exc).__name__)
+
+
 def _sdk_metric_exporter(to: _Destination) -> MetricExporter:
+    try:
+        return _new_sdk_metric_exporter(to)
+    except ImportError as exc:
+        raise _missing_exporter(to, exc) from exc
+
+
+def _sdk_span_exporter(to: _Destination) -> SpanExporter:
+    try:
+        return _new_sdk_span_exporter(to)
+    except ImportError as exc:
+        raise _missing_exporter(to, exc) from exc
+
+
+def _new_sdk_metric_exporter(to: _Destination) -> MetricExporter:
     if to.protocol == PROTOCOL_GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
@@ -77,7 +97,7 @@ def _sdk_metric_exporter(to: _Destination) -> MetricExporter:
     )
 
 
-def _sdk_span_exporter(to: _Destination) -> SpanExporter:
+def _new_sdk_span_exporter(to: _Destination) -> SpanExporter:
     if to.protocol == PROTOCOL_GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpanExporter,
@@ -101,7 +121,9 @@ def build_otlp_metric_reader(
 ) -> PeriodicExportingMetricReader | None:
     """Return a CUMULATIVE PeriodicExportingMetricReader exporting over OTLP, or None.
 
-    None when ``cfg`` is missing, disabled, or has ``metrics`` off. Collection and
+    None when ``cfg`` is missing, disabled, or has ``metrics`` off. Raises
+    :class:`~otel_grpo.extras.MissingExtraError` when the protocol's SDK exporter package
+    (the ``otlp`` extra) is not installed. Collection and
     export run on the reader's and our worker's threads; see
     :mod:`otel_grpo.exporters.otlp` for what happens when the Collector is unreachable.
     """
@@ -132,7 +154,8 @@ def build_otlp_span_processor(
 ) -> BatchSpanProcessor | None:
     """Return a bounded BatchSpanProcessor exporting spans over OTLP, or None.
 
-    None when ``cfg`` is missing, disabled, or has ``traces`` off. At most
+    None when ``cfg`` is missing, disabled, or has ``traces`` off. Raises
+    :class:`~otel_grpo.extras.MissingExtraError` like :func:`build_otlp_metric_reader`. At most
     :data:`SPAN_QUEUE_SIZE` spans wait in the processor and
     :data:`~otel_grpo.exporters.otlp.non_blocking.MAX_PENDING_SPAN_BATCHES` batches of
     :data:`SPAN_BATCH_SIZE` in the worker.

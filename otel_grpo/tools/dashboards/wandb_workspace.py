@@ -33,11 +33,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from otel_grpo import keys
+from otel_grpo.extras import MissingExtraError, require, require_extra
 
 DEFAULT_DATASETS: tuple[str, ...] = tuple(keys.DEFAULT_DATASETS)
 X_AXIS = keys.STEP
 WORKSPACE_NAME = "otel-grpo: GRPO training"
 TABLE_KEY = keys.DATASET_STATISTICS_TABLE
+#: What needs the ``dashboards`` extra (wandb-workspaces), as named in the missing-extra message.
+FEATURE = "otel-grpo dashboard"
 TABLE_COLUMNS = list(keys.DATASET_STATISTICS_COLUMNS)
 SECTION_NAMES = keys.WORKSPACE_SECTIONS
 
@@ -160,7 +163,7 @@ def spec_keys(spec: dict[str, Any], *, include_tables: bool = False) -> set[str]
 
 
 def _to_panel(panel: dict[str, Any]) -> Any:
-    import wandb_workspaces.reports.v2 as wr
+    wr = require("wandb_workspaces.reports.v2", extra="dashboards", feature=FEATURE)
 
     kind, title, keys = panel["type"], panel["title"], list(panel["keys"])
     if kind == "line":
@@ -181,7 +184,7 @@ def build_workspace(spec: dict[str, Any]) -> Any:
 
     A spec without an entity gets ``""`` (saving resolves the default entity).
     """
-    import wandb_workspaces.workspaces as ws
+    ws = require("wandb_workspaces.workspaces", extra="dashboards", feature=FEATURE)
 
     x_axis = spec.get("x_axis", X_AXIS)
     sections = [
@@ -215,10 +218,9 @@ def validate_workspace(workspace: Any) -> Any:
     what ``Workspace.save()`` would send, checked by the library's own validators,
     without the network.
     """
-    from wandb_workspaces.workspaces import Workspace, internal
-
-    view = internal.View.model_validate(workspace_json(workspace))
-    return Workspace._from_model(view)
+    ws = require("wandb_workspaces.workspaces", extra="dashboards", feature=FEATURE)
+    view = ws.internal.View.model_validate(workspace_json(workspace))
+    return ws.Workspace._from_model(view)
 
 
 # --- command line ------------------------------------------------------------------------
@@ -240,6 +242,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``otel-grpo dashboard --project P [--entity E] [--config F] [--dry-run]``."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        require_extra("dashboards", feature=FEATURE)
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     from otel_grpo.config import ConfigError, load_config
 
     try:
