@@ -1,4 +1,4 @@
-"""``otel-grpo`` command line: demo | run | judge-server | inspect | dashboard | report | check-config."""
+"""``otel-grpo`` command line: demo | run | init | judge-server | inspect | dashboard | report | check-config."""
 
 from __future__ import annotations
 
@@ -222,11 +222,18 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     return report_main(extra)
 
 
+def _cmd_init(args: argparse.Namespace, extra: list[str]) -> int:
+    from otel_grpo.tools.init_config import main as init_main
+
+    return init_main(extra)
+
+
 _PASSTHROUGH = {
     "demo": _cmd_demo,
     "judge-server": _cmd_judge_server,
     "dashboard": _cmd_dashboard,
     "report": _cmd_report,
+    "init": _cmd_init,
 }
 
 
@@ -242,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a training command with auto-instrumentation (no code change)")
     run.add_argument("--config", help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
+    sub.add_parser(
+        "init", help="write a commented config/telemetry.yaml to start from ([PATH] [--force]; --help)", add_help=False
+    )
     sub.add_parser("judge-server", help="start the local OpenAI-compatible judge server (--help)", add_help=False)
     inspect_cmd = sub.add_parser("inspect", help="print the keys and latest values of a WandB run dir")
     inspect_cmd.add_argument("run_dir", help="an offline-run-* directory, a wandb/ directory, or a .wandb file")
