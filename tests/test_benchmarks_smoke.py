@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
     "1. Per-sample recording cost",

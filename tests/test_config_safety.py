@@ -32,6 +32,8 @@ from otel_grpo.exporters import otlp
 from otel_grpo.redact import REDACTED, redact_text, redact_url
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 QUERY_SECRET = "qs-SEKRET-9d2f41"
 TOKEN_SECRET = "tok-SEKRET-7c1e05"
 HEADER_VALUE = f"Bearer {TOKEN_SECRET}"

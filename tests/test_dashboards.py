@@ -35,6 +35,8 @@ from otel_grpo.tools.dashboards.wandb_workspace import (
 from otel_grpo.tools.report import render_overview, render_report, report_sections
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [
     ("gsm8k", "math"),

@@ -28,6 +28,8 @@ from otel_grpo.tools.demo.datasets import DATASETS
 from otel_grpo.tools.demo.trainer import parse_cost
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 PTYPES = ("math", "code", "qa")
 FAULT_RATE = 0.3
 STEPS = 5
@@ -348,4 +350,4 @@ def test_a_failing_judge_shows_down_in_the_progress_line_and_warns_once(tmp_path
     screen = console.export_text()
     assert "judge DOWN (http_status)" in screen
     warnings = [r.getMessage() for r in caplog.records if r.name == "otel_grpo.instrumentation.judge_health"]
-    assert len(warnings) == 1 and "error.type=http_status" in warnings[0] and f"port {port}" in warnings[0]
+    assert len(warnings) == 1 and "error.type=http_status" in warnings[0] and f"127.0.0.1:{port}" in warnings[0]

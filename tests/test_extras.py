@@ -21,6 +21,8 @@ import pytest
 from otel_grpo import extras
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Every package an extra brings that the core must not need (top-level names and dotted prefixes).

@@ -23,6 +23,8 @@ from otel_grpo.exporters.tables import attach_tables
 from otel_grpo.tools.cli import main as cli_main
 from otel_grpo.tools.runreader import read_run, unit_of
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = (1, 2, 3)
 SOURCES = (("gsm8k", "math"), ("math", "math"), ("hotpotqa", "qa"))

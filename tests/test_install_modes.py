@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT = "otel_grpo.exporters.step_reader:StepMetricReader"
 PIP_TIMEOUT_S = 300

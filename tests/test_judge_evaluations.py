@@ -16,6 +16,8 @@ import otel_grpo
 from otel_grpo.tools.demo.judge_server import FaultConfig, JudgeServer
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 # fault -> (outcome, error.type, HTTP requests per evaluation) for the judge below
 # (2 attempts per evaluation; the OpenAI client itself retries 5xx twice: max_retries=2).
 EXPECTED = {

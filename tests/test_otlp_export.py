@@ -34,6 +34,8 @@ from otel_grpo.config import OtlpConfig
 from otel_grpo.exporters import otlp
 from otel_grpo.exporters.otlp.health import ExportState
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 SECRET = "s3cr3t-header-value"
 ATTRS = {sc.ATTR_SPLIT: "train", sc.ATTR_SOURCE: "gsm8k", sc.ATTR_PROBLEM_TYPE: "math"}
 

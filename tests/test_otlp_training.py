@@ -10,6 +10,8 @@ import pytest
 
 import otel_grpo
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 
 def _steps(n: int = 40) -> list[float]:
     durations = []

@@ -46,6 +46,8 @@ from tests.prom_harness import (
     wait_for_series,
 )
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 if not prometheus_available():
     if os.environ.get("CI"):
         raise RuntimeError("the Prometheus server is required in CI (apt-get install prometheus)")

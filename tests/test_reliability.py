@@ -23,6 +23,8 @@ import pytest
 import otel_grpo
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "0123456789abcdef" * 2 + "feedface"  # 40 hex chars, shaped like a WandB key
 

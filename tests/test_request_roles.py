@@ -33,6 +33,8 @@ from otel_grpo.tools.demo.judge_server import JudgeServer
 from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows, request_role
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 MODEL = "gpt-oss-120b"
 STEPS = 3
 CHAT_PATH = "/chat/completions"

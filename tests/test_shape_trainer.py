@@ -14,6 +14,8 @@ from otel_grpo.tools.demo.judge_server import JudgeServer
 from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 STEPS = 3
 IGNORED = ("executor/latency", "judge/latency", "judge/input_tokens", "judge/output_tokens")
 EVAL_EVERY = 2

@@ -23,6 +23,8 @@ import pytest
 from otel_grpo.tools.demo.judge_server import JudgeServer
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = Path(__file__).resolve().parent / "user_project"
 STEPS = 3

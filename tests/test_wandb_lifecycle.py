@@ -17,6 +17,8 @@ import pytest
 
 from otel_grpo.tools.runreader import read_run
 
+pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
+
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_KEY = "0123456789abcdef" * 2 + "feedface"  # 40 hex chars, shaped like a WandB key
 FALSE_ALARM = ("wandb.finish failed", "ConnectionResetError", "Connection lost", "Traceback")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_grpo import keys
+from otel_grpo.extras import MissingExtraError, require_extra
 from otel_grpo.instrumentation.bootstrap import CONFIG_ENV
 
 # ``inspect`` groups a run's keys like the workspace's panels: (title, key prefixes).
@@ -277,11 +278,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+#: The extra each passthrough command needs (judge-server and init need only the core).
+_COMMAND_EXTRAS = {"demo": "demo", "dashboard": "dashboards", "report": "report"}
+
+
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in _PASSTHROUGH:
-        return _PASSTHROUGH[argv[0]](argparse.Namespace(), argv[1:])
+        try:
+            if argv[0] in _COMMAND_EXTRAS:
+                require_extra(_COMMAND_EXTRAS[argv[0]], feature=f"otel-grpo {argv[0]}")
+            return _PASSTHROUGH[argv[0]](argparse.Namespace(), argv[1:])
+        except MissingExtraError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command_name == "run":

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_grpo import keys
+from otel_grpo.extras import MissingExtraError, require_extra
 from otel_grpo.tools.dashboards.wandb_workspace import DEFAULT_DATASETS, build_workspace_spec
 from otel_grpo.tools.runreader import FRACTION, PERCENT, SECONDS_ESTIMATE, format_value, unit_of
 
@@ -479,6 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
     parser.add_argument("--png", help="also write every panel into this one PNG")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        require_extra("report", feature="otel-grpo report")
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     from otel_grpo.tools.runreader import read_run
 
     try:

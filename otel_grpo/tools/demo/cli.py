@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from otel_grpo.extras import MissingExtraError, require_extra
 from otel_grpo.redact import redact_text, redact_url
 from otel_grpo.tools.demo.datasets import DATASETS
 
@@ -479,6 +480,11 @@ def print_summary(result: DemoResult, console: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``otel-grpo demo ARGS``: returns 0 on success, 2 on bad arguments."""
+    try:
+        require_extra("demo", feature="otel-grpo demo")
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     from rich.console import Console
 
     console = Console()
