@@ -218,7 +218,7 @@ class Recorder(PublishedTotals):
             if stats is None:
                 stats = window.samples[(source, ptype)] = SampleStats()
             stats.add(reward, correctness, correct)
-            if state is not None and state.executed:
+            if state is not None and state.executed and state in window.pending:
                 self._unpend(window, state)
             if len(window.sample_rows) < self.max_sample_rows:
                 extra = state.extra if state is not None else {}
