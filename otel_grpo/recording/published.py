@@ -9,13 +9,16 @@ calls) go to ordinary SDK counters and histograms created here too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
 from otel_grpo import semconv
 from otel_grpo.recording.stats import ExecKey, ExecStats, SampleStats, SeriesKey
 from otel_grpo.recording.values import InvalidValueLog
+
+Spec = tuple[str, str, str]  # (instrument name, unit, description), as in otel_grpo.semconv
+Callback = Callable[[CallbackOptions], Iterator[Observation]]
 
 
 class PublishedTotals:
@@ -35,10 +38,20 @@ class PublishedTotals:
         self._create_instruments(meter)
 
     def _create_instruments(self, meter: Meter) -> None:
-        def obs_counter(spec, cb, updown=False):
-            name, unit, desc = spec
+        def obs_counter(spec: Spec, callback: Callback, updown: bool = False) -> None:
             make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
-            return make(name, callbacks=[cb], unit=unit, description=desc)
+            make(spec[0], callbacks=[callback], unit=spec[1], description=spec[2])
+
+        def obs_gauge(spec: Spec, callback: Callback) -> None:
+            meter.create_observable_gauge(spec[0], callbacks=[callback], unit=spec[1], description=spec[2])
+
+        def counter(spec: Spec) -> Counter:
+            return meter.create_counter(spec[0], unit=spec[1], description=spec[2])
+
+        def histogram(spec: Spec, buckets: Sequence[float]) -> Histogram:
+            return meter.create_histogram(
+                spec[0], unit=spec[1], description=spec[2], explicit_bucket_boundaries_advisory=list(buckets)
+            )
 
         obs_counter(semconv.SAMPLES, self._observe_samples("samples"))
         obs_counter(semconv.SAMPLES_CORRECT, self._observe_samples("correct"))
@@ -53,61 +66,19 @@ class PublishedTotals:
         obs_counter(semconv.TRAIN_STEPS_FAILED, self._observe_steps(1))
         obs_counter(semconv.VAL_RUNS, self._observe_steps(2))
         obs_counter(semconv.EXPORTER_EVENTS, self._observe_health)
-        for spec, idx in ((semconv.REWARD_MIN, 0), (semconv.REWARD_MAX, 1)):
-            meter.create_observable_gauge(
-                spec[0], callbacks=[self._observe_minmax(idx)], unit=spec[1], description=spec[2]
-            )
-        meter.create_observable_gauge(
-            semconv.TRAIN_SCALAR[0],
-            callbacks=[self._observe_scalars],
-            unit=semconv.TRAIN_SCALAR[1],
-            description=semconv.TRAIN_SCALAR[2],
-        )
-        meter.create_observable_gauge(
-            semconv.TRAIN_STEP[0],
-            callbacks=[self._observe_last_step],
-            unit=semconv.TRAIN_STEP[1],
-            description=semconv.TRAIN_STEP[2],
-        )
-        duration = semconv.DURATION_BUCKETS_S
-        self._exec_duration = meter.create_histogram(
-            semconv.EXECUTOR_DURATION[0],
-            unit=semconv.EXECUTOR_DURATION[1],
-            description=semconv.EXECUTOR_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration),
-        )
-        self._judge_evals = meter.create_counter(
-            semconv.JUDGE_EVALUATIONS[0], unit=semconv.JUDGE_EVALUATIONS[1], description=semconv.JUDGE_EVALUATIONS[2]
-        )
-        self._judge_duration = meter.create_histogram(
-            semconv.JUDGE_DURATION[0],
-            unit=semconv.JUDGE_DURATION[1],
-            description=semconv.JUDGE_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration),
-        )
-        self._judge_requests = meter.create_counter(
-            semconv.JUDGE_REQUESTS[0], unit=semconv.JUDGE_REQUESTS[1], description=semconv.JUDGE_REQUESTS[2]
-        )
-        self._executor_llm_requests = meter.create_counter(
-            semconv.EXECUTOR_LLM_REQUESTS[0],
-            unit=semconv.EXECUTOR_LLM_REQUESTS[1],
-            description=semconv.EXECUTOR_LLM_REQUESTS[2],
-        )
-        self._judge_cost = meter.create_counter(
-            semconv.JUDGE_COST[0], unit=semconv.JUDGE_COST[1], description=semconv.JUDGE_COST[2]
-        )
-        self.genai_duration = meter.create_histogram(
-            semconv.GEN_AI_OPERATION_DURATION[0],
-            unit=semconv.GEN_AI_OPERATION_DURATION[1],
-            description=semconv.GEN_AI_OPERATION_DURATION[2],
-            explicit_bucket_boundaries_advisory=list(duration),
-        )
-        self.genai_tokens = meter.create_histogram(
-            semconv.GEN_AI_TOKEN_USAGE[0],
-            unit=semconv.GEN_AI_TOKEN_USAGE[1],
-            description=semconv.GEN_AI_TOKEN_USAGE[2],
-            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS),
-        )
+        obs_gauge(semconv.REWARD_MIN, self._observe_minmax(0))
+        obs_gauge(semconv.REWARD_MAX, self._observe_minmax(1))
+        obs_gauge(semconv.TRAIN_SCALAR, self._observe_scalars)
+        obs_gauge(semconv.TRAIN_STEP, self._observe_last_step)
+        durations = semconv.DURATION_BUCKETS_S
+        self._exec_duration = histogram(semconv.EXECUTOR_DURATION, durations)
+        self._judge_evals = counter(semconv.JUDGE_EVALUATIONS)
+        self._judge_duration = histogram(semconv.JUDGE_DURATION, durations)
+        self._judge_requests = counter(semconv.JUDGE_REQUESTS)
+        self._executor_llm_requests = counter(semconv.EXECUTOR_LLM_REQUESTS)
+        self._judge_cost = counter(semconv.JUDGE_COST)
+        self.genai_duration = histogram(semconv.GEN_AI_OPERATION_DURATION, durations)
+        self.genai_tokens = histogram(semconv.GEN_AI_TOKEN_USAGE, semconv.TOKEN_BUCKETS)
 
     def _observe_samples(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
         def callback(_options: CallbackOptions) -> Iterator[Observation]:
