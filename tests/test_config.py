@@ -19,12 +19,12 @@ from otel_grpo.config import (
     OtlpConfig,
     TelemetryConfig,
     check_config,
-    check_config_cli,
     load_config,
     parse_target,
     resolve_headers,
 )
 from otel_grpo.tools import init_config
+from otel_grpo.tools.cli import check_config_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_CONFIG = REPO_ROOT / "config" / "telemetry.yaml"

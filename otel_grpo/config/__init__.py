@@ -67,7 +67,7 @@ from otel_grpo.config.schema import (
     parse_target,
 )
 from otel_grpo.config.secret_keys import SECRET_KEY_NAMES
-from otel_grpo.config.summary import check_config, check_config_cli
+from otel_grpo.config.summary import check_config
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -92,7 +92,6 @@ __all__ = [
     "TelemetryConfig",
     "WandbConfig",
     "check_config",
-    "check_config_cli",
     "default_config_source",
     "load_config",
     "missing_file_hint",

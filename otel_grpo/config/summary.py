@@ -1,4 +1,4 @@
-"""``otel-grpo check-config``: validate a config file plus the environment and summarise it.
+"""Validate a config file plus the environment and summarise it (what ``otel-grpo check-config`` prints).
 
 The summary is one line per section and never shows a secret: the OTLP endpoint goes
 through :func:`otel_grpo.redact.redact_url` and headers are counted, not shown.
@@ -7,7 +7,6 @@ through :func:`otel_grpo.redact.redact_url` and headers are counted, not shown.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 
 from otel_grpo.config.errors import ConfigError
@@ -15,7 +14,7 @@ from otel_grpo.config.loader import default_config_source, load_config
 from otel_grpo.config.schema import TargetsConfig, TelemetryConfig
 from otel_grpo.redact import redact_url
 
-__all__ = ["check_config", "check_config_cli", "summary_lines"]
+__all__ = ["check_config", "summary_lines"]
 
 
 def check_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> tuple[int, str]:
@@ -30,13 +29,6 @@ def check_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, s
     except ConfigError as exc:
         return 2, str(exc)
     return 0, "\n".join([f"OK: {label}", *(f"  {line}" for line in summary_lines(cfg))])
-
-
-def check_config_cli(argv_path: str | None) -> int:
-    """``otel-grpo check-config [FILE]``: print the verdict, return 0 (OK) or 2."""
-    code, text = check_config(argv_path)
-    print(text, file=sys.stdout if code == 0 else sys.stderr)
-    return code
 
 
 def summary_lines(cfg: TelemetryConfig) -> list[str]:

@@ -193,9 +193,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _cmd_check_config(args: argparse.Namespace) -> int:
-    from otel_grpo.config import check_config_cli
+def check_config_cli(path: str | None) -> int:
+    """``otel-grpo check-config [FILE]``: print the verdict, return 0 (OK) or 2."""
+    from otel_grpo.config import check_config
 
+    code, text = check_config(path)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
     return check_config_cli(args.file)
 
 
