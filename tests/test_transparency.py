@@ -80,6 +80,19 @@ if __name__ == "__main__":
 """
 
 
+# The config that points otel-grpo run's targets at trainer_parts.
+PARTS_CONFIG = textwrap.dedent("""
+    wandb: {mode: disabled}
+    instrumentation:
+      targets:
+        train_step: trainer_parts:GRPOTrainer.train_step
+        evaluate: trainer_parts:GRPOTrainer.evaluate_on_val_set
+        execute: trainer_parts:AFlowExecutor.execute_workflow
+        compute_reward: trainer_parts:RewardComputer.compute_reward
+        judge: null
+""")
+
+
 @pytest.fixture
 def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The picklable trainer module, importable here and in spawn children."""
@@ -159,18 +172,7 @@ def test_a_spawn_process_pool_runs_an_instrumented_method(parts):
 
 def test_under_otel_grpo_run_objects_pickle_copy_and_cross_processes_as_without(parts, tmp_path):
     project = Path(parts.__file__).parent
-    (project / "telemetry.yaml").write_text(
-        textwrap.dedent("""
-        wandb: {mode: disabled}
-        instrumentation:
-          targets:
-            train_step: trainer_parts:GRPOTrainer.train_step
-            evaluate: trainer_parts:GRPOTrainer.evaluate_on_val_set
-            execute: trainer_parts:AFlowExecutor.execute_workflow
-            compute_reward: trainer_parts:RewardComputer.compute_reward
-            judge: null
-    """)
-    )
+    (project / "telemetry.yaml").write_text(PARTS_CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WANDB_"))}
     env["PYTHONPATH"] = str(project)
 
@@ -373,18 +375,7 @@ def test_a_module_name_typo_in_the_targets_is_named_at_exit(tmp_path):
 
 def test_otel_grpo_run_says_once_what_it_instrumented(parts):
     project = Path(parts.__file__).parent
-    (project / "telemetry.yaml").write_text(
-        textwrap.dedent("""
-        wandb: {mode: disabled}
-        instrumentation:
-          targets:
-            train_step: trainer_parts:GRPOTrainer.train_step
-            evaluate: trainer_parts:GRPOTrainer.evaluate_on_val_set
-            execute: trainer_parts:AFlowExecutor.execute_workflow
-            compute_reward: trainer_parts:RewardComputer.compute_reward
-            judge: null
-    """)
-    )
+    (project / "telemetry.yaml").write_text(PARTS_CONFIG)
     (project / "train.py").write_text(
         "import asyncio, trainer_parts\nt = trainer_parts.GRPOTrainer()\nprint(asyncio.run(t.train_step(1)))\n"
     )
