@@ -49,6 +49,8 @@ __all__ = [
     "compute_executor_metrics",
     "compute_exporter_metrics",
     "compute_grpo_metrics",
+    "compute_integrity_metrics",
+    "compute_step_cost",
     "compute_judge_metrics",
     "compute_judge_step_metrics",
     "compute_source_figures",
@@ -190,6 +192,62 @@ def compute_dataset_metrics(sources: Iterable[SourceFigures]) -> Row:
     return row
 
 
+def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
+    """Reward integrity and cost insight of one window (``judged``: the run has had a judge evaluation).
+
+    Scored samples are those whose execution did not fail. Keys for train:
+    ``train/judge_share``, ``train/judge_failed_share`` and per source
+    ``dataset/{source}/judge_share``, ``/judge_failed_share`` (fractions; once ``judged``),
+    ``/accuracy_excl_judge_failed`` (percent), ``/exec_success_rate`` (percent of samples),
+    ``/cost_per_correct`` (executor cost / correct samples, USD). For val the same under
+    ``val/`` and ``val/{source}/``, except exec_success_rate (``val/success_rate`` has it).
+    """
+    train = split == sc.SPLIT_TRAIN
+
+    def key(figure: str, source: str | None = None) -> str:
+        if train:
+            return keys.train(figure) if source is None else keys.dataset(source, figure)
+        return keys.val(figure, source)
+
+    per_source: dict[str, dict[str, list[float]]] = {}
+    for (source, scorer), counts in agg.scored_by.items():
+        per_source.setdefault(source, {})[scorer] = counts
+    row: Row = {}
+    scored_all = judged_all = failed_all = 0.0
+    for source, sums in _by(_scored(agg), 0).items():
+        scorers = per_source.get(source, {})
+
+        def n(scorer: str, index: int = 0, scorers: dict[str, list[float]] = scorers) -> float:
+            return scorers.get(scorer, (0, 0))[index]
+
+        failed = n(sc.SCORED_BY_JUDGE_FAILED)
+        judged_samples = n(sc.SCORED_BY_JUDGE) + failed
+        scored = judged_samples + n(sc.SCORED_BY_RULE)
+        scored_all += scored
+        judged_all += judged_samples
+        failed_all += failed
+        if judged and scored > 0:
+            row[key(keys.JUDGE_SHARE, source)] = judged_samples / scored
+            row[key(keys.JUDGE_FAILED_SHARE, source)] = failed / scored
+        if sums.samples - failed > 0:
+            kept_correct = sums.correct - n(sc.SCORED_BY_JUDGE_FAILED, 1)
+            row[key(keys.ACCURACY_EXCL_JUDGE_FAILED, source)] = _pct(kept_correct, sums.samples - failed)
+        if train:
+            row[key(keys.EXEC_SUCCESS_RATE, source)] = _pct(agg.exec_ok.get(source, 0), sums.samples)
+        if sums.correct > 0:
+            row[key(keys.COST_PER_CORRECT, source)] = agg.exec_cost.get(source, 0.0) / sums.correct
+    if judged and scored_all > 0:
+        row[key(keys.JUDGE_SHARE)] = judged_all / scored_all
+        row[key(keys.JUDGE_FAILED_SHARE)] = failed_all / scored_all
+    return row
+
+
+def compute_step_cost(agg: WindowAgg, carried: float) -> Row:
+    """Key: ``cost/step_cost``: the step's train executor + priced judge cost, plus ``carried``
+    (the cost of earlier attempts of the same step that raised)."""
+    return {keys.COST_STEP: sum(agg.exec_cost.values()) + sum(agg.judge_cost.values()) + carried}
+
+
 def compute_grpo_metrics(agg: WindowAgg) -> Row:
     """Keys: ``grpo/{source}/zero_advantage_rate`` per source with groups, ``grpo/zero_advantage_rate``."""
     row: Row = {}
@@ -285,6 +343,8 @@ def compute_cost_metrics(totals: RunTotals) -> Row:
         row[keys.COST_JUDGE_CALLS] = int(totals.judge_requests)
         row[keys.COST_JUDGE_COST] = totals.judge_cost
         row[keys.COST_INVALID_COUNT] = int(totals.invalid_costs)
+    if totals.train_correct > 0:
+        row[keys.COST_PER_CORRECT_TOTAL] = totals.train_cost / totals.train_correct
     return row
 
 
@@ -319,21 +379,34 @@ def window_row(totals: RunTotals, window: WindowEnd, health: Mapping[str, int]) 
     if agg is None:
         return WindowRow()
     totals.pending[window.split] = WindowAgg()
+    train = window.split == sc.SPLIT_TRAIN
+    step = int(window.step)
+    if train and not window.ok:  # its spend counts toward the step's next attempt
+        carry = totals.step_cost_carry
+        carry[step] = carry.get(step, 0.0) + compute_step_cost(agg, 0.0)[keys.COST_STEP]
     if not window.ok or not window.write:
         return WindowRow()
-    row: Row = {keys.STEP: int(window.step)}
+    row: Row = {keys.STEP: step}
     sources: tuple[SourceFigures, ...] = ()
-    if window.split == sc.SPLIT_TRAIN:
+    judged = sum(totals.judge_outcomes.values()) > 0
+    if train:
         sources = compute_source_figures(agg)
         row.update(compute_train_metrics(agg))
         row.update(compute_dataset_metrics(sources))
         row.update(compute_grpo_metrics(agg))
         row.update(compute_judge_step_metrics(agg))
+        row.update(compute_integrity_metrics(agg, window.split, judged))
+        carried = totals.step_cost_carry.pop(step, 0.0)
+        for earlier in [s for s in totals.step_cost_carry if s < step]:  # attempts never retried
+            del totals.step_cost_carry[earlier]
+        if totals.exec_runs > 0 or totals.judge_requests > 0:
+            row.update(compute_step_cost(agg, carried))
     else:
         validation = compute_val_metrics(agg)
         if not validation:
             return WindowRow()
         row.update(validation)
+        row.update(compute_integrity_metrics(agg, window.split, judged))
     row.update(compute_judge_metrics(totals))
     row.update(compute_cost_metrics(totals))
     row.update(compute_executor_metrics(totals))

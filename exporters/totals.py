@@ -88,6 +88,8 @@ class WindowAgg:
     exec_ok: dict[str, float] = field(default_factory=dict)
     exec_cost: dict[str, float] = field(default_factory=dict)
     judge: dict[str, float] = field(default_factory=dict)
+    judge_cost: dict[str, float] = field(default_factory=dict)  # source -> priced judge cost (USD)
+    scored_by: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (source, scorer) -> [n, correct]
     groups: dict[str, list[float]] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
 
@@ -112,6 +114,9 @@ class RunTotals:
     exec_runs: float = 0
     executor_llm_requests: float = 0  # GenAI requests made inside executor runs (never judge requests)
     invalid_costs: float = 0
+    train_cost: float = 0.0  # train-split executor + priced judge cost, every step attempt
+    train_correct: float = 0  # correct train samples
+    step_cost_carry: dict[int, float] = field(default_factory=dict)  # step -> cost of its attempts that raised
 
 
 def _add(store: dict[str, float], key: str, value: float) -> None:
@@ -154,6 +159,8 @@ def _fold_sample_sum(totals: RunTotals, point: Point) -> None:
         sums.samples += value
     elif point.name == sc.SAMPLES_CORRECT[0]:
         sums.correct += value
+        if window is totals.pending[sc.SPLIT_TRAIN]:
+            totals.train_correct += value
     elif point.name == sc.REWARD_SUM[0]:
         sums.reward_sum += value
     else:
@@ -178,12 +185,22 @@ def _fold_executor_run(totals: RunTotals, point: Point) -> None:
             _add(window.exec_ok, source, value)
 
 
+def _fold_scored_by(totals: RunTotals, point: Point) -> None:
+    window, source, _ = _labels(totals, point)
+    value = _number(point)
+    if window is not None and value:
+        counts = window.scored_by.setdefault((source, str(point.attrs.get(sc.ATTR_SCORED_BY))), [0, 0])
+        counts[0 if point.name == sc.SAMPLES_SCORED_BY[0] else 1] += value
+
+
 def _fold_executor_cost(totals: RunTotals, point: Point) -> None:
     window, source, _ = _labels(totals, point)
     value = _number(point)
     totals.cost_total += value
     if window is not None and value:
         _add(window.exec_cost, source, value)
+        if window is totals.pending[sc.SPLIT_TRAIN]:
+            totals.train_cost += value
 
 
 def _fold_invalid_cost(totals: RunTotals, point: Point) -> None:
@@ -216,7 +233,13 @@ def _fold_executor_llm_request(totals: RunTotals, point: Point) -> None:
 
 
 def _fold_judge_cost(totals: RunTotals, point: Point) -> None:
-    totals.judge_cost += _number(point)
+    window, source, _ = _labels(totals, point)
+    value = _number(point)
+    totals.judge_cost += value
+    if window is not None and value:
+        _add(window.judge_cost, source, value)
+        if window is totals.pending[sc.SPLIT_TRAIN]:
+            totals.train_cost += value
 
 
 def _fold_judge_duration(totals: RunTotals, point: Point) -> None:
@@ -253,6 +276,8 @@ _FOLDS: dict[str, Callable[[RunTotals, Point], None]] = {
         instrument[0]: _fold_sample_sum
         for instrument in (sc.SAMPLES, sc.SAMPLES_CORRECT, sc.REWARD_SUM, sc.CORRECTNESS_SUM)
     },
+    sc.SAMPLES_SCORED_BY[0]: _fold_scored_by,
+    sc.SAMPLES_SCORED_BY_CORRECT[0]: _fold_scored_by,
     sc.REWARD_MIN[0]: _fold_reward_extreme,
     sc.REWARD_MAX[0]: _fold_reward_extreme,
     sc.EXECUTOR_RUNS[0]: _fold_executor_run,

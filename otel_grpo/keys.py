@@ -52,8 +52,13 @@ TRAIN_AVG_REWARD: Final = train("avg_reward")
 TRAIN_MIN_REWARD: Final = train("min_reward")
 TRAIN_MAX_REWARD: Final = train("max_reward")
 TRAIN_ACCURACY: Final = train("accuracy")  # percent
+# Reward integrity of the step (fractions 0-1 of scored samples; see INTEGRITY_FIGURES).
+TRAIN_JUDGE_SHARE: Final = train("judge_share")
+TRAIN_JUDGE_FAILED_SHARE: Final = train("judge_failed_share")
 # Names of figures the rollup computes: a trainer scalar with one of these names is not copied.
-COMPUTED_TRAIN_NAMES: Final = frozenset({"step", "avg_reward", "max_reward", "min_reward", "accuracy"})
+COMPUTED_TRAIN_NAMES: Final = frozenset(
+    {"step", "avg_reward", "max_reward", "min_reward", "accuracy", "judge_share", "judge_failed_share"}
+)
 
 
 def train_by_problem_type(figure: str, problem_type: str) -> str:
@@ -71,6 +76,34 @@ def dataset(source: str, figure: str) -> str:
 
 
 DATASET_FIGURES: Final = ("accuracy", "count", "avg_reward", "avg_cost")  # percent, samples, mean, USD
+
+# --- reward integrity and cost insight ------------------------------------------------------------
+# judge_share: scored samples with a judge evaluation / scored samples (fraction);
+# judge_failed_share: samples scored ``judge_failed`` / scored samples (fraction);
+# accuracy_excl_judge_failed: accuracy (percent) over samples not scored ``judge_failed``;
+# exec_success_rate: 100 x executions that succeeded / samples; cost_per_correct: USD.
+JUDGE_SHARE: Final = "judge_share"
+JUDGE_FAILED_SHARE: Final = "judge_failed_share"
+ACCURACY_EXCL_JUDGE_FAILED: Final = "accuracy_excl_judge_failed"
+EXEC_SUCCESS_RATE: Final = "exec_success_rate"
+COST_PER_CORRECT: Final = "cost_per_correct"
+STEP_COST: Final = "step_cost"
+DATASET_INTEGRITY_FIGURES: Final = (
+    JUDGE_SHARE,
+    JUDGE_FAILED_SHARE,
+    ACCURACY_EXCL_JUDGE_FAILED,
+    EXEC_SUCCESS_RATE,
+    COST_PER_CORRECT,
+)
+# Figures with a val/ form (val/{figure} for the shares, val/{source}/{figure} for all four).
+VAL_INTEGRITY_FIGURES: Final = (JUDGE_SHARE, JUDGE_FAILED_SHARE, ACCURACY_EXCL_JUDGE_FAILED, COST_PER_CORRECT)
+INTEGRITY_FIGURES: Final = (*DATASET_INTEGRITY_FIGURES, STEP_COST)
+INTEGRITY_GROUP: Final = "Reward integrity"
+
+
+def is_integrity_key(key: str) -> bool:
+    """Is ``key`` one of the reward-integrity and cost-insight keys (its last segment names the figure)?"""
+    return key.rsplit("/", 1)[-1] in INTEGRITY_FIGURES
 
 
 # --- grpo/ (signal health of the step) ---------------------------------------------------------
@@ -138,6 +171,8 @@ COST_AVG_PER_SAMPLE: Final = cost("avg_cost_per_sample")
 COST_JUDGE_CALLS: Final = cost("judge_calls")
 COST_JUDGE_COST: Final = cost("judge_cost")
 COST_INVALID_COUNT: Final = cost("invalid_cost_count")
+COST_STEP: Final = cost(STEP_COST)  # this training step, every attempt of it
+COST_PER_CORRECT_TOTAL: Final = cost(COST_PER_CORRECT)  # train cost / correct train samples, since the start
 
 
 def executor_latency(label: str) -> str:

@@ -40,6 +40,7 @@ ATTR_HEALTH_EVENT: Final = "grpo.exporter.event"
 ATTR_ERROR_TYPE: Final = _error.ERROR_TYPE
 ATTR_RUN_ID: Final = "grpo.run.id"
 ATTR_LLM_ROLE: Final = "grpo.llm.role"  # judge | executor
+ATTR_SCORED_BY: Final = "grpo.scored_by"  # one of SCORERS
 
 # GenAI semantic conventions (judge HTTP requests), from opentelemetry-semantic-conventions.
 GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
@@ -59,6 +60,14 @@ GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
 SERVER_PORT: Final = _server.SERVER_PORT
 HTTP_RESPONSE_STATUS_CODE: Final = _http.HTTP_RESPONSE_STATUS_CODE
+# GenAI evaluation event (development status): one per judge evaluation, on its span.
+# The package names the attributes; the event name is only in the conventions' text.
+GEN_AI_EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME: Final = _gen_ai.GEN_AI_EVALUATION_NAME
+GEN_AI_EVALUATION_SCORE_LABEL: Final = _gen_ai.GEN_AI_EVALUATION_SCORE_LABEL
+GEN_AI_EVALUATION_SCORE_VALUE: Final = _gen_ai.GEN_AI_EVALUATION_SCORE_VALUE
+JUDGE_EVALUATION_NAME: Final = "judge"  # gen_ai.evaluation.name of the trainer's judge
+EVALUATION_LABEL_FAILED: Final = "failed"  # score label of an evaluation with no verdict
 
 # --- attribute values ----------------------------------------------------------------
 SPLIT_TRAIN: Final = "train"
@@ -80,6 +89,15 @@ JUDGE_OUTCOMES: Final = (OUTCOME_SUCCESS, OUTCOME_PARSE_FAILURE, OUTCOME_API_FAI
 VERDICT_CORRECT: Final = "correct"
 VERDICT_INCORRECT: Final = "incorrect"
 VERDICT_NONE: Final = "none"
+
+# grpo.scored_by: what decided a sample's reward. A failed execution is not scored; a
+# scored sample is scored by a rule (no judge evaluation), by the judge (at least one
+# successful evaluation) or by the trainer's fallback after failed judge evaluations.
+SCORED_BY_RULE: Final = "rule"
+SCORED_BY_JUDGE: Final = "judge"
+SCORED_BY_JUDGE_FAILED: Final = "judge_failed"
+NOT_SCORED: Final = "not_scored"
+SCORERS: Final = (SCORED_BY_RULE, SCORED_BY_JUDGE, SCORED_BY_JUDGE_FAILED, NOT_SCORED)
 
 # error.type values for judge api failures.
 ERROR_TIMEOUT: Final = "timeout"
@@ -134,6 +152,16 @@ TRAIN_STEP = ("grpo.train.step", "{step}", "Last completed training step")
 TRAIN_STEPS = ("grpo.train.steps", "{step}", "Training steps completed")
 TRAIN_STEPS_FAILED = ("grpo.train.steps.failed", "{step}", "Training steps that raised")
 VAL_RUNS = ("grpo.val.runs", "{run}", "Validation passes completed")
+SAMPLES_SCORED_BY = (
+    "grpo.samples.scored_by",
+    "{sample}",
+    "Samples by what scored them (grpo.scored_by: rule, judge, judge_failed, not_scored)",
+)
+SAMPLES_SCORED_BY_CORRECT = (
+    "grpo.samples.scored_by.correct",
+    "{sample}",
+    "Correct samples by what scored them (grpo.scored_by)",
+)
 
 # Event instruments (SDK; recorded for slow events only).
 EXECUTOR_DURATION = ("grpo.executor.duration", "s", "Workflow execution wall time")

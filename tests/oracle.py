@@ -4,7 +4,9 @@ It shares no code with otel_grpo: it works from the list of events a test genera
 Events are dicts:
 - sample: {"source", "ptype", "reward", "correctness" (None = reward), "cost", "exec": "ok"|"fail"|"none",
            "group" (optional), "llm_requests" (optional, default 0: executor LLM requests its executor
-           run made)}; exec "fail" means reward 0 / correctness 0 whatever "reward" says.
+           run made), "judges" (optional: judge events made while serving this sample; they count
+           as the sample's source whatever their own "source" says)}; exec "fail" means reward 0 /
+           correctness 0 whatever "reward" says.
 - judge: {"source", "outcome", "verdict", "requests"} ("requests": its judge requests, default 1)
 A window is {"split": "train"|"val", "step", "samples", "judges", "scalars", "raises",
 "judge_requests" (optional, default 0: judge requests made outside any judge evaluation, i.e. classified
@@ -75,6 +77,16 @@ def cost_value(cost: Any) -> tuple[float, bool]:
     return value, False
 
 
+def scored_by(s: dict) -> str:
+    """SPEC.md's "scored by": not_scored (failed execution), rule, judge or judge_failed."""
+    if s.get("exec") == "fail":
+        return "not_scored"
+    outcomes = [j["outcome"] for j in s.get("judges", ())]
+    if not outcomes:
+        return "rule"
+    return "judge" if "success" in outcomes else "judge_failed"
+
+
 def sample_values(s: dict) -> tuple[str, str, float, float]:
     src = norm_source(s.get("source"))
     pt = norm_ptype(s.get("ptype"), src)
@@ -98,11 +110,16 @@ class Oracle:
         self.exec_runs = 0
         self.invalid_costs = 0
         self.rows_written = 0
+        self.train_cost = 0.0  # every train attempt's executor cost (judge cost is unpriced: 0)
+        self.train_correct = 0
+        self.carried: dict[int, float] = {}  # step -> executor cost of its attempts that raised
 
-    def _spend(self, window: dict) -> tuple[dict[str, float], dict[str, int]]:
+    def _spend(self, window: dict) -> tuple[dict[str, float], dict[str, Any]]:
         cost_by_source: dict[str, float] = {}
         ok_by_source: dict[str, int] = {}
+        judges = list(window["judges"])
         for s in window["samples"]:
+            judges += [{**j, "source": norm_source(s.get("source"))} for j in s.get("judges", ())]
             self.executor_llm_requests += s.get("llm_requests", 0)
             if s.get("exec", "ok") == "none":
                 continue
@@ -116,7 +133,7 @@ class Oracle:
                 ok_by_source[src] = ok_by_source.get(src, 0) + 1
         self.judge_requests += window.get("judge_requests", 0)
         step_judges = {"success": 0, "parse_failure": 0, "api_failure": 0}
-        for j in window["judges"]:
+        for j in judges:
             src = norm_source(j["source"])
             self.judge_outcomes[j["outcome"]] += 1
             step_judges[j["outcome"]] += 1
@@ -126,12 +143,17 @@ class Oracle:
             entry[0] += 1
             entry[1] += j["outcome"] == "success"
             self.judge_requests += j.get("requests", 1)
-        return cost_by_source, {"_ok": sum(ok_by_source.values()), **step_judges}
+        if window["split"] == "train":
+            self.train_cost += sum(cost_by_source.values())
+        return cost_by_source, {"_ok": sum(ok_by_source.values()), "_ok_by_source": ok_by_source, **step_judges}
 
     def window_row(self, window: dict) -> dict[str, Any] | None:
         """The row for ``window`` (None: a step that raised, or an empty validation)."""
         cost_by_source, extra = self._spend(window)
+        step_cost = sum(cost_by_source.values())
         if window.get("raises"):
+            if window["split"] == "train":
+                self.carried[window["step"]] = self.carried.get(window["step"], 0.0) + step_cost
             return None
         values = [sample_values(s) for s in window["samples"]]
         row: dict[str, Any] = {"train/step": window["step"]}
@@ -161,6 +183,10 @@ class Oracle:
             if total:
                 for k in ("success", "parse_failure", "api_failure"):
                     row[f"judge/step_{k}_rate"] = extra[k] / total
+            self._integrity(window, row, "train", cost_by_source, extra["_ok_by_source"])
+            self.train_correct += sum(v[3] >= THRESHOLD for v in values)
+            if self.exec_runs or self.judge_requests:
+                row["cost/step_cost"] = step_cost + self.carried.pop(window["step"], 0.0)
         else:
             if not n:
                 return None
@@ -173,8 +199,40 @@ class Oracle:
                 row[f"val/{src}/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in group) / len(group)
                 row[f"val/{src}/count"] = len(group)
                 row[f"val/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / len(group)
+            self._integrity(window, row, "val", cost_by_source, extra["_ok_by_source"])
         self._cumulative(row)
         return row
+
+    def _integrity(
+        self, window: dict, row: dict[str, Any], split: str, cost_by_source: dict, ok_by_source: dict
+    ) -> None:
+        """SPEC.md "Reward integrity and cost insight" for one window's samples."""
+        judged_run = sum(self.judge_outcomes.values()) > 0
+        total_key = (lambda f: f"train/{f}") if split == "train" else (lambda f: f"val/{f}")
+        source_key = (lambda s, f: f"dataset/{s}/{f}") if split == "train" else (lambda s, f: f"val/{s}/{f}")
+        all_scored = all_judged = all_failed = 0
+        samples = window["samples"]
+        for src in sorted({norm_source(s.get("source")) for s in samples}):
+            mine = [s for s in samples if norm_source(s.get("source")) == src]
+            by = [scored_by(s) for s in mine]
+            correct = [sample_values(s)[3] >= THRESHOLD for s in mine]
+            scored = sum(b != "not_scored" for b in by)
+            judged = sum(b in ("judge", "judge_failed") for b in by)
+            failed = sum(b == "judge_failed" for b in by)
+            all_scored, all_judged, all_failed = all_scored + scored, all_judged + judged, all_failed + failed
+            if judged_run and scored:
+                row[source_key(src, "judge_share")] = judged / scored
+                row[source_key(src, "judge_failed_share")] = failed / scored
+            kept = [c for c, b in zip(correct, by, strict=True) if b != "judge_failed"]
+            if kept:
+                row[source_key(src, "accuracy_excl_judge_failed")] = 100.0 * sum(kept) / len(kept)
+            if split == "train":
+                row[source_key(src, "exec_success_rate")] = 100.0 * ok_by_source.get(src, 0) / len(mine)
+            if sum(correct):
+                row[source_key(src, "cost_per_correct")] = cost_by_source.get(src, 0.0) / sum(correct)
+        if judged_run and all_scored:
+            row[total_key("judge_share")] = all_judged / all_scored
+            row[total_key("judge_failed_share")] = all_failed / all_scored
 
     def _groups(self, window: dict, row: dict[str, Any]) -> None:
         groups: dict[Any, list] = {}
@@ -219,6 +277,8 @@ class Oracle:
             row["cost/judge_calls"] = self.judge_requests
             row["cost/judge_cost"] = 0.0
             row["cost/invalid_cost_count"] = self.invalid_costs
+        if self.train_correct:
+            row["cost/cost_per_correct"] = self.train_cost / self.train_correct
         self.rows_written += 1
         row["exporter/rows_written"] = self.rows_written
         row["exporter/rows_dropped"] = 0

@@ -109,6 +109,15 @@ def samples(
     return out
 
 
+def scored(split: str, source: str, ptype: str, **by: tuple[int, int]) -> list:
+    """grpo.samples.scored_by points: scorer=(samples, correct)."""
+    out = []
+    for scorer, (n, correct) in by.items():
+        a = at(split, source, ptype, **{sc.ATTR_SCORED_BY: scorer})
+        out += [(sc.SAMPLES_SCORED_BY, a, n), (sc.SAMPLES_SCORED_BY_CORRECT, a, correct)]
+    return out
+
+
 def runs(split: str, source: str, ok: int, failed: int, cost: float) -> list:
     return [
         (sc.EXECUTOR_RUNS, at(split, source, **{sc.ATTR_SUCCESS: "true"}), ok),
@@ -132,6 +141,9 @@ def train_step_points() -> list:
         *samples(t, "gsm8k", "math", 4, 3, 3.2, 3.0, 0.2, 1.0),
         *samples(t, "math", "math", 2, 0, 0.5, 0.4, 0.0, 0.5),
         *samples(t, "humaneval", "code", 2, 1, 1.0, 1.0, 0.0, 1.0),
+        *scored(t, "gsm8k", "math", judge=(2, 2), rule=(1, 1), judge_failed=(1, 0)),
+        *scored(t, "math", "math", not_scored=(1, 0), judge_failed=(1, 0)),
+        *scored(t, "humaneval", "code", rule=(2, 1)),
         *runs(t, "gsm8k", 4, 0, 0.4),
         *runs(t, "math", 1, 1, 0.2),
         *runs(t, "humaneval", 2, 0, 0.6),
@@ -226,6 +238,25 @@ def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_export
         "exporter/rows_written": 1,
         "exporter/rows_dropped": 0,
         "exporter/export_errors": 0,
+        # reward integrity: scored = 4 + 1 + 2 (math's failed execution is not scored)
+        "train/judge_share": 4 / 7,
+        "train/judge_failed_share": 2 / 7,
+        "dataset/gsm8k/judge_share": 3 / 4,
+        "dataset/gsm8k/judge_failed_share": 1 / 4,
+        "dataset/gsm8k/accuracy_excl_judge_failed": 100.0,
+        "dataset/gsm8k/exec_success_rate": 100.0,
+        "dataset/gsm8k/cost_per_correct": 0.4 / 3,
+        "dataset/math/judge_share": 1.0,
+        "dataset/math/judge_failed_share": 1.0,
+        "dataset/math/accuracy_excl_judge_failed": 0.0,  # the failed execution stays in
+        "dataset/math/exec_success_rate": 50.0,  # no correct sample: no cost_per_correct
+        "dataset/humaneval/judge_share": 0.0,
+        "dataset/humaneval/judge_failed_share": 0.0,
+        "dataset/humaneval/accuracy_excl_judge_failed": 50.0,
+        "dataset/humaneval/exec_success_rate": 100.0,
+        "dataset/humaneval/cost_per_correct": 0.6,
+        "cost/step_cost": 1.2 + 0.05,
+        "cost/cost_per_correct": 1.25 / 4,
     }
     assert set(row) == set(expected)
     assert row == pytest.approx(expected)
@@ -250,6 +281,8 @@ def test_a_validation_row_has_the_val_keys_and_no_train_step_keys() -> None:
     points = [
         *samples(v, "gsm8k", "math", 2, 1, 1.5, 1.4),
         *samples(v, "mmlu", "qa", 2, 2, 2.0, 2.0),
+        *scored(v, "gsm8k", "math", rule=(2, 1)),
+        *scored(v, "mmlu", "qa", judge=(2, 2)),
         *runs(v, "gsm8k", 2, 0, 0.02),
         *runs(v, "mmlu", 1, 1, 0.04),
         judged("mmlu", sc.OUTCOME_SUCCESS, sc.VERDICT_CORRECT, 1, split=v),
@@ -269,6 +302,16 @@ def test_a_validation_row_has_the_val_keys_and_no_train_step_keys() -> None:
             "val/mmlu/accuracy": 100.0,
             "val/mmlu/count": 2,
             "val/mmlu/avg_cost": 0.02,
+            "val/judge_share": 0.5,
+            "val/judge_failed_share": 0.0,
+            "val/gsm8k/judge_share": 0.0,
+            "val/gsm8k/judge_failed_share": 0.0,
+            "val/gsm8k/accuracy_excl_judge_failed": 50.0,
+            "val/gsm8k/cost_per_correct": 0.02,
+            "val/mmlu/judge_share": 1.0,
+            "val/mmlu/judge_failed_share": 0.0,
+            "val/mmlu/accuracy_excl_judge_failed": 100.0,
+            "val/mmlu/cost_per_correct": 0.02,
             # cumulative families ride along; the train step's judge rates do not
             "judge/total_calls": 1,
             "judge/success_rate": 1.0,

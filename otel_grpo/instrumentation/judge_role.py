@@ -71,6 +71,22 @@ def classify_judge_outcome(
     return semconv.OUTCOME_SUCCESS, verdict, None
 
 
+def evaluation_event(outcome: str, verdict: Any, error_type: str | None) -> dict[str, Any]:
+    """Attributes of the ``gen_ai.evaluation.result`` event of one judge evaluation.
+
+    Score label ``correct``/``incorrect`` with score value 1/0 when a verdict was read;
+    ``failed`` with ``error.type`` (the api failure's kind, or ``parse_failure``) otherwise.
+    """
+    attrs: dict[str, Any] = {semconv.GEN_AI_EVALUATION_NAME: semconv.JUDGE_EVALUATION_NAME}
+    if outcome == semconv.OUTCOME_SUCCESS and verdict is not None:
+        attrs[semconv.GEN_AI_EVALUATION_SCORE_LABEL] = semconv.VERDICT_CORRECT if verdict else semconv.VERDICT_INCORRECT
+        attrs[semconv.GEN_AI_EVALUATION_SCORE_VALUE] = 1.0 if verdict else 0.0
+    elif outcome != semconv.OUTCOME_SUCCESS:
+        attrs[semconv.GEN_AI_EVALUATION_SCORE_LABEL] = semconv.EVALUATION_LABEL_FAILED
+        attrs[semconv.ATTR_ERROR_TYPE] = error_type or outcome
+    return attrs
+
+
 def _observe_health(tel: Telemetry, outcome: str, error_type: str | None, attempts: list) -> None:
     """Feed the outcome to the session's :class:`~otel_grpo.instrumentation.judge_health.JudgeHealth`."""
     try:
@@ -124,6 +140,7 @@ def judge_wrapper(options: InstrumentationConfig) -> Wrapper:
                 )
             if error_type:
                 span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
+            span.add_event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, evaluation_event(outcome, verdict, error_type))
             _observe_health(tel, outcome, error_type, evaluation.attempts)
         finally:
             span_cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)

@@ -212,11 +212,11 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
             state.extra["rewarded"] = True
             token = set_sample(state)
         span_cm = span_for(tel, "grpo.compute_reward", sample_span_attrs, state)
-        span_cm.__enter__()
-        return state, token, span_cm
+        span = span_cm.__enter__()
+        return state, token, span_cm, span
 
     def after(tel: Telemetry, st, result, exc, wrapped, instance, args, kwargs) -> None:
-        state, token, span_cm = st
+        state, token, span_cm, span = st
         try:
             if exc is not None:
                 if not state.recorded:  # the reward computation raised: an incorrect sample
@@ -224,6 +224,7 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
             elif not state.recorded:
                 reward, correctness = _reward_from_result(result)
                 tel.recorder.record_sample(reward, correctness, state=state)
+            span.set_attribute(semconv.ATTR_SCORED_BY, semconv.SCORERS[state.scorer()])
         finally:
             span_cm.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
             if token is not None:

@@ -150,7 +150,26 @@ class SampleState:
     execution_ok: bool = True
     recorded: bool = False
     window: Any = None
+    judge_evaluations: int = 0  # judge evaluations made while serving this sample
+    judge_succeeded: bool = False  # at least one of them read a verdict
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def scorer(self) -> int:
+        """Index into ``semconv.SCORERS`` of what scored this sample.
+
+        A failed execution is not scored; otherwise a rule scored it (no judge
+        evaluation), the judge (one evaluation read a verdict) or the trainer's fallback
+        after judge evaluations that all failed (``judge_failed``).
+        """
+        if self.executed and not self.execution_ok:
+            return SCORER_NOT_SCORED
+        if not self.judge_evaluations:
+            return SCORER_RULE
+        return SCORER_JUDGE if self.judge_succeeded else SCORER_JUDGE_FAILED
+
+
+# Indexes into semconv.SCORERS (the order SampleStats.by_scorer keeps).
+SCORER_RULE, SCORER_JUDGE, SCORER_JUDGE_FAILED, SCORER_NOT_SCORED = range(len(semconv.SCORERS))
 
 
 _sample_var: ContextVar[SampleState | None] = ContextVar("otel_grpo_sample", default=None)

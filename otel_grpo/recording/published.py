@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
 from otel_grpo import semconv
-from otel_grpo.recording.stats import ExecKey, ExecStats, SampleStats, SeriesKey
+from otel_grpo.recording.stats import SCORER_COUNT, ExecKey, ExecStats, SampleStats, SeriesKey
 from otel_grpo.recording.values import InvalidValueLog
 
 Spec = tuple[str, str, str]  # (instrument name, unit, description), as in otel_grpo.semconv
@@ -57,6 +57,8 @@ class PublishedTotals:
         obs_counter(semconv.SAMPLES_CORRECT, self._observe_samples("correct"))
         obs_counter(semconv.REWARD_SUM, self._observe_samples("reward_sum"), updown=True)
         obs_counter(semconv.CORRECTNESS_SUM, self._observe_samples("correctness_sum"), updown=True)
+        obs_counter(semconv.SAMPLES_SCORED_BY, self._observe_scored_by(0))
+        obs_counter(semconv.SAMPLES_SCORED_BY_CORRECT, self._observe_scored_by(SCORER_COUNT))
         obs_counter(semconv.EXECUTOR_RUNS, self._observe_exec("runs"))
         obs_counter(semconv.EXECUTOR_COST, self._observe_exec("cost"))
         obs_counter(semconv.EXECUTOR_COST_INVALID, self._observe_exec("invalid_cost"))
@@ -88,6 +90,27 @@ class PublishedTotals:
                 yield Observation(
                     value, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: source, semconv.ATTR_PROBLEM_TYPE: ptype}
                 )
+
+        return callback
+
+    def _observe_scored_by(self, offset: int) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        """Samples (``offset`` 0) or correct samples (``offset`` SCORER_COUNT) per scorer; zeros omitted."""
+
+        def callback(_options: CallbackOptions) -> Iterator[Observation]:
+            with self._lock:
+                items = [(k, v.by_scorer[offset : offset + SCORER_COUNT]) for k, v in self._samples.items()]
+            for (split, source, ptype), counts in items:
+                for scorer, value in zip(semconv.SCORERS, counts, strict=True):
+                    if value:
+                        yield Observation(
+                            value,
+                            {
+                                semconv.ATTR_SPLIT: split,
+                                semconv.ATTR_SOURCE: source,
+                                semconv.ATTR_PROBLEM_TYPE: ptype,
+                                semconv.ATTR_SCORED_BY: scorer,
+                            },
+                        )
 
         return callback
 

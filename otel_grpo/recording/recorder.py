@@ -24,6 +24,8 @@ from opentelemetry.metrics import Meter
 
 from otel_grpo import semconv
 from otel_grpo.recording.context import (
+    SCORER_NOT_SCORED,
+    SCORER_RULE,
     LabelGuard,
     SampleState,
     current_sample,
@@ -193,7 +195,8 @@ class Recorder(PublishedTotals):
             src = self.labels.source(source)
             ptype = self.labels.problem_type(problem_type, src)
         window = (state.window if state is not None and state.window is not None else None) or self.current_window()
-        self._add_sample(window, src, ptype, reward_value, correctness_value, group, state)
+        scorer = state.scorer() if state is not None else SCORER_RULE
+        self._add_sample(window, src, ptype, reward_value, correctness_value, group, state, scorer)
 
     def _add_sample(
         self,
@@ -204,6 +207,7 @@ class Recorder(PublishedTotals):
         correctness: float,
         group: Any,
         state: SampleState | None = None,
+        scorer: int = SCORER_RULE,
     ) -> None:
         correct = correctness >= self.threshold
         with self._lock:
@@ -212,12 +216,12 @@ class Recorder(PublishedTotals):
                 stats = self._samples.get(key)
                 if stats is None:
                     stats = self._samples[key] = SampleStats()
-                stats.add(reward, correctness, correct)
+                stats.add(reward, correctness, correct, scorer)
                 return
             stats = window.samples.get((source, ptype))
             if stats is None:
                 stats = window.samples[(source, ptype)] = SampleStats()
-            stats.add(reward, correctness, correct)
+            stats.add(reward, correctness, correct, scorer)
             if state is not None and state.executed and state in window.pending:
                 self._unpend(window, state)
             if len(window.sample_rows) < self.max_sample_rows:
@@ -245,7 +249,7 @@ class Recorder(PublishedTotals):
     def _finish_unscored(self, state: SampleState, window: Window) -> None:
         if not state.recorded:
             state.recorded = True
-            self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state)
+            self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state, SCORER_NOT_SCORED)
 
     @staticmethod
     def _unpend(window: Window, state: SampleState) -> None:
@@ -389,6 +393,9 @@ class Recorder(PublishedTotals):
         state = current_sample()
         if state is not None:
             state.extra["judge"] = outcome
+            state.judge_evaluations += 1
+            if outcome == semconv.OUTCOME_SUCCESS:
+                state.judge_succeeded = True
         seconds = self._duration(duration_s)
         if seconds is not None:
             self._judge_duration.record(

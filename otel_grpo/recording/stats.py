@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SeriesKey = tuple[str, str, str]  # (split, source, problem_type)
+SCORER_COUNT = 4  # len(semconv.SCORERS): rule, judge, judge_failed, not_scored
 ExecKey = tuple[str, str, str, str]  # (split, source, problem_type, success "true"|"false")
 
 
@@ -21,11 +22,17 @@ class SampleStats:
     correctness_sum: float = 0.0
     reward_min: float = math.inf
     reward_max: float = -math.inf
+    # Samples, then correct samples, per scorer (index into semconv.SCORERS).
+    by_scorer: list[int] = field(default_factory=lambda: [0] * (2 * SCORER_COUNT))
 
-    def add(self, reward: float, correctness: float, correct: bool) -> None:
-        """Add one sample."""
+    def add(self, reward: float, correctness: float, correct: bool, scorer: int = 0) -> None:
+        """Add one sample, scored by ``semconv.SCORERS[scorer]``."""
         self.samples += 1
         self.correct += correct
+        by_scorer = self.by_scorer
+        by_scorer[scorer] += 1
+        if correct:
+            by_scorer[SCORER_COUNT + scorer] += 1
         self.reward_sum += reward
         self.correctness_sum += correctness
         if reward < self.reward_min:
@@ -41,6 +48,7 @@ class SampleStats:
         self.correctness_sum += other.correctness_sum
         self.reward_min = min(self.reward_min, other.reward_min)
         self.reward_max = max(self.reward_max, other.reward_max)
+        self.by_scorer = [a + b for a, b in zip(self.by_scorer, other.by_scorer, strict=True)]
 
 
 @dataclass(slots=True)
