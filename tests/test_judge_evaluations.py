@@ -122,6 +122,55 @@ def test_each_fault_gives_one_outcome_its_error_type_and_the_span_tree(tmp_path,
         assert attempt.attributes["gen_ai.operation.name"] == "chat"
     if error_type in ("http_status", "empty_content", "timeout"):
         assert attempts[-1].attributes["error.type"] == error_type
+    # The GenAI evaluation event, and what scored the sample.
+    (event,) = [e for e in evaluation[0].events if e.name == "gen_ai.evaluation.result"]
+    if outcome == "success":
+        assert dict(event.attributes) == {
+            "gen_ai.evaluation.name": "judge",
+            "gen_ai.evaluation.score.label": "correct" if verdict else "incorrect",
+            "gen_ai.evaluation.score.value": 1.0 if verdict else 0.0,
+        }
+    else:
+        assert dict(event.attributes) == {
+            "gen_ai.evaluation.name": "judge",
+            "gen_ai.evaluation.score.label": "failed",
+            "error.type": error_type or outcome,  # a parse failure has no transport error
+        }
+    assert row["train/judge_share"] == 1.0
+    assert row["train/judge_failed_share"] == (0.0 if outcome == "success" else 1.0)
+    assert row["dataset/gsm8k/judge_failed_share"] == (0.0 if outcome == "success" else 1.0)
+    assert row["dataset/gsm8k/accuracy"] == (100.0 if verdict else 0.0)
+    if outcome == "success":
+        assert row["dataset/gsm8k/accuracy_excl_judge_failed"] == (100.0 if verdict else 0.0)
+    else:  # the only sample was judge_failed: nothing left to rate
+        assert "dataset/gsm8k/accuracy_excl_judge_failed" not in row
+
+
+class Scorer(Judge):
+    """compute_reward that asks the judge for code and scores math by rule."""
+
+    def compute_reward(self, problem, prediction, ground_truth, problem_type="math", source=None, fault=None):
+        if problem_type == "code":
+            return 1.0 if self._llm_judge_compare(problem, prediction, ground_truth, problem_type, fault=fault) else 0.0
+        return 1.0 if prediction == ground_truth else 0.0
+
+
+def test_reward_spans_say_what_scored_the_sample(tmp_path, server):
+    spans = InMemorySpanExporter()
+    tel = _setup(tmp_path, server.port, spans)
+    scorer = otel_grpo.instrument_trainer(Scorer(server.url, timeout=1.0))
+    with otel_grpo.step(1):
+        scorer.compute_reward("q", "42", "42", "math", source="gsm8k")
+        scorer.compute_reward("q", "42", "42", "code", source="mbpp", fault="ok")
+        scorer.compute_reward("q", "42", "42", "code", source="mbpp", fault="http_500")
+    rewards = [s for s in spans.get_finished_spans() if s.name == "grpo.compute_reward"]
+    assert [s.attributes["grpo.scored_by"] for s in rewards] == ["rule", "judge", "judge_failed"]
+    row = tel.rows[-1]
+    assert row["train/judge_share"] == 2 / 3 and row["train/judge_failed_share"] == 1 / 3
+    assert row["dataset/gsm8k/judge_share"] == 0.0
+    assert row["dataset/mbpp/judge_share"] == 1.0 and row["dataset/mbpp/judge_failed_share"] == 0.5
+    assert row["dataset/mbpp/accuracy"] == 50.0
+    assert row["dataset/mbpp/accuracy_excl_judge_failed"] == 100.0
 
 
 def test_connection_refused_is_an_api_failure_of_type_connection(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import otel_grpo
 from otel_grpo.tools.demo.judge_server import JudgeServer
 from otel_grpo.tools.runreader import read_run
-from tests.oracle import assert_rows_equal, expected_rows
+from tests.oracle import assert_rows_equal, expected_rows, scored_by
 
 pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
 
@@ -46,22 +46,26 @@ def to_event(sample: dict) -> tuple[dict, list[dict]]:
     elif sample["kind"] == "reward_raise":
         event["reward"] = 0.0
     elif sample["kind"] == "judge":
-        outcome, verdict, requests = JUDGE[sample["judge_fault"]]
-        event["reward"] = 1.0 if verdict else 0.0
-        judges.append({"source": sample["source"], "outcome": outcome, "verdict": verdict, "requests": requests})
+        verdicts = []
+        for fault in (sample["judge_fault"], sample.get("judge_fault2")):
+            if fault is None:
+                continue
+            outcome, verdict, requests = JUDGE[fault]
+            verdicts.append(verdict)
+            judges.append({"source": sample["source"], "outcome": outcome, "verdict": verdict, "requests": requests})
+        event["reward"] = 1.0 if any(verdicts) else 0.0
     return event, judges
 
 
 def window(split: str, step: int, samples: list[dict], raises: bool = False) -> dict:
-    events, judges = [], []
+    events = []
     for sample in samples:
-        event, judge = to_event(sample)
-        events.append(event)
-        judges += judge
+        event, judges = to_event(sample)
+        events.append({**event, "judges": judges})  # made while serving this sample: they decide its scorer
     scalars = (
         {} if split == "val" else {"loss": 1.0 / step, "kl_div": 0.01 * step, "temperature": round(1.0 - 0.1 * step, 3)}
     )
-    return {"split": split, "step": step, "samples": events, "judges": judges, "scalars": scalars, "raises": raises}
+    return {"split": split, "step": step, "samples": events, "judges": [], "scalars": scalars, "raises": raises}
 
 
 def plan_windows(plan: dict) -> list[dict]:
@@ -97,7 +101,14 @@ def test_instrument_trainer_rows_equal_values_computed_from_the_plan(tmp_path, s
 
     wandb.finish()
     ours = [r for r in read_run(run_dir).history if "train/step" in r]
-    assert_rows_equal(ours, expected_rows(plan_windows(plan)), ignore_prefixes=IGNORED)
+    windows = plan_windows(plan)
+    assert_rows_equal(ours, expected_rows(windows), ignore_prefixes=IGNORED)
+    # The plan reaches every scorer, and both samples judged twice are in it.
+    events = [e for w in windows for e in w["samples"]]
+    assert {scored_by(e) for e in events} == {"rule", "judge", "judge_failed", "not_scored"}
+    twice = [[j["outcome"] for j in e["judges"]] for e in events if len(e["judges"]) == 2]
+    assert sorted(twice) == [["api_failure", "success"], ["parse_failure", "api_failure"]]
+    assert 0 < max(r.get("train/judge_failed_share", 0) for r in ours) < 1
 
 
 def trainer_run_dir() -> str:

@@ -40,6 +40,7 @@ class GRPOTrainer:
                 "reward": sample["reward"],
                 "cost": sample["cost"],
                 "judge_fault": sample["judge_fault"],
+                "judge_fault2": sample.get("judge_fault2"),
                 "answer": "42",
             }
         )

@@ -3,7 +3,8 @@
 Each sample is a dict: source (may be None or odd-cased), problem_type (may be None),
 kind ("reward" | "judge" | "exec_fail" | "exec_raise" | "reward_raise"), reward (for
 "reward"), judge_fault (for "judge": ok_true | ok_false | unparsable | http_500 | null_content),
-cost (float, str, None or "n/a").
+judge_fault2 (optional, for "judge": a second judge evaluation of the same sample, whose
+reward is then 1.0 if either verdict is True), cost (float, str, None or "n/a").
 """
 
 from __future__ import annotations
@@ -88,5 +89,9 @@ def make_plan(steps: int = 3, questions: int = 7, k: int = 2, val_questions: int
         s["source"], s["problem_type"] = None, None
     for s in train[1][-k:]:  # one group with an upper-case source
         s["source"] = s["source"].upper()
+    # Samples judged twice: a failure then a verdict (scored by the judge), and two
+    # failures (scored judge_failed: the reward is the trainer's fallback).
+    train[1][0].update(kind="judge", judge_fault="http_500", judge_fault2="ok_false")
+    train[steps][-1].update(kind="judge", judge_fault="unparsable", judge_fault2="null_content")
     val = [sample(i, f"v{i}") for i in range(val_questions)]
     return {"train": train, "val": val, "raise_once": {2}}

@@ -40,6 +40,9 @@ class RewardComputer:
         if spec["kind"] == "judge":
             label = "code_llm_judge" if problem_type == "code" else source
             ok = self._llm_judge_compare(problem, prediction, ground_truth, problem_type, source=label)
+            if spec.get("judge_fault2"):  # a second opinion: correct if either evaluation says so
+                second = json.dumps({**spec, "judge_fault": spec["judge_fault2"]})
+                ok = self._llm_judge_compare(problem, second, ground_truth, problem_type, source=label) or ok
             return 1.0 if ok else 0.0
         if spec["reward"] >= 0.9:
             self.eval_stats["correct_predictions"] += 1  # the rule-based quirk
