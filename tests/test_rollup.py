@@ -467,3 +467,25 @@ def test_the_step_reader_pushes_each_window_to_the_exporter_which_writes_its_row
     assert pushed[0][1].samples == (("gsm8k", "math", 1.0),)
     assert exporter.health[sc.HEALTH_ROWS_WRITTEN] == 3 and exporter.rows[-1]["cost/executor_calls"] == 3
     assert list(SourceFigures.__dataclass_fields__) == ["source", *keys.DATASET_FIGURES]
+
+
+def test_step_cost_counts_every_attempt_of_the_step_and_cost_per_correct_all_train_spend() -> None:
+    t = sc.SPLIT_TRAIN
+    totals = RunTotals()
+    attempt = [*runs(t, "gsm8k", 2, 0, 0.3), (sc.JUDGE_COST, at(t, "gsm8k"), 0.02)]
+    assert row_of(attempt, WindowEnd(t, 2, ok=False), totals).data == {}  # the attempt that raised: no row
+    retried = [
+        *samples(t, "gsm8k", "math", 2, 1, 1.0, 1.0, 0.0, 1.0),
+        *scored(t, "gsm8k", "math", rule=(2, 1)),
+        *runs(t, "gsm8k", 2, 0, 0.5),
+        (sc.JUDGE_COST, at(t, "gsm8k"), 0.01),
+        (sc.JUDGE_COST, at(sc.SPLIT_VAL, "gsm8k"), 9.0),  # validation spend stays in val/*
+        (sc.EXECUTOR_COST, at(sc.SPLIT_VAL, "gsm8k"), 7.0),
+    ]
+    row = row_of(retried, WindowEnd(t, 2), totals).data
+    assert row["cost/step_cost"] == pytest.approx(0.3 + 0.02 + 0.5 + 0.01)
+    assert row["cost/cost_per_correct"] == pytest.approx((0.3 + 0.02 + 0.5 + 0.01) / 1)
+    assert row["dataset/gsm8k/cost_per_correct"] == pytest.approx(0.5)  # this row's executor cost only
+    assert "train/judge_share" not in row  # no judge evaluation yet in the run
+    nxt = row_of([*runs(t, "gsm8k", 1, 0, 0.1)], WindowEnd(t, 3), totals).data
+    assert nxt["cost/step_cost"] == pytest.approx(0.1)  # nothing carried twice
