@@ -82,6 +82,7 @@ class WandbStepExporter(MetricExporter):
         self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0, semconv.HEALTH_EXPORT_ERRORS: 0}
         self.rows: deque[Row] = deque(maxlen=keep_rows)
         self._run: Any = None
+        self._summary_sources: set[str] = set()  # sources whose summary keys are defined on the run
         self._own_run = False
         self._run_failed = False
         self._closed = False
@@ -214,10 +215,27 @@ class WandbStepExporter(MetricExporter):
             self.shutdown()
 
     def _define_metrics(self, run: Any) -> None:
+        """Plot every key against ``train/step``; keep only :data:`keys.SUMMARY_KEYS` in the summary."""
+        self._summary_sources.clear()
         try:
             run.define_metric(keys.STEP)
             for namespace in keys.NAMESPACES:
-                run.define_metric(f"{keys.prefix(namespace)}*", step_metric=keys.STEP)
+                run.define_metric(f"{keys.prefix(namespace)}*", step_metric=keys.STEP, summary="none")
+            for key in keys.SUMMARY_KEYS[1:]:  # an exact definition overrides the namespace's glob
+                run.define_metric(key, step_metric=keys.STEP)
+        except Exception as exc:  # noqa: BLE001
+            self._fault("wandb.define_metric", exc)
+
+    def _define_source_metrics(self, run: Any, row: Row) -> None:
+        """Keep the per-source summary keys of sources this row names for the first time."""
+        new = [s for s in keys.sources_in(row) if s not in self._summary_sources]
+        if not new:
+            return
+        self._summary_sources.update(new)
+        try:
+            for source in new:
+                for key in keys.summary_keys_of(source):
+                    run.define_metric(key, step_metric=keys.STEP)
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.define_metric", exc)
 
@@ -319,6 +337,7 @@ class WandbStepExporter(MetricExporter):
                 self.health[semconv.HEALTH_ROWS_DROPPED] += 1
                 return False
             try:
+                self._define_source_metrics(run, row)
                 run.log(data)
             except Exception as exc:  # noqa: BLE001
                 if attempt == 1 and self._run_gone(run):  # finished between the check and the log: once more

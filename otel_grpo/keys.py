@@ -203,6 +203,35 @@ def sources_in(row_keys: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+# --- run.summary: what the runs table and a run's overview show ------------------------------------
+# WandB copies every logged key into the run summary, in a summary record written next to every
+# history row: each key written twice. otel-grpo keeps in the summary only the latest values a
+# user reads there (plain values, as WandB's default), and defines every other key of its
+# namespaces with ``summary="none"``: history only.
+SUMMARY_KEYS: Final = (
+    STEP,
+    TRAIN_ACCURACY,
+    TRAIN_AVG_REWARD,
+    TRAIN_LOSS,
+    TRAIN_JUDGE_FAILED_SHARE,
+    VAL_ACCURACY,
+    JUDGE_TOTAL_CALLS,
+    judge_outcome_rate(semconv.OUTCOME_SUCCESS),
+    COST_TOTAL,
+    COST_PER_CORRECT_TOTAL,
+)
+SUMMARY_DATASET_FIGURES: Final = ("accuracy", "count", JUDGE_FAILED_SHARE, COST_PER_CORRECT)
+SUMMARY_VAL_FIGURES: Final = ("accuracy",)
+
+
+def summary_keys_of(source: str) -> tuple[str, ...]:
+    """The per-source keys whose latest value stays in ``run.summary``."""
+    return (
+        *(dataset(source, figure) for figure in SUMMARY_DATASET_FIGURES),
+        *(val(figure, source) for figure in SUMMARY_VAL_FIGURES),
+    )
+
+
 # --- tables (logged in the row's own call, so they carry its train/step) ---------------------------
 DATASET_STATISTICS_TABLE: Final = "dataset_statistics"
 DATASET_STATISTICS_COLUMNS: Final = ("source", *DATASET_FIGURES)
