@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import otel_grpo
+from otel_grpo import keys
 from otel_grpo.tools.runreader import read_run
 from tests.oracle import assert_rows_equal, expected_rows
 
@@ -154,6 +155,18 @@ def test_every_key_of_every_row_matches_spec(tmp_path):
     assert history[3]["train/min_reward"] == -10.0
     assert set(history[4]) - {"_step"} >= {"train/step", "cost/total_cost", "judge/total_calls"}
     assert not any(k.startswith(("dataset/", "train/acc")) for k in history[4])
+    # run.summary keeps plain latest values of the keys a user reads there, and nothing else of ours.
+    ours = tuple(keys.prefix(namespace) for namespace in keys.NAMESPACES)
+    summary = {k: v for k, v in read_run(run_dir).summary.items() if k.startswith(ours)}
+    latest = {}
+    for row in history:
+        latest.update({k: v for k, v in row.items() if k.startswith(ours)})
+    sources = {"gsm8k", "math", "humaneval", "mbpp", "hotpotqa", "commonsenseqa", "mmlu", "unknown"}
+    kept = set(keys.SUMMARY_KEYS) | {k for src in sources for k in keys.summary_keys_of(src)}
+    assert set(summary) == kept & set(latest)
+    assert summary == {k: latest[k] for k in summary}
+    assert "dataset/gsm8k/accuracy" in summary and "val/gsm8k/accuracy" in summary
+    assert "dataset/gsm8k/avg_cost" not in summary and "judge/parse_failure_rate" not in summary
 
 
 def test_accuracy_threshold_is_configurable(tmp_path):
