@@ -126,7 +126,14 @@ def dry_run_spec(capsys: pytest.CaptureFixture, *argv: str) -> dict[str, Any]:
 def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixture) -> None:
     spec = dry_run_spec(capsys, "--entity", "team")
     assert spec["project"] == "proj" and spec["entity"] == "team" and spec["x_axis"] == "train/step"
-    assert [s["name"] for s in spec["sections"]] == ["Training overview", "Datasets", "Judge", "Validation", "Cost"]
+    assert [s["name"] for s in spec["sections"]] == [
+        "Training overview",
+        "Datasets",
+        "Judge",
+        "Reward integrity",
+        "Validation",
+        "Cost",
+    ]
     sources = list(DEFAULT_DATASETS)
     assert spec["datasets"] == sources
 
@@ -155,6 +162,47 @@ def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixt
     _find(validation, "line", {f"val/{s}/accuracy" for s in sources})
     scatter = _find(validation, "scatter", {"val/avg_cost", "val/accuracy"})
     assert (scatter["x"], scatter["y"]) == ("val/avg_cost", "val/accuracy")
+    # Reward integrity: every panel, exactly
+    integrity = _section(spec, "Reward integrity")
+    assert [(p["type"], p["title"], p["keys"]) for p in integrity] == [
+        ("line", "Judge share & judge-failed share (train)", ["train/judge_share", "train/judge_failed_share"]),
+        ("line", "Judge-failed share per dataset", [f"dataset/{s}/judge_failed_share" for s in sources]),
+        ("line", "Judge share per dataset", [f"dataset/{s}/judge_share" for s in sources]),
+        (
+            "line",
+            "GSM8K: accuracy with & without judge-failed samples (%)",
+            ["dataset/gsm8k/accuracy", "dataset/gsm8k/accuracy_excl_judge_failed"],
+        ),
+        (
+            "line",
+            "MATH: accuracy with & without judge-failed samples (%)",
+            ["dataset/math/accuracy", "dataset/math/accuracy_excl_judge_failed"],
+        ),
+        (
+            "line",
+            "Accuracy excluding judge-failed samples per dataset (%)",
+            [f"dataset/{s}/accuracy_excl_judge_failed" for s in sources],
+        ),
+        ("bar", "Cost per correct answer per dataset (USD)", [f"dataset/{s}/cost_per_correct" for s in sources]),
+        ("line", "Cost per correct answer & step cost (USD)", ["cost/cost_per_correct", "cost/step_cost"]),
+        ("line", "Judge share & judge-failed share (validation)", ["val/judge_share", "val/judge_failed_share"]),
+    ]
+    integrity_keys = {k for p in integrity for k in p["keys"]}
+    assert all(
+        keys.is_integrity_key(k) or k == "dataset/gsm8k/accuracy" or k == "dataset/math/accuracy"
+        for k in integrity_keys
+    )
+    # every per-dataset figure of the SPEC section has a panel
+    assert {k.rsplit("/", 1)[-1] for k in integrity_keys if k.startswith("dataset/")} >= set(
+        keys.DATASET_INTEGRITY_FIGURES
+    ) - {keys.EXEC_SUCCESS_RATE}
+    # A bar reads the run summary: its keys must be ones the exporter keeps there.
+    summary_keys_of = getattr(keys, "summary_keys_of", None)
+    if summary_keys_of is not None:
+        kept = {k for s in sources for k in summary_keys_of(s)} | set(getattr(keys, "SUMMARY_KEYS", ()))
+        for panel in integrity:
+            if panel["type"] == "bar":
+                assert set(panel["keys"]) <= kept, panel["title"]
     # Cost
     assert {"cost/total_cost", "cost/avg_cost_per_sample", "cost/executor_calls", "cost/judge_calls"} <= {
         k for p in _section(spec, "Cost") for k in p["keys"]
@@ -236,7 +284,7 @@ def test_workspace_builds_without_network_and_round_trips(monkeypatch: pytest.Mo
     assert {p["config"]["xAxis"] for p in by_type["Run History Line Plot"]} == {"train/step"}
     assert len(by_type["Weave"]) == 1 and "dataset_statistics" in json.dumps(by_type["Weave"][0])
     assert by_type["Scatter Plot"][0]["config"]["xAxis"] == "summary:val/avg_cost"
-    assert len(by_type["Bar Chart"]) == 3 and len(by_type["Scalar Chart"]) == 2
+    assert len(by_type["Bar Chart"]) == 4 and len(by_type["Scalar Chart"]) == 2  # 1 bar in Reward integrity
     # every metric named in the view is one the spec asked for
     named = {
         m
@@ -386,8 +434,16 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
     out = tmp_path / "report.html"
     counts = render_report(offline_run.records, out)
     spec = build_workspace_spec("p", None, DEFAULT_DATASETS)
-    # every panel of the workspace but the "Total cost (USD)" scalar: its key is the line chart's
-    assert len(counts) == sum(len(s["panels"]) for s in spec["sections"]) - 1
+    drawn = dict(report_sections(offline_run.records))
+    assert len(counts) == sum(len(panels) for panels in drawn.values())
+    # every panel of the workspace but the "Total cost (USD)" scalar (its key is the line chart's),
+    # and a Reward integrity section (the report's own panels of the group)
+    for section in spec["sections"]:
+        if section["name"] == keys.INTEGRITY_GROUP:
+            assert drawn[section["name"]], "the report draws the Reward integrity group"
+            continue
+        want = [p["title"] for p in section["panels"] if p["title"] != "Total cost (USD)"]
+        assert [p["title"] for p in drawn[section["name"]]] == want, section["name"]
     assert "Total cost (USD)" not in counts and "Total executor cost (USD)" in counts
     empty = {name: n for name, n in counts.items() if n <= 0}
     assert not empty, f"charts without data: {empty}"
@@ -397,7 +453,7 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
     assert counts["Validation: avg cost vs accuracy"] == len(STEPS)
     text = out.read_text(encoding="utf-8")
     assert len(re.findall(r"src='data:image/png;base64,[A-Za-z0-9+/=]+'", text)) == len(counts) - 1
-    for name in ("Training overview", "Datasets", "Judge", "Validation", "Cost", "commonsenseqa"):
+    for name in ("Training overview", "Datasets", "Judge", "Validation", "Reward integrity", "Cost", "commonsenseqa"):
         assert name in text
     assert "http://" not in text and "https://" not in text  # self-contained
 
@@ -478,17 +534,19 @@ def test_example_image_is_committed_and_small() -> None:
 
 # --- the Grafana dashboard's modules ---------------------------------------------------------------
 def test_grafana_layout_is_split_into_row_functions() -> None:
-    from otel_grpo.tools.dashboards import grafana_layout, grafana_rows
+    from otel_grpo.tools.dashboards import grafana_integrity, grafana_layout, grafana_rows
 
     rows = grafana_layout.dashboard_rows()
     assert [title for title, _ in rows] == [
         "Training overview",
         "Datasets",
         "Judge",
+        "Reward integrity",
         "Validation",
         "Cost",
         "Exporter health",
     ]
-    for module in (grafana_layout, grafana_rows):
+    assert rows[3] == grafana_integrity.integrity_row()
+    for module in (grafana_layout, grafana_rows, grafana_integrity):
         lines = Path(module.__file__).read_text(encoding="utf-8").count("\n")
         assert lines <= 450, f"{module.__name__} has {lines} lines"

@@ -251,8 +251,15 @@ def test_dashboard_json_is_the_generated_one():
 def test_dashboard_has_the_spec_groups_and_uses_the_provisioned_datasource():
     dashboard = gd.build_dashboard()
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows[:4] == ["Training overview", "Datasets", "Judge", "Validation"]
-    assert "Cost" in rows
+    assert rows == [
+        "Training overview",
+        "Datasets",
+        "Judge",
+        "Reward integrity",
+        "Validation",
+        "Cost",
+        "Exporter health",
+    ]
     types = {p["type"] for p in dashboard["panels"]}
     assert {"timeseries", "stat", "bargauge", "piechart", "table"} <= types
     ids = [p["id"] for p in dashboard["panels"]]
@@ -325,6 +332,213 @@ def test_every_panel_uses_only_translated_semconv_names():
     assert {gd.SAMPLES, gd.CORRECT, gd.JUDGE_DURATION + "_bucket", gd.EXEC_COST, gd.REWARD_SUM} <= used
     assert len(gd.all_promql_expressions()) == sum(len(p.get("targets", [])) for p in dashboard["panels"])
     assert all("$" not in expr for _, expr in gd.all_promql_expressions())
+
+
+# --- the Reward integrity row ---------------------------------------------------------------------
+
+INTEGRITY_TARGETS = [
+    ("timeseries", "Judge share & judge-failed share (train)", "judge share"),
+    ("timeseries", "Judge share & judge-failed share (train)", "judge-failed share"),
+    ("timeseries", "Judge-failed share per dataset (train)", "{{grpo_source}}"),
+    ("timeseries", "Accuracy with and without judge-failed samples (train, %)", "all samples"),
+    ("timeseries", "Accuracy with and without judge-failed samples (train, %)", "excluding judge-failed"),
+    ("table", "Reward integrity per dataset (train)", "Judge share"),
+    ("table", "Reward integrity per dataset (train)", "Judge-failed share"),
+    ("table", "Reward integrity per dataset (train)", "Accuracy (%)"),
+    ("table", "Reward integrity per dataset (train)", "Accuracy excl. judge-failed (%)"),
+    ("table", "Reward integrity per dataset (train)", "Cost per correct (USD)"),
+    ("bargauge", "Cost per correct answer per dataset (train, USD)", "{{grpo_source}}"),
+    ("stat", "Cost per correct answer (train, since start)", "Cost per correct answer (train, since start)"),
+]
+SINCE_START = "Cost per correct answer (train, since start)"
+
+
+def integrity_targets(variables: dict[str, str] | None = None) -> list[tuple[str, str, str, str]]:
+    """(panel type, title, legend or table column, PromQL) of every query of the Reward integrity row."""
+    found, inside = [], False
+    for panel in gd.build_dashboard()["panels"]:
+        if panel["type"] == "row":
+            inside = panel["title"] == "Reward integrity"
+            continue
+        if inside:
+            for target in panel["targets"]:
+                expr = target["expr"] if variables is None else gd.substitute_variables(target["expr"], variables)
+                found.append((panel["type"], panel["title"], target["legendFormat"], expr))
+    return found
+
+
+def test_integrity_row_has_exactly_its_panels_over_summed_counters():
+    assert [t[:3] for t in integrity_targets()] == INTEGRITY_TARGETS
+    selector = r"[a-zA-Z_]+\{[^}]*\}"
+    for _, title, legend, expr in integrity_targets():
+        assert 'grpo_split="train"' in expr and "avg" not in expr, (title, expr)
+        if title == SINCE_START:  # cumulative counters summed over every process: no window
+            assert re.findall(selector, expr) == re.findall(rf"sum\(({selector})\)", expr), expr
+            continue
+        # Every selector is the increase over the window, summed over every process before dividing.
+        increases = re.findall(rf"sum(?: by \(grpo_source\))? \(increase\(({selector})\[\$window\]\)\)", expr)
+        assert increases and increases == re.findall(selector, expr), (title, legend, expr)
+        by_source = legend == "{{grpo_source}}" or title.endswith("per dataset (train)")
+        assert expr.count("sum by (grpo_source) (") == (len(increases) if by_source else 0), (title, legend)
+        assert "> 0)" in expr  # an empty denominator gives no value, never NaN or Inf
+
+
+# Per-minute increments of one run exported by two processes (instances a, b):
+# (instance, split, source, scored_by) -> (samples, correct samples).
+INTEGRITY_SERIES = {
+    ("a", "train", "gsm8k", "judge"): (3, 2),
+    ("a", "train", "gsm8k", "judge_failed"): (2, 0),
+    ("a", "train", "gsm8k", "rule"): (1, 1),
+    ("a", "train", "gsm8k", "not_scored"): (1, 0),
+    ("b", "train", "gsm8k", "judge"): (1, 1),
+    ("b", "train", "gsm8k", "judge_failed"): (3, 1),  # a fallback reward can be "correct"
+    ("a", "val", "gsm8k", "judge_failed"): (10, 0),  # validation: not in the train panels
+    ("a", "train", "humaneval", "rule"): (2, 1),
+    ("b", "train", "humaneval", "not_scored"): (2, 0),
+    ("b", "train", "mbpp", "not_scored"): (3, 0),  # nothing scored, nothing correct
+}
+# (instance, split, source) -> executor cost USD per minute; judge cost per minute.
+INTEGRITY_EXEC_COST = {
+    ("a", "train", "gsm8k"): 0.25,
+    ("b", "train", "gsm8k"): 0.5,
+    ("a", "val", "gsm8k"): 1.0,
+    ("a", "train", "humaneval"): 0.125,
+    ("b", "train", "humaneval"): 0.125,
+    ("b", "train", "mbpp"): 0.0625,
+}
+INTEGRITY_JUDGE_COST = {("a", "train", "gsm8k"): 0.125, ("a", "val", "gsm8k"): 2.0}
+PTYPE = {"gsm8k": "math", "humaneval": "code", "mbpp": "code"}
+
+
+def _integrity_input_series() -> list[dict]:
+    def labels(instance: str, split: str, source: str, **extra: str) -> str:
+        pairs = {"job": "trainer", "instance": instance, "grpo_run_id": "r", "grpo_split": split}
+        pairs |= {"grpo_source": source, "grpo_problem_type": PTYPE[source], **extra}
+        return ", ".join(f'{k}="{v}"' for k, v in pairs.items())
+
+    def series(name: str, label_text: str, per_minute: float) -> dict:
+        return {"series": f"{name}{{{label_text}}}", "values": f"0+{per_minute}x20"}
+
+    found, samples, correct = [], {}, {}
+    for (instance, split, source, scorer), (n, c) in INTEGRITY_SERIES.items():
+        found.append(series(gd.SCORED_BY, labels(instance, split, source, grpo_scored_by=scorer), n))
+        if c:  # the recorder omits zero series
+            found.append(series(gd.SCORED_BY_CORRECT, labels(instance, split, source, grpo_scored_by=scorer), c))
+        key = (instance, split, source)
+        samples[key], correct[key] = samples.get(key, 0) + n, correct.get(key, 0) + c
+    for key in samples:
+        found.append(series(gd.SAMPLES, labels(*key), samples[key]))
+        found.append(series(gd.CORRECT, labels(*key), correct[key]))
+    for key, usd in INTEGRITY_EXEC_COST.items():
+        found.append(series(gd.EXEC_COST, labels(*key), usd))
+    for (instance, split, source), usd in INTEGRITY_JUDGE_COST.items():
+        label_text = ", ".join(
+            f'{k}="{v}"'
+            for k, v in {"job": "trainer", "instance": instance, "grpo_run_id": "r", "grpo_split": split}.items()
+        )
+        found.append(series(gd.JUDGE_COST, f'{label_text}, grpo_source="{source}"', usd))
+    return found
+
+
+def _integrity_truth(minutes: int) -> dict[tuple[str, str], dict[str, float]]:
+    """{(title, legend): {source or "": value}}: sums over both processes, then one division."""
+
+    def count(source: str | None, scorers: set[str], index: int) -> int:
+        return minutes * sum(
+            v[index]
+            for (_, split, src, scorer), v in INTEGRITY_SERIES.items()
+            if split == "train" and src == (source or src) and scorer in scorers
+        )
+
+    def exec_cost(source: str | None) -> float:
+        return minutes * sum(
+            usd for (_, split, src), usd in INTEGRITY_EXEC_COST.items() if split == "train" and src == (source or src)
+        )
+
+    everything = {"rule", "judge", "judge_failed", "not_scored"}
+    scored, judged = everything - {"not_scored"}, {"judge", "judge_failed"}
+    kept = everything - {"judge_failed"}
+
+    def figures(source: str | None) -> dict[str, float]:
+        found = {}
+        if count(source, scored, 0):
+            found["judge share"] = count(source, judged, 0) / count(source, scored, 0)
+            found["judge-failed share"] = count(source, {"judge_failed"}, 0) / count(source, scored, 0)
+        found["accuracy"] = 100 * count(source, everything, 1) / count(source, everything, 0)
+        found["excluding"] = 100 * count(source, kept, 1) / count(source, kept, 0)
+        if count(source, everything, 1):
+            found["cost per correct"] = exec_cost(source) / count(source, everything, 1)
+        return found
+
+    sources = sorted({k[2] for k in INTEGRITY_SERIES})
+    per_source = {s: figures(s) for s in sources}
+
+    def column(figure: str) -> dict[str, float]:
+        return {s: f[figure] for s, f in per_source.items() if figure in f}
+
+    train = figures(None)
+    return {
+        ("Judge share & judge-failed share (train)", "judge share"): {"": train["judge share"]},
+        ("Judge share & judge-failed share (train)", "judge-failed share"): {"": train["judge-failed share"]},
+        ("Judge-failed share per dataset (train)", "{{grpo_source}}"): column("judge-failed share"),
+        ("Accuracy with and without judge-failed samples (train, %)", "all samples"): {"": train["accuracy"]},
+        ("Accuracy with and without judge-failed samples (train, %)", "excluding judge-failed"): {
+            "": train["excluding"]
+        },
+        ("Reward integrity per dataset (train)", "Judge share"): column("judge share"),
+        ("Reward integrity per dataset (train)", "Judge-failed share"): column("judge-failed share"),
+        ("Reward integrity per dataset (train)", "Accuracy (%)"): column("accuracy"),
+        ("Reward integrity per dataset (train)", "Accuracy excl. judge-failed (%)"): column("excluding"),
+        ("Reward integrity per dataset (train)", "Cost per correct (USD)"): column("cost per correct"),
+        ("Cost per correct answer per dataset (train, USD)", "{{grpo_source}}"): column("cost per correct"),
+    }
+
+
+def test_integrity_panels_sum_across_processes(promtool, tmp_path):
+    """Every Reward integrity query, run by promtool on two processes' series, equals the shares
+    of the summed counts (never a mean of the processes' shares); absent where the denominator is 0."""
+    eval_minutes, window_minutes = 10, 5
+    truth = _integrity_truth(window_minutes)  # samples at 5m..10m: increase is exactly 5 minutes' worth
+    # The since-start stat: cumulative counters (10 minutes), executor + judge cost of train / correct train.
+    exec_usd = sum(u for (_, split, _), u in INTEGRITY_EXEC_COST.items() if split == "train") * eval_minutes
+    judge_usd = sum(u for (_, split, _), u in INTEGRITY_JUDGE_COST.items() if split == "train") * eval_minutes
+    correct = sum(c for (_, split, _, _), (_, c) in INTEGRITY_SERIES.items() if split == "train") * eval_minutes
+    truth[(SINCE_START, SINCE_START)] = {"": (exec_usd + judge_usd) / correct}
+    # The figures really differ from a mean of the two processes' shares (gsm8k: 2/6 and 3/4).
+    assert truth[("Reward integrity per dataset (train)", "Judge-failed share")]["gsm8k"] == 0.5
+    assert set(truth[("Reward integrity per dataset (train)", "Judge share")]) == {"gsm8k", "humaneval"}
+
+    checks = []
+    for _, title, legend, expr in integrity_targets({"window": f"{window_minutes}m"}):
+        expected = truth[(title, legend)]
+        checks.append(
+            {
+                "expr": expr,
+                "eval_time": f"{eval_minutes}m",
+                "exp_samples": [
+                    {"labels": f'{{grpo_source="{source}"}}' if source else "{}", "value": value}
+                    for source, value in sorted(expected.items())
+                ],
+            }
+        )
+    assert len(checks) == len(INTEGRITY_TARGETS)
+    (tmp_path / "empty.yml").write_text("groups: []\n", encoding="utf-8")
+    test_file = tmp_path / "integrity.test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["empty.yml"],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": _integrity_input_series(), "promql_expr_test": checks}],
+            },
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", test_file.name], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
 
 
 def test_alert_rules_use_only_translated_semconv_names():

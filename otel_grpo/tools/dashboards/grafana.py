@@ -5,7 +5,7 @@
 asserts the committed file equals :func:`render_dashboard`.
 
 Panels follow SPEC.md's four groups (training overview, datasets, judge, validation)
-plus cost and exporter health. Every query uses the Prometheus names the Collector's
+plus reward integrity, cost and exporter health. Every query uses the Prometheus names the Collector's
 ``prometheus`` exporter (and the in-process endpoint) produce from
 :mod:`otel_grpo.semconv`, looked up through :func:`prometheus_metric_names`, and is
 filtered by the ``job`` (= service.name) and ``grpo_run_id`` dashboard variables.
@@ -13,7 +13,8 @@ Windowed figures (accuracy, average reward, rates of outcomes) use the ``window`
 variable; per-second rates use Grafana's ``$__rate_interval``.
 
 The parts, each importable from here too: :mod:`.grafana_promql` (Prometheus names,
-labels and PromQL builders), :mod:`.grafana_panels` (panel JSON),
+labels and PromQL builders), :mod:`.grafana_panels` (panel JSON), :mod:`.grafana_rows` and
+:mod:`.grafana_integrity` (the rows' panels),
 :mod:`.grafana_layout` (rows, variables, :func:`build_dashboard`). This module renders
 the file, lists every query for the tests, and is the command line.
 """
@@ -50,6 +51,8 @@ from otel_grpo.tools.dashboards.grafana_promql import (
     LABEL_NAMES,
     REWARD_SUM,
     SAMPLES,
+    SCORED_BY,
+    SCORED_BY_CORRECT,
     TOKEN_USAGE,
     TRAIN_SCALAR,
     TRAIN_STEP,
@@ -85,6 +88,8 @@ __all__ = [
     "LABEL_NAMES",
     "REWARD_SUM",
     "SAMPLES",
+    "SCORED_BY",
+    "SCORED_BY_CORRECT",
     "TOKEN_USAGE",
     "TRAIN_SCALAR",
     "TRAIN_STEP",

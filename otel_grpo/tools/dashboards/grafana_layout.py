@@ -1,12 +1,14 @@
 """The Grafana dashboard's layout: the rows in display order, the dashboard variables, the grid.
 
 Each row is built by one function: the training, datasets, judge and validation rows
-in :mod:`.grafana_rows`, the cost and exporter-health rows here. :func:`build_dashboard`
+in :mod:`.grafana_rows`, the reward-integrity row in :mod:`.grafana_integrity`, the cost
+and exporter-health rows here. :func:`build_dashboard`
 places their panels on Grafana's 24-column grid.
 """
 
 from __future__ import annotations
 
+from otel_grpo.tools.dashboards.grafana_integrity import integrity_row
 from otel_grpo.tools.dashboards.grafana_panels import (
     DATASOURCE,
     query_targets,
@@ -46,7 +48,15 @@ DASHBOARD_UID = "otel-grpo"
 
 def dashboard_rows() -> list[Row]:
     """(row title, [(panel, width, height), ...]) in display order."""
-    return [training_row(), datasets_row(), judge_row(), validation_row(), cost_row(), exporter_health_row()]
+    return [
+        training_row(),
+        datasets_row(),
+        judge_row(),
+        integrity_row(),
+        validation_row(),
+        cost_row(),
+        exporter_health_row(),
+    ]
 
 
 def cost_row() -> Row:

@@ -102,15 +102,17 @@ def stat(title: str, description: str, expr: str, unit: str, decimals: int | Non
     }
 
 
-def bargauge(title: str, description: str, expr: str, legend: str, unit: str, maximum: float) -> dict:
-    """Horizontal bars, one per series (instant query)."""
+def bargauge(
+    title: str, description: str, expr: str, legend: str, unit: str, maximum: float | None, decimals: int = 1
+) -> dict:
+    """Horizontal bars, one per series (instant query); ``maximum`` None: scaled to the data."""
     return {
         "type": "bargauge",
         "title": title,
         "description": description,
         "datasource": DATASOURCE,
         "targets": query_targets((expr, legend), instant=True),
-        "fieldConfig": {"defaults": _defaults(unit, 0, maximum, decimals=1), "overrides": []},
+        "fieldConfig": {"defaults": _defaults(unit, 0, maximum, decimals=decimals), "overrides": []},
         "options": {
             "reduceOptions": _LAST,
             "orientation": "horizontal",

@@ -24,6 +24,8 @@ HISTOGRAM = "histogram"  # -> <base>_bucket, <base>_sum, <base>_count
 INSTRUMENT_KINDS: tuple[tuple[tuple[str, str, str], str], ...] = (
     (sc.SAMPLES, COUNTER),
     (sc.SAMPLES_CORRECT, COUNTER),
+    (sc.SAMPLES_SCORED_BY, COUNTER),
+    (sc.SAMPLES_SCORED_BY_CORRECT, COUNTER),
     (sc.EXECUTOR_RUNS, COUNTER),
     (sc.EXECUTOR_COST, COUNTER),
     (sc.EXECUTOR_COST_INVALID, COUNTER),
@@ -79,6 +81,8 @@ def _label(key: str) -> str:
 _N = prometheus_metric_names()
 SAMPLES = _N[sc.SAMPLES[0]]
 CORRECT = _N[sc.SAMPLES_CORRECT[0]]
+SCORED_BY = _N[sc.SAMPLES_SCORED_BY[0]]
+SCORED_BY_CORRECT = _N[sc.SAMPLES_SCORED_BY_CORRECT[0]]
 REWARD_SUM = _N[sc.REWARD_SUM[0]]
 EXEC_RUNS = _N[sc.EXECUTOR_RUNS[0]]
 EXEC_COST = _N[sc.EXECUTOR_COST[0]]
@@ -107,10 +111,11 @@ L_EVENT = _label(sc.ATTR_HEALTH_EVENT)
 L_ERROR = _label(sc.ATTR_ERROR_TYPE)
 L_RUN = _label(sc.ATTR_RUN_ID)
 L_TOKEN_TYPE = _label(sc.GEN_AI_TOKEN_TYPE)
+L_SCORED_BY = _label(sc.ATTR_SCORED_BY)
 
 #: The label names a query may use besides job/instance/le (for the name test).
 LABEL_NAMES = frozenset(
-    {L_SPLIT, L_SOURCE, L_SUCCESS, L_OUTCOME, L_VERDICT, L_SCALAR, L_EVENT, L_ERROR, L_RUN, L_TOKEN_TYPE}
+    {L_SPLIT, L_SOURCE, L_SUCCESS, L_OUTCOME, L_VERDICT, L_SCALAR, L_EVENT, L_ERROR, L_RUN, L_TOKEN_TYPE, L_SCORED_BY}
     | {_label(sc.ATTR_PROBLEM_TYPE), "job", "instance", "le"}
 )
 
@@ -120,12 +125,15 @@ LABEL_NAMES = frozenset(
 def sel(metric: str, **matchers: str) -> str:
     """``metric{job=~"$job", grpo_run_id=~"$grpo_run_id", <matchers>}``.
 
-    A matcher value starting with ``~`` is a regex match (``=~``).
+    A matcher value starting with ``~`` is a regex match (``=~``), one starting with
+    ``!`` a negative match (``!=``).
     """
     parts = ['job=~"$job"', f'{L_RUN}=~"$grpo_run_id"']
     for key, value in matchers.items():
         if value.startswith("~"):
             parts.append(f'{key}=~"{value[1:]}"')
+        elif value.startswith("!"):
+            parts.append(f'{key}!="{value[1:]}"')
         else:
             parts.append(f'{key}="{value}"')
     return f"{metric}{{{', '.join(parts)}}}"
@@ -170,3 +178,53 @@ def quantile(q: float, histogram: str, **matchers: str) -> str:
 def total(metric: str, **matchers: str) -> str:
     """Cumulative total across the selected processes; 0 when nothing was recorded."""
     return f"sum({sel(metric, **matchers)}) or vector(0)"
+
+
+# --- reward integrity (SPEC "Reward integrity and cost insight", "scored by") -------------------
+# A sample is scored by rule, judge or judge_failed, or not scored (its execution failed).
+# Every figure is a ratio of sums of counter increases over the window, summed over all
+# processes (instance) and series before dividing: never a mean of per-process ratios.
+
+SCORED = {L_SCORED_BY: "!" + sc.NOT_SCORED}  # scored samples: not `not_scored`
+JUDGED = {L_SCORED_BY: f"~{sc.SCORED_BY_JUDGE}|{sc.SCORED_BY_JUDGE_FAILED}"}  # >= 1 judge evaluation
+JUDGE_FAILED = {L_SCORED_BY: sc.SCORED_BY_JUDGE_FAILED}
+NOT_JUDGE_FAILED = {L_SCORED_BY: "!" + sc.SCORED_BY_JUDGE_FAILED}
+
+
+def judge_share(split: str, by: tuple[str, ...] = (), **matchers: str) -> str:
+    """Scored samples with a judge evaluation / scored samples (fraction 0-1) over the ``window``."""
+    return share(
+        increase_sum(SCORED_BY, by, **{L_SPLIT: split}, **JUDGED, **matchers),
+        increase_sum(SCORED_BY, by, **{L_SPLIT: split}, **SCORED, **matchers),
+    )
+
+
+def judge_failed_share(split: str, by: tuple[str, ...] = (), **matchers: str) -> str:
+    """Samples scored ``judge_failed`` / scored samples (fraction 0-1) over the ``window``."""
+    return share(
+        increase_sum(SCORED_BY, by, **{L_SPLIT: split}, **JUDGE_FAILED, **matchers),
+        increase_sum(SCORED_BY, by, **{L_SPLIT: split}, **SCORED, **matchers),
+    )
+
+
+def accuracy_excl_judge_failed(split: str, by: tuple[str, ...] = (), **matchers: str) -> str:
+    """Percentage of correct samples among those not scored ``judge_failed`` (failed executions stay in)."""
+    return share(
+        increase_sum(SCORED_BY_CORRECT, by, **{L_SPLIT: split}, **NOT_JUDGE_FAILED, **matchers),
+        increase_sum(SCORED_BY, by, **{L_SPLIT: split}, **NOT_JUDGE_FAILED, **matchers),
+        scale="100",
+    )
+
+
+def cost_per_correct(split: str, by: tuple[str, ...] = (), **matchers: str) -> str:
+    """Executor cost / correct samples of ``split`` over the ``window`` (USD); absent with no correct sample."""
+    return share(
+        increase_sum(EXEC_COST, by, **{L_SPLIT: split}, **matchers),
+        increase_sum(CORRECT, by, **{L_SPLIT: split}, **matchers),
+    )
+
+
+def cost_per_correct_total(split: str) -> str:
+    """Executor + priced judge cost / correct samples of ``split`` since the run started (USD)."""
+    costs = " + ".join(f"(sum({sel(metric, **{L_SPLIT: split})}) or vector(0))" for metric in (EXEC_COST, JUDGE_COST))
+    return f"({costs}) / (sum({sel(CORRECT, **{L_SPLIT: split})}) > 0)"

@@ -1,8 +1,8 @@
 """The WandB workspace of otel-grpo, as code.
 
 :func:`build_workspace_spec` describes the design document's four panel groups
-(Training overview, Datasets, Judge, Validation) plus a Cost section as a plain,
-JSON-able dict; :func:`build_workspace` turns that spec into a
+(Training overview, Datasets, Judge, Validation) plus the Reward integrity and Cost
+sections as a plain, JSON-able dict; :func:`build_workspace` turns that spec into a
 ``wandb_workspaces.workspaces.Workspace`` (no network); ``otel-grpo dashboard``
 prints the spec (``--dry-run``) or saves the workspace as a saved view of the project.
 
@@ -42,7 +42,10 @@ TABLE_KEY = keys.DATASET_STATISTICS_TABLE
 #: What needs the ``dashboards`` extra (wandb-workspaces), as named in the missing-extra message.
 FEATURE = "otel-grpo dashboard"
 TABLE_COLUMNS = list(keys.DATASET_STATISTICS_COLUMNS)
-SECTION_NAMES = keys.WORKSPACE_SECTIONS
+#: The reward-integrity group comes right after Judge (as in the Grafana dashboard and the report).
+INTEGRITY_SECTION = keys.INTEGRITY_GROUP
+_BASE_SECTIONS = tuple(name for name in keys.WORKSPACE_SECTIONS if name != INTEGRITY_SECTION)
+SECTION_NAMES = (*_BASE_SECTIONS[:3], INTEGRITY_SECTION, *_BASE_SECTIONS[3:])
 
 _DISPLAY = {
     "gsm8k": "GSM8K",
@@ -131,16 +134,15 @@ def build_workspace_spec(
             y=keys.VAL_ACCURACY,
         ),
     ]
+    integrity = _integrity_panels(sources, highlight)
     cost = [
         _panel("line", "Total executor cost (USD)", [keys.COST_TOTAL]),
         _panel("line", "Average cost per sample (USD)", [keys.COST_AVG_PER_SAMPLE]),
         _panel("line", "Executor runs & judge requests", [keys.COST_EXECUTOR_CALLS, keys.COST_JUDGE_CALLS]),
         _panel("scalar", "Total cost (USD)", [keys.COST_TOTAL]),
     ]
-    sections = [
-        {"name": name, "panels": panels}
-        for name, panels in zip(SECTION_NAMES, (training, dataset_panels, judge, validation, cost), strict=True)
-    ]
+    panels_by_section = (training, dataset_panels, judge, integrity, validation, cost)
+    sections = [{"name": name, "panels": panels} for name, panels in zip(SECTION_NAMES, panels_by_section, strict=True)]
     return {
         "name": WORKSPACE_NAME,
         "project": project,
@@ -149,6 +151,59 @@ def build_workspace_spec(
         "datasets": sources,
         "sections": sections,
     }
+
+
+def _integrity_panels(sources: list[str], highlight: list[str]) -> list[dict[str, Any]]:
+    """The Reward integrity group (SPEC "Reward integrity and cost insight").
+
+    Shares are fractions of the scored samples (judge share: with a judge evaluation;
+    judge-failed share: every judge evaluation failed, the reward is the trainer's
+    fallback); accuracy is a percentage; costs are USD. Train keys per step, except the
+    validation shares (``val/``) and ``cost/cost_per_correct`` (since the run started).
+    History lines, and one bar (a bar reads the run summary): the latest cost per
+    correct answer of each dataset.
+    """
+    return [
+        _panel(
+            "line",
+            "Judge share & judge-failed share (train)",
+            [keys.TRAIN_JUDGE_SHARE, keys.TRAIN_JUDGE_FAILED_SHARE],
+        ),
+        _panel(
+            "line",
+            "Judge-failed share per dataset",
+            [keys.dataset(s, keys.JUDGE_FAILED_SHARE) for s in sources],
+        ),
+        _panel("line", "Judge share per dataset", [keys.dataset(s, keys.JUDGE_SHARE) for s in sources]),
+        *[
+            _panel(
+                "line",
+                f"{display_name(s)}: accuracy with & without judge-failed samples (%)",
+                [keys.dataset(s, "accuracy"), keys.dataset(s, keys.ACCURACY_EXCL_JUDGE_FAILED)],
+            )
+            for s in highlight
+        ],
+        _panel(
+            "line",
+            "Accuracy excluding judge-failed samples per dataset (%)",
+            [keys.dataset(s, keys.ACCURACY_EXCL_JUDGE_FAILED) for s in sources],
+        ),
+        _panel(
+            "bar",
+            "Cost per correct answer per dataset (USD)",
+            [keys.dataset(s, keys.COST_PER_CORRECT) for s in sources],
+        ),
+        _panel(
+            "line",
+            "Cost per correct answer & step cost (USD)",
+            [keys.COST_PER_CORRECT_TOTAL, keys.COST_STEP],
+        ),
+        _panel(
+            "line",
+            "Judge share & judge-failed share (validation)",
+            [keys.val(keys.JUDGE_SHARE), keys.val(keys.JUDGE_FAILED_SHARE)],
+        ),
+    ]
 
 
 def spec_keys(spec: dict[str, Any], *, include_tables: bool = False) -> set[str]:
