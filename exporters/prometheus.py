@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
 from otel_grpo.config import PrometheusConfig
+from otel_grpo.exporters.preaggregated import PreAggregatedMetrics
 from otel_grpo.extras import MissingExtraError
 
 try:  # the ``prometheus`` extra
@@ -36,6 +37,20 @@ _logger = logging.getLogger(__name__)
 
 #: Resource attributes exposed as labels on every series (dots become underscores).
 DEFAULT_RESOURCE_LABELS = ("service.name", "service.instance.id", "grpo.run.id")
+
+
+class _MergingPrometheusReader(PrometheusMetricReader):
+    """A ``PrometheusMetricReader`` that adds the pre-aggregated histograms to each scrape."""
+
+    def __init__(self, preaggregated: PreAggregatedMetrics | None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._preaggregated = preaggregated
+
+    def _receive_metrics(self, metrics_data: object, timeout_millis: float = 10_000, **kwargs: object) -> None:
+        if self._preaggregated is not None:
+            merged = self._preaggregated.merge(metrics_data, self._preaggregated.metrics())  # type: ignore[arg-type]
+            metrics_data = merged if merged is not None else metrics_data
+        super()._receive_metrics(metrics_data, timeout_millis, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -74,7 +89,10 @@ class PrometheusEndpoint:
 
 
 def start_prometheus_reader(
-    cfg: PrometheusConfig, *, resource_labels: Iterable[str] = DEFAULT_RESOURCE_LABELS
+    cfg: PrometheusConfig,
+    *,
+    resource_labels: Iterable[str] = DEFAULT_RESOURCE_LABELS,
+    preaggregated: PreAggregatedMetrics | None = None,
 ) -> PrometheusEndpoint:
     """Serve ``/metrics`` on ``cfg.host:cfg.port`` (port 0 = any free port) and return the endpoint.
 
@@ -83,7 +101,8 @@ def start_prometheus_reader(
     """
     registry = CollectorRegistry(auto_describe=False)
     wanted = frozenset(resource_labels)
-    reader = PrometheusMetricReader(
+    reader = _MergingPrometheusReader(
+        preaggregated,
         registry=registry,
         resource_attribute_filter=(lambda key: key in wanted) if wanted else None,
     )

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from otel_grpo import semconv
 from otel_grpo.config import PrometheusConfig, TelemetryConfig
+from otel_grpo.exporters.preaggregated import PreAggregatedMetrics
 from otel_grpo.exporters.step_reader import StepMetricReader
 from otel_grpo.extras import MissingExtraError
 
@@ -37,6 +38,9 @@ class Providers:
     run_id: str
     prometheus: PrometheusEndpoint | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    #: Where the recorder adds histograms it keeps as bucket counts; None when a reader
+    #: otel-grpo did not build would miss them (the recorder then uses SDK instruments).
+    preaggregated: PreAggregatedMetrics | None = None
 
     def shutdown(self) -> None:
         """Flush and stop every reader, processor and endpoint (bounded by the SDK timeouts)."""
@@ -82,14 +86,16 @@ def _warn_missing_extra(exc: MissingExtraError, without: str) -> None:
     logger.warning("%s; WandB rows carry on without %s", exc, without)
 
 
-def _otlp_sinks(cfg: TelemetryConfig) -> tuple[list[MetricReader], list[SpanProcessor]]:
+def _otlp_sinks(
+    cfg: TelemetryConfig, preaggregated: PreAggregatedMetrics
+) -> tuple[list[MetricReader], list[SpanProcessor]]:
     """The OTLP metric reader and span processor the config asks for; none (one warning) without the extra."""
     readers: list[MetricReader] = []
     processors: list[SpanProcessor] = []
     from otel_grpo.exporters import otlp
 
     try:
-        otlp_reader = otlp.build_otlp_metric_reader(cfg.otlp)
+        otlp_reader = otlp.build_otlp_metric_reader(cfg.otlp, preaggregated=preaggregated)
         if otlp_reader is not None:
             readers.append(otlp_reader)
         otlp_processor = otlp.build_otlp_span_processor(cfg.otlp)
@@ -100,7 +106,7 @@ def _otlp_sinks(cfg: TelemetryConfig) -> tuple[list[MetricReader], list[SpanProc
     return readers, processors
 
 
-def _start_prometheus(cfg: PrometheusConfig) -> PrometheusEndpoint | None:
+def _start_prometheus(cfg: PrometheusConfig, preaggregated: PreAggregatedMetrics) -> PrometheusEndpoint | None:
     """The scrape endpoint, or None (with one warning) when its port cannot be bound or the extra is missing."""
     try:
         from otel_grpo.exporters.prometheus import start_prometheus_reader
@@ -109,7 +115,7 @@ def _start_prometheus(cfg: PrometheusConfig) -> PrometheusEndpoint | None:
         return None
 
     try:
-        return start_prometheus_reader(cfg)
+        return start_prometheus_reader(cfg, preaggregated=preaggregated)
     except OSError as exc:  # the port is taken (another run, another exporter): carry on without it
         logger.warning(
             "otel-grpo: cannot serve Prometheus metrics on %s:%s (%s); WandB rows and OTLP carry on "
@@ -154,13 +160,17 @@ def build_providers(
     resource = make_resource(cfg.service_name, run_id)
     step_reader = step_reader or StepMetricReader()
     readers: list[MetricReader] = [step_reader, *metric_readers]
+    # Histograms kept outside the SDK are merged by the readers built here; a reader passed
+    # in would not see them, so with one the recorder keeps SDK instruments instead.
+    preaggregated = PreAggregatedMetrics(resource, semconv.METER_NAME)
+    step_reader.merge_preaggregated(preaggregated)
     processors: list[SpanProcessor] = list(span_processors)
     closers: list[Callable[[], None]] = []
     if cfg.otlp.enabled:
-        otlp_readers, otlp_processors = _otlp_sinks(cfg)
+        otlp_readers, otlp_processors = _otlp_sinks(cfg, preaggregated)
         readers.extend(otlp_readers)
         processors.extend(otlp_processors)
-    prometheus = _start_prometheus(cfg.prometheus) if cfg.prometheus.enabled else None
+    prometheus = _start_prometheus(cfg.prometheus, preaggregated) if cfg.prometheus.enabled else None
     if prometheus is not None:
         readers.append(prometheus.reader)
         closers.append(prometheus.stop)
@@ -179,4 +189,5 @@ def build_providers(
         run_id=run_id,
         prometheus=prometheus,
         closers=closers,
+        preaggregated=None if metric_readers else preaggregated,
     )

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
 )
 
+from otel_grpo.exporters.preaggregated import DeltaTracker, PreAggregatedMetrics
 from otel_grpo.exporters.rollup import WindowEnd
 
 _DELTA: dict[type, AggregationTemporality] = {
@@ -51,6 +52,8 @@ class StepMetricReader(InMemoryMetricReader):
         super().__init__(preferred_temporality=dict(_DELTA))
         self._exporter = exporter
         self._window_lock = threading.Lock()
+        self._preaggregated: PreAggregatedMetrics | None = None
+        self._delta = DeltaTracker()
         StepMetricReader._latest = self
 
     @classmethod
@@ -62,9 +65,16 @@ class StepMetricReader(InMemoryMetricReader):
         """Push every later window end's data to ``exporter``."""
         self._exporter = exporter
 
+    def merge_preaggregated(self, preaggregated: PreAggregatedMetrics) -> None:
+        """Add ``preaggregated``'s histograms (as deltas) to every later collection."""
+        self._preaggregated = preaggregated
+
     def collect_delta(self) -> MetricsData | None:
         """Collect now and return what was recorded since the previous collection."""
-        return self.get_metrics_data()
+        data = self.get_metrics_data()
+        if self._preaggregated is None:
+            return data
+        return self._preaggregated.merge(data, self._preaggregated.metrics(self._delta))
 
     def end_window(self, window: WindowEnd) -> MetricExportResult:
         """Collect what the ended ``window`` recorded and push it, with ``window``, to the exporter.

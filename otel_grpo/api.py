@@ -159,7 +159,10 @@ class Telemetry:
             judge_prices=(config.judge.price_input_per_mtok, config.judge.price_output_per_mtok),
             health=self.exporter.health_counts,
             max_sample_rows=config.wandb.dashboard.sample_table_rows,
+            preaggregate=providers.preaggregated is not None,
         )
+        for histogram in self.recorder.preaggregated:
+            providers.preaggregated.add(histogram)  # type: ignore[union-attr]
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()

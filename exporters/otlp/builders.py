@@ -24,6 +24,7 @@ from otel_grpo.exporters.otlp.non_blocking import (
     NonBlockingSpanExporter,
     OtlpBatchSpanProcessor,
 )
+from otel_grpo.exporters.preaggregated import MergingMetricExporter, PreAggregatedMetrics
 from otel_grpo.extras import MissingExtraError
 
 _logger = logging.getLogger(__package__)
@@ -117,7 +118,10 @@ def _new_sdk_span_exporter(to: _Destination) -> SpanExporter:
 
 
 def build_otlp_metric_reader(
-    cfg: OtlpConfig | None, *, flush_wait_s: float = FORCE_FLUSH_MAX_WAIT_S
+    cfg: OtlpConfig | None,
+    *,
+    flush_wait_s: float = FORCE_FLUSH_MAX_WAIT_S,
+    preaggregated: PreAggregatedMetrics | None = None,
 ) -> PeriodicExportingMetricReader | None:
     """Return a CUMULATIVE PeriodicExportingMetricReader exporting over OTLP, or None.
 
@@ -132,13 +136,15 @@ def build_otlp_metric_reader(
     to = _destination(cfg, "metrics")
     inner = _sdk_metric_exporter(to)
     install_log_filters()
-    exporter = NonBlockingMetricExporter(
+    exporter: MetricExporter = NonBlockingMetricExporter(
         inner,
         endpoint=to.endpoint,
         timeout_s=to.timeout_s,
         flush_wait_s=flush_wait_s,
         secrets=list(to.headers.values()),
     )
+    if preaggregated is not None:  # merged when collected, before the snapshot leaves the reader
+        exporter = MergingMetricExporter(exporter, preaggregated)
     _logger.debug(
         "OTLP metrics -> %s (%s, every %.1fs)", redact.redact_url(to.endpoint), to.protocol, cfg.export_interval_s
     )

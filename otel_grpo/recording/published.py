@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
 from otel_grpo import semconv
+from otel_grpo.recording.histogram import BucketHistogram, LatencyHistogram, SdkHistogram
 from otel_grpo.recording.stats import SCORER_COUNT, ExecKey, ExecStats, SampleStats, SeriesKey
 from otel_grpo.recording.values import InvalidValueLog
 
@@ -24,7 +25,9 @@ Callback = Callable[[CallbackOptions], Iterator[Observation]]
 class PublishedTotals:
     """Cumulative totals of one recorder and the instruments that publish them."""
 
-    def __init__(self, meter: Meter, health: Callable[[], dict[str, int]] | None = None) -> None:
+    def __init__(
+        self, meter: Meter, health: Callable[[], dict[str, int]] | None = None, *, preaggregate: bool = False
+    ) -> None:
         self.invalid = InvalidValueLog()
         self._health = health or (lambda: {})
         self._lock = threading.Lock()
@@ -35,9 +38,11 @@ class PublishedTotals:
         self._sealed_scalars: dict[str, float] = {}
         self._steps = [0, 0, 0]  # completed, failed, val runs
         self._last_step: int | None = None
-        self._create_instruments(meter)
+        #: Histograms kept as plain bucket counts (with ``preaggregate``): the readers merge them.
+        self.preaggregated: list[BucketHistogram] = []
+        self._create_instruments(meter, preaggregate)
 
-    def _create_instruments(self, meter: Meter) -> None:
+    def _create_instruments(self, meter: Meter, preaggregate: bool) -> None:
         def obs_counter(spec: Spec, callback: Callback, updown: bool = False) -> None:
             make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
             make(spec[0], callbacks=[callback], unit=spec[1], description=spec[2])
@@ -73,7 +78,15 @@ class PublishedTotals:
         obs_gauge(semconv.TRAIN_SCALAR, self._observe_scalars)
         obs_gauge(semconv.TRAIN_STEP, self._observe_last_step)
         durations = semconv.DURATION_BUCKETS_S
-        self._exec_duration = histogram(semconv.EXECUTOR_DURATION, durations)
+        # One value per executor run: pre-aggregated when the readers can merge it.
+        exec_attrs = (semconv.ATTR_SPLIT, semconv.ATTR_SOURCE, semconv.ATTR_SUCCESS)
+        self._exec_duration: LatencyHistogram
+        if preaggregate:
+            exec_duration = BucketHistogram(semconv.EXECUTOR_DURATION, durations, exec_attrs)
+            self.preaggregated.append(exec_duration)
+            self._exec_duration = exec_duration
+        else:
+            self._exec_duration = SdkHistogram(histogram(semconv.EXECUTOR_DURATION, durations), exec_attrs)
         self._judge_evals = counter(semconv.JUDGE_EVALUATIONS)
         self._judge_duration = histogram(semconv.JUDGE_DURATION, durations)
         self._judge_requests = counter(semconv.JUDGE_REQUESTS)

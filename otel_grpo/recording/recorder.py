@@ -53,13 +53,14 @@ class Recorder(PublishedTotals):
         judge_prices: tuple[float, float] = (0.0, 0.0),
         health: Callable[[], dict[str, int]] | None = None,
         max_sample_rows: int = 16,
+        preaggregate: bool = False,
     ) -> None:
         self.threshold = accuracy_threshold
         self.max_sample_rows = max_sample_rows
         self.labels = labels or LabelGuard()
         self._prices = judge_prices
         self._global_windows: list[Window] = []  # open windows, innermost last (thread fallback)
-        super().__init__(meter, health)
+        super().__init__(meter, health, preaggregate=preaggregate)
 
     # --- windows -------------------------------------------------------------------------
     def open_window(self, split: str, step: int | None = None) -> tuple[Window, tuple]:
@@ -340,9 +341,7 @@ class Recorder(PublishedTotals):
                 if not ok_flag and window is not None:  # a failed execution: incorrect, reward 0
                     self._finish_unscored(state, window)
         if seconds is not None:
-            self._exec_duration.record(
-                seconds, {semconv.ATTR_SPLIT: split, semconv.ATTR_SOURCE: src, semconv.ATTR_SUCCESS: ok}
-            )
+            self._exec_duration.record(seconds, (split, src, ok))
 
     def _duration(self, raw: Any) -> float | None:
         """A duration in seconds, or None (an unreadable or negative one is counted invalid)."""
