@@ -92,6 +92,8 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory):
                 str(SEED),
                 "--wandb-dir",
                 str(workdir),
+                "--judge-outage",
+                "none",  # the fault rates alone (the default outage window would reach step 5)
             ]
         )
         result = demo_cli.run_demo(args, inconclusive_rate=0.45)  # more judge evaluations
@@ -351,3 +353,104 @@ def test_a_failing_judge_shows_down_in_the_progress_line_and_warns_once(tmp_path
     assert "judge DOWN (http_status)" in screen
     warnings = [r.getMessage() for r in caplog.records if r.name == "otel_grpo.instrumentation.judge_health"]
     assert len(warnings) == 1 and "error.type=http_status" in warnings[0] and f"127.0.0.1:{port}" in warnings[0]
+
+
+# --- the judge outage window ------------------------------------------------------------------------
+OUTAGE_STEPS = (2, 3)
+
+
+@pytest.fixture(scope="module")
+def outage_run(tmp_path_factory: pytest.TempPathFactory):
+    """A short demo whose judge fails every request during steps 2-3, and never otherwise."""
+    workdir = tmp_path_factory.mktemp("demo_outage")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("WANDB_", "OTEL_")):
+                mp.delenv(key, raising=False)
+        mp.setenv("WANDB_SILENT", "true")
+        mp.chdir(workdir)
+        args = demo_cli.parse_args(
+            ["--steps", "4", "--eval-every", "0", "--oom-step", "0", "--judge-fault-rate", "0"]
+            + ["--judge-outage", "2-3", "--seed", "1", "--wandb-dir", str(workdir)]
+        )
+        result = demo_cli.run_demo(args, console=_recording_console(), inconclusive_rate=0.45)
+    records = read_run(result.run_dir)
+    train = {r["train/step"]: r for r in records.history if "train/loss" in r}
+    return result, train
+
+
+def _judge_failed(row: dict, source: str) -> int:
+    """Judge-failed samples of a source in a row: its share of the scored samples."""
+    count = row[f"dataset/{source}/count"]
+    scored = round(count * row[f"dataset/{source}/exec_success_rate"] / 100)
+    return round(row.get(f"dataset/{source}/judge_failed_share", 0.0) * scored)
+
+
+def test_parse_outage_window():
+    assert demo_cli.parse_outage("6-7") == (6, 7) and demo_cli.parse_outage(" 3 ") == (3, 3)
+    assert demo_cli.parse_outage("none") is None and demo_cli.parse_outage("0") is None
+    assert demo_cli.parse_args([]).outage == (5, 7)  # on by default, inside the default 12 steps
+    for bad in ("7-6", "0-2", "x", "2-"):
+        with pytest.raises(demo_cli.DemoError, match="--judge-outage"):
+            demo_cli.parse_outage(bad)
+
+
+def test_judge_failed_share_rises_only_in_the_outage_steps(outage_run):
+    result, train = outage_run
+    assert sorted(train) == [1, 2, 3, 4] and result.outage == OUTAGE_STEPS
+    for step, row in train.items():
+        sources = [s for s in DATASETS if f"dataset/{s}/count" in row]
+        if step in OUTAGE_STEPS:  # every judged sample's evaluations failed
+            assert row["train/judge_failed_share"] > 0
+            assert row["train/judge_failed_share"] == pytest.approx(row["train/judge_share"])
+            for s in sources:
+                assert row[f"dataset/{s}/judge_failed_share"] == pytest.approx(row[f"dataset/{s}/judge_share"])
+        else:  # no fault outside the window: no judge-failed sample
+            assert row["train/judge_failed_share"] == 0.0 and row["train/judge_share"] > 0
+            assert all(row[f"dataset/{s}/judge_failed_share"] == 0.0 for s in sources)
+    # the judge-failed samples of the rows are exactly the reward computer's failed evaluations
+    failed_in_rows = sum(_judge_failed(train[step], s) for step in OUTAGE_STEPS for s in DATASETS)
+    ledger = result.trainer.reward_computer.judge_outcomes
+    assert failed_in_rows == sum(n for (_, outcome), n in ledger.items() if outcome == "api_failure") > 0
+    assert set(o for (_, o), n in ledger.items() if n) <= {"api_failure", "success_true", "success_false"}
+    stats = result.judge_stats
+    assert stats["outage"] > 0 and stats["outage"] == stats["http_500"] + stats["http_503"] + stats["null_content"]
+
+
+def test_accuracy_excluding_judge_failed_leaves_out_only_the_fallback_zeros(outage_run):
+    from otel_grpo.tools.runreader import accuracy_excl_judge_failed
+
+    _, train = outage_run
+    for step, row in train.items():
+        for s in (s for s in DATASETS if f"dataset/{s}/count" in row):
+            count, failed = row[f"dataset/{s}/count"], _judge_failed(row, s)
+            accuracy, excl = row[f"dataset/{s}/accuracy"], row.get(f"dataset/{s}/accuracy_excl_judge_failed")
+            if count == failed:
+                assert excl is None  # no sample left: the key is omitted
+                continue
+            # the judge-failed samples got the fallback reward 0: the same correct samples, fewer samples
+            assert accuracy * count == pytest.approx(excl * (count - failed)), (step, s)
+            assert excl >= accuracy if failed else excl == pytest.approx(accuracy)
+        derived = accuracy_excl_judge_failed(row)
+        if step in OUTAGE_STEPS:
+            assert derived > row["train/accuracy"]  # plain accuracy drops, the judge-failed zeros pull it down
+        else:
+            assert derived == pytest.approx(row["train/accuracy"])
+
+
+def test_the_summary_tells_the_outage_effect(outage_run):
+    result, train = outage_run
+    effect = demo_cli.outage_effect(result.rows, OUTAGE_STEPS)
+    assert effect["inside_steps"] == [2, 3] and effect["around_steps"] == [1, 4]
+    inside, around = effect["inside"], effect["around"]
+    assert inside["judge_failed_share"] == pytest.approx(
+        (train[2]["train/judge_failed_share"] + train[3]["train/judge_failed_share"]) / 2
+    )
+    assert inside["judge_failed_share"] > 0 and around["judge_failed_share"] == 0.0
+    assert inside["accuracy_excl_judge_failed"] > inside["accuracy"]
+    console = _recording_console()
+    demo_cli.print_summary(result, console)
+    screen = console.export_text()
+    assert f"Judge outage (simulated, steps 2-3, {result.judge_stats['outage']} judge requests failed)" in screen
+    assert f"judge-failed share        {inside['judge_failed_share']:.1%} of scored samples (around: 0.0%)" in screen
+    assert "accuracy excl. judge-failed" in screen

@@ -226,6 +226,58 @@ def test_header_overrides_the_schedule(server: JudgeServer) -> None:
     assert server.stats["http_503"] == 1 and server.stats["null_content"] == 1
 
 
+def test_an_outage_fails_every_request_until_it_is_switched_off() -> None:
+    """While the outage is on: 500, 503, null content in turn (500/503 with Retry-After-Ms); then verdicts again."""
+    messages = user_prompt("18", "#### 18")
+    with JudgeServer(faults=FaultConfig(schedule=["ok"])) as srv:
+        client = client_for(srv)
+        assert verdict_of(ask(client, messages).choices[0].message.content) is True
+        srv.set_outage(True)
+        assert srv.outage
+        seen = []
+        for _ in range(6):
+            try:
+                reply = ask(client, messages)
+            except openai.APIStatusError as exc:
+                seen.append(exc.status_code)
+                assert exc.response.headers["retry-after-ms"] == "20"
+                assert "outage" in exc.response.json()["error"]["message"]
+            else:
+                assert reply.choices[0].message.content is None and reply.choices[0].finish_reason == "length"
+                seen.append("null")
+        assert seen == [500, 503, "null"] * 2
+        # the header still wins for one request
+        assert verdict_of(ask(client, messages, extra_headers={"X-Judge-Fault": "ok"}).choices[0].message.content)
+        srv.set_outage(False)
+        assert not srv.outage
+        assert verdict_of(ask(client, messages).choices[0].message.content) is True
+        srv.set_outage(True)  # a new outage starts its cycle again
+        with pytest.raises(openai.InternalServerError):
+            ask(client, messages)
+        stats = srv.stats
+    assert stats["outage"] == 7 and stats["total"] == 10
+    assert (stats["http_500"], stats["http_503"], stats["null_content"], stats["ok"]) == (3, 2, 2, 3)
+
+
+def test_an_outage_fails_fast_through_the_clients_own_retries() -> None:
+    """The OpenAI client's default two retries of a 5xx follow Retry-After-Ms: a failed call takes milliseconds."""
+    with JudgeServer(faults=FaultConfig(outage_outcomes=("http_503",))) as srv:
+        client = openai.OpenAI(base_url=srv.url, api_key="sk-dummy", timeout=5.0)  # max_retries=2
+        srv.set_outage(True)
+        start = time.monotonic()
+        with pytest.raises(openai.APIStatusError):
+            ask(client, user_prompt("18", "#### 18"))
+        assert time.monotonic() - start < 0.5  # without the header: about 0.5 s + 1 s of backoff
+        assert srv.stats["outage"] == srv.stats["http_503"] == 3
+
+
+def test_outage_outcomes_must_be_failures() -> None:
+    for bad in (("ok",), ("slow",), ("explode",), ()):
+        with pytest.raises(ValueError, match="outage_outcomes"):
+            FaultConfig(outage_outcomes=bad)
+    assert FaultConfig(outage_outcomes=(" http_500 ", "unparsable")).outage_outcomes == ("http_500", "unparsable")
+
+
 # --- protocol details ---------------------------------------------------------------
 
 

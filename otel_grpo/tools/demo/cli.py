@@ -32,6 +32,11 @@ __all__ = ["DemoError", "DemoResult", "build_parser", "main", "parse_args", "run
 
 logger = logging.getLogger(__name__)
 
+#: The default judge outage window (training steps, inclusive): in the middle of the default 12 steps,
+#: clear of the validation passes after steps 4, 8 and 12, and three steps long, so that its effect
+#: stands out of the step-to-step noise of 56 samples a step.
+DEFAULT_JUDGE_OUTAGE = "5-7"
+
 _QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "otel_grpo.tools.demo.judge_server")
 
 
@@ -85,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of judge requests answered with a fault, split evenly among HTTP 500, "
         "an unparsable reply and null content (default 0.05; local server only)",
     )
+    p.add_argument(
+        "--judge-outage",
+        default=DEFAULT_JUDGE_OUTAGE,
+        metavar="FIRST-LAST",
+        help="training steps FIRST..LAST during which every judge request fails (HTTP 500, HTTP 503, "
+        "null content in turn), switched at the start of each step (a validation pass after a step of "
+        "the window is in it too); 'none' = no outage "
+        f"(default {DEFAULT_JUDGE_OUTAGE}; local server only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--config", default=None, help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
     p.add_argument(
@@ -133,6 +147,27 @@ def check_judge_reachable(url: str, timeout: float = _JUDGE_CONNECT_TIMEOUT_S) -
         ) from None
 
 
+def parse_outage(text: str | None) -> tuple[int, int] | None:
+    """``"6-7"`` -> ``(6, 7)``, ``"6"`` -> ``(6, 6)``, ``"none"``/``"off"``/``"0"`` -> None.
+
+    Raises :class:`DemoError` for anything else.
+    """
+    value = (text or "").strip().lower()
+    if value in ("", "none", "off", "0"):
+        return None
+    first, sep, last = value.partition("-")
+    try:
+        window = (int(first), int(last) if sep else int(first))
+    except ValueError:
+        window = (0, 0)
+    if window[0] < 1 or window[1] < window[0]:
+        raise DemoError(
+            f"otel-grpo demo: --judge-outage must be FIRST-LAST training steps such as 6-7, "
+            f"a single step, or none (got {text!r})"
+        )
+    return window
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse and validate the demo options; raises :class:`DemoError`."""
     args = build_parser().parse_args(list(argv or []))
@@ -162,6 +197,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if not ok:
             raise DemoError(f"otel-grpo demo: {message}")
     args.judge_port = _judge_port(args.judge_url) if args.judge_url else None
+    args.outage = parse_outage(args.judge_outage)
     return args
 
 
@@ -177,6 +213,8 @@ class DemoResult:
     wall_s: float
     config: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The judge outage window that was served (training steps, inclusive), None without one.
+    outage: tuple[int, int] | None = None
 
 
 def _latest(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -307,6 +345,9 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
                 raise TypeError(f"run_demo: unknown TrainerConfig field {key!r}")
             setattr(cfg, key, value)
         trainer = GRPOTrainer(cfg)
+        outage = getattr(args, "outage", None) if server is not None else None
+        if outage is not None:
+            trainer.on_step_start = _outage_switch(server, outage)
         otel_grpo.instrument_trainer(trainer)
         from otel_grpo.instrumentation.judge_health import judge_health
 
@@ -327,6 +368,7 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             judge_stats=stats,
             wall_s=time.perf_counter() - started,
             config=tel.config,
+            outage=outage,
         )
     finally:  # on an error too: no half-open run, no server left behind
         if tel is not None:
@@ -335,6 +377,103 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             trainer.wandb_run.finish(exit_code=1)
         if server is not None:
             server.stop()
+
+
+def _outage_switch(server: Any, window: tuple[int, int]) -> Any:
+    """The trainer's ``on_step_start``: the judge server's outage is on for the steps of ``window``.
+
+    Switched by step, not by the clock, so the same steps fail on every machine; a
+    validation pass after a step of the window runs in the outage too.
+    """
+    first, last = window
+    flag = f"--judge-outage {first}-{last}" if last > first else f"--judge-outage {first}"
+
+    def on_step_start(step: int) -> None:
+        inside = first <= step <= last
+        if inside and not server.outage:
+            logger.warning("simulated: the judge is down for steps %d-%d (demo fault injection, %s)", first, last, flag)
+        elif not inside and server.outage:
+            logger.warning("simulated: the judge is back at step %d (demo fault injection, %s)", step, flag)
+        server.set_outage(inside)
+
+    return on_step_start
+
+
+#: How many steps on each side of the outage window its effect is compared with.
+OUTAGE_NEIGHBOURS = 2
+
+
+def outage_effect(rows: Sequence[dict[str, Any]], window: tuple[int, int]) -> dict[str, Any]:
+    """Train figures inside the outage window and in the steps around it (means per step).
+
+    ``{"inside": {...}, "around": {...}, "inside_steps": [...], "around_steps": [...]}``
+    where each side has ``judge_failed_share`` (fraction), ``accuracy`` and
+    ``accuracy_excl_judge_failed`` (percent, the samples-weighted combination of the
+    sources' figures, see :func:`otel_grpo.tools.runreader.accuracy_excl_judge_failed`).
+    The steps around are up to :data:`OUTAGE_NEIGHBOURS` on each side: the policy learns
+    as it trains, so accuracy is compared with the nearest steps, not the whole run.
+    """
+    from otel_grpo import keys
+    from otel_grpo.tools.runreader import accuracy_excl_judge_failed
+
+    first, last = window
+    train = {
+        int(row[keys.STEP]): row for row in rows if keys.TRAIN_ACCURACY in row and isinstance(row.get(keys.STEP), int)
+    }
+    inside = [s for s in sorted(train) if first <= s <= last]
+    around = [
+        s for s in sorted(train) if first - OUTAGE_NEIGHBOURS <= s < first or last < s <= last + OUTAGE_NEIGHBOURS
+    ]
+
+    def means(steps: list[int]) -> dict[str, float | None]:
+        figures: dict[str, list[float]] = {"judge_failed_share": [], "accuracy": [], "accuracy_excl_judge_failed": []}
+        for step in steps:
+            row = train[step]
+            figures["judge_failed_share"].append(row.get(keys.TRAIN_JUDGE_FAILED_SHARE, 0.0))
+            figures["accuracy"].append(row[keys.TRAIN_ACCURACY])
+            excl = accuracy_excl_judge_failed(row)
+            if excl is not None:
+                figures["accuracy_excl_judge_failed"].append(excl)
+        return {name: (sum(v) / len(v) if v else None) for name, v in figures.items()}
+
+    return {"inside": means(inside), "around": means(around), "inside_steps": inside, "around_steps": around}
+
+
+def _steps(steps: Sequence[int]) -> str:
+    runs: list[str] = []
+    for step in steps:
+        if runs and runs[-1].split("-")[-1] == str(step - 1):
+            runs[-1] = f"{runs[-1].split('-')[0]}-{step}"
+        else:
+            runs.append(str(step))
+    return ", ".join(runs) or "-"
+
+
+def print_outage_effect(result: DemoResult, console: Any) -> None:
+    """One paragraph: what the judge outage did to the reward signal (the "Reward integrity" keys)."""
+    if result.outage is None:
+        return
+    first, last = result.outage
+    effect = outage_effect(result.rows, result.outage)
+    if not effect["inside_steps"]:
+        console.print(f"Judge outage (steps {first}-{last}): not reached, the run has fewer steps.")
+        return
+    inside, around = effect["inside"], effect["around"]
+    failed = (result.judge_stats or {}).get("outage", 0)
+    console.print(
+        f"Judge outage (simulated, steps {_steps(effect['inside_steps'])}, {failed} judge requests failed), "
+        f"vs the steps around it ({_steps(effect['around_steps'])}):\n"
+        f"  judge-failed share        {_fmt(inside['judge_failed_share'], '.1%')} of scored samples "
+        f"(around: {_fmt(around['judge_failed_share'], '.1%')})\n"
+        f"  train accuracy            {_fmt(inside['accuracy'], '.1f', '%')} "
+        f"(around: {_fmt(around['accuracy'], '.1f', '%')})\n"
+        f"  accuracy excl. judge-failed {_fmt(inside['accuracy_excl_judge_failed'], '.1f', '%')} "
+        f"(around: {_fmt(around['accuracy_excl_judge_failed'], '.1f', '%')})\n"
+        "  The judge-failed samples got the reward computer's fallback (0), not a verdict: "
+        'see the "Reward integrity" group in otel-grpo inspect / otel-grpo report.',
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def judge_status(health: Any) -> str:
@@ -466,9 +605,13 @@ def print_summary(result: DemoResult, console: Any) -> None:
     if stats:
         console.print(
             f"Judge server ({redact_url(result.judge_url)}): {stats.get('total', 0)} chat requests, "
-            f"{stats.get('http_500', 0)} HTTP 500, {stats.get('unparsable', 0)} unparsable, "
+            f"{stats.get('http_500', 0)} HTTP 500, "
+            + (f"{stats['http_503']} HTTP 503, " if stats.get("http_503") else "")
+            + f"{stats.get('unparsable', 0)} unparsable, "
             f"{stats.get('null_content', 0)} null content injected"
+            + (f" ({stats.get('outage', 0)} of them by the outage)" if stats.get("outage") else "")
         )
+    print_outage_effect(result, console)
     console.print(f"Finished in {result.wall_s:.1f}s.")
     if result.run_dir is not None:
         console.print(f"\nWandB run: [bold]{result.run_dir}[/bold]", soft_wrap=True)

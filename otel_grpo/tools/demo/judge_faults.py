@@ -2,7 +2,9 @@
 
 :class:`FaultConfig` says how often each fault happens (or gives a cyclic
 ``schedule``); :class:`FaultPicker` draws the outcome of each request, deterministically
-for a seed; :class:`ServedCounts` counts what was served.
+for a seed, and serves an **outage** while one is switched on (every request fails, the
+outcomes cycling through ``FaultConfig.outage_outcomes``); :class:`ServedCounts` counts
+what was served.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ OUTCOMES: tuple[str, ...] = (
     "unparsable",
     "null_content",
 )
+#: What an outage serves by default, in a cycle: every request fails, as HTTP 500, HTTP 503
+#: or a reply with null content (a reply the client reads as an API failure, not a verdict).
+OUTAGE_OUTCOMES: tuple[str, ...] = ("http_500", "http_503", "null_content")
+#: ``Retry-After-Ms`` of an HTTP error served during an outage: the gateway in front of the
+#: failing judge asks the client to retry soon, so its retries fail fast instead of backing off.
+OUTAGE_RETRY_AFTER_MS = 20
 
 
 @dataclass
@@ -29,7 +37,9 @@ class FaultConfig:
 
     Rates are fractions of chat-completion requests in ``[0, 1]`` and must sum to at
     most 1. ``schedule``, when set, overrides the rates with a cyclic list of outcomes
-    (values from :data:`OUTCOMES`) indexed by request number.
+    (values from :data:`OUTCOMES`) indexed by request number. ``outage_outcomes`` are
+    served, in a cycle, while an outage is switched on (:meth:`FaultPicker.set_outage`):
+    they must be failures (not ``ok`` or ``slow``).
     """
 
     error_rate: float = 0.0
@@ -42,6 +52,7 @@ class FaultConfig:
     null_content_rate: float = 0.0
     seed: int = 0
     schedule: list[str] | None = None
+    outage_outcomes: tuple[str, ...] = OUTAGE_OUTCOMES
 
     def __post_init__(self) -> None:
         """Validate rates, status, delays and schedule."""
@@ -62,6 +73,11 @@ class FaultConfig:
                 raise ValueError(f"unknown schedule outcomes {bad}; expected {OUTCOMES}")
             if not self.schedule:
                 self.schedule = None
+        outage = tuple(str(s).strip() for s in self.outage_outcomes if str(s).strip())
+        bad = [s for s in outage if s not in OUTCOMES or s in ("ok", "slow")]
+        if bad or not outage:
+            raise ValueError(f"outage_outcomes must be failures from {OUTCOMES[1:]}, got {list(self.outage_outcomes)}")
+        self.outage_outcomes = outage
 
     def _rates(self) -> list[tuple[str, float]]:
         """(name, rate) pairs in the order the cumulative draw uses."""
@@ -86,23 +102,52 @@ class FaultConfig:
 
 
 class FaultPicker:
-    """Thread-safe, seeded, deterministic outcome selection (one step per request)."""
+    """Thread-safe, seeded, deterministic outcome selection (one step per request).
+
+    While an outage is on (:meth:`set_outage`), request *j* of the outage (counted from
+    its start) is served ``outage_outcomes[j % len]``; the request counter and the seeded
+    draw still advance, as for a request the ``X-Judge-Fault`` header overrides.
+    """
 
     def __init__(self, faults: FaultConfig) -> None:
         self._faults = faults
         self._rng = random.Random(faults.seed)
         self._counter = 0
+        self._outage = False
+        self._outage_counter = 0
         self._lock = threading.Lock()
+
+    @property
+    def outage(self) -> bool:
+        """Is an outage on?"""
+        with self._lock:
+            return self._outage
+
+    def set_outage(self, on: bool) -> None:
+        """Switch the outage on (every request fails) or off; switching it on restarts its cycle."""
+        with self._lock:
+            if on and not self._outage:
+                self._outage_counter = 0
+            self._outage = bool(on)
 
     def next(self) -> tuple[int, str]:
         """Return ``(request_index, outcome)`` for the next chat request."""
+        index, outcome, _ = self.next_with_outage()
+        return index, outcome
+
+    def next_with_outage(self) -> tuple[int, str, bool]:
+        """Return ``(request_index, outcome, served_by_the_outage)`` for the next chat request."""
         with self._lock:
             index = self._counter
             self._counter += 1
             schedule = self._faults.schedule
-            if schedule:
-                return index, schedule[index % len(schedule)]
-            return index, self._faults.outcome_for_draw(self._rng.random())
+            drawn = schedule[index % len(schedule)] if schedule else self._faults.outcome_for_draw(self._rng.random())
+            if self._outage:
+                outage = self._faults.outage_outcomes
+                outcome = outage[self._outage_counter % len(outage)]
+                self._outage_counter += 1
+                return index, outcome, True
+            return index, drawn, False
 
 
 class ServedCounts:
@@ -113,7 +158,7 @@ class ServedCounts:
         self._counts: dict[str, int] = {"total": 0, "http_requests": 0}
         for outcome in OUTCOMES:
             self._counts[outcome] = 0
-        self._counts.update(bad_request=0, verdict_true=0, verdict_false=0)
+        self._counts.update(bad_request=0, verdict_true=0, verdict_false=0, outage=0)
 
     def add(self, key: str, n: int = 1) -> None:
         """Count ``n`` more of ``key``."""

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from otel_grpo.tools.demo import judge_protocol as proto
-from otel_grpo.tools.demo.judge_faults import OUTCOMES, FaultConfig, FaultPicker, ServedCounts
+from otel_grpo.tools.demo.judge_faults import OUTAGE_RETRY_AFTER_MS, OUTCOMES, FaultConfig, FaultPicker, ServedCounts
 
 # A child of the judge server's logger, so that quieting the judge server (as the demo
 # does) quiets its per-request records too.
@@ -104,14 +104,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
         self.wfile.flush()
 
-    def _send_error(self, status: int, message: str, err_type: str | None = None) -> None:
+    def _send_error(
+        self, status: int, message: str, err_type: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         if err_type is None:
             try:
                 phrase = HTTPStatus(status).phrase.replace(" ", "")
             except ValueError:
                 phrase = "HTTP"
             err_type = _ERROR_TYPES.get(status, f"{phrase}Error")
-        self._send_json(status, proto.error_body(message, err_type, status))
+        self._send_json(status, proto.error_body(message, err_type, status), headers)
 
     def _guard(self, fn: Any) -> None:
         self.server.judge.counts.add("http_requests")
@@ -208,16 +210,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._bad_request("max_tokens must be a positive integer.")
             return
 
-        index, outcome = judge.picker.next()
+        index, outcome, outage = judge.picker.next_with_outage()
         if header:
-            outcome = header
+            outcome, outage = header, False
         judge.counts.add("total")
         judge.counts.add(outcome)
-        logger.debug("request %d served as %s", index, outcome)
+        if outage:
+            judge.counts.add("outage")
+        logger.debug("request %d served as %s%s", index, outcome, " (outage)" if outage else "")
 
         if outcome.startswith("http_"):
             status = int(outcome.split("_", 1)[1])
-            self._send_error(status, f"Injected fault: HTTP {status} for request {index}.")
+            if outage:  # the gateway in front of the failing judge: "retry soon"
+                self._send_error(
+                    status,
+                    f"Injected outage: HTTP {status} for request {index}.",
+                    headers={"Retry-After-Ms": str(OUTAGE_RETRY_AFTER_MS)},
+                )
+            else:
+                self._send_error(status, f"Injected fault: HTTP {status} for request {index}.")
             return
         if outcome == "timeout":
             judge.stopping.wait(judge.faults.hang_s)

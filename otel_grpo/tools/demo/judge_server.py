@@ -55,6 +55,13 @@ number *i* gets ``schedule[i % len(schedule)]``; otherwise one draw of
 ``X-Judge-Fault: <outcome>`` overrides both for one request (which still advances the
 counter and the draw, so the sequence of the other requests is unchanged).
 
+Outage: :meth:`JudgeServer.set_outage` switches an outage on or off (the demo does it at
+the start of each training step of its ``--judge-outage`` window, so the outage follows
+the training steps, not the clock). While it is on, every chat request fails, served in
+a cycle from ``FaultConfig.outage_outcomes`` (default HTTP 500, HTTP 503, null content);
+its HTTP errors carry ``Retry-After-Ms: 20``, so the client's retries fail fast. The
+header above still wins for one request.
+
 Streaming sends ``data: {chat.completion.chunk}`` events (role, ``reasoning_content``
 deltas, ``content`` deltas) and ``data: [DONE]``; the final chunk carries the
 ``finish_reason`` and, with ``stream_options.include_usage``, the ``usage``.
@@ -157,9 +164,19 @@ class JudgeServer:
     @property
     def stats(self) -> dict[str, int]:
         """Snapshot of counters: ``total`` chat requests, one key per outcome in
-        :data:`OUTCOMES`, ``bad_request``, ``verdict_true``/``verdict_false`` and
-        ``http_requests`` (every HTTP request, all endpoints)."""
+        :data:`OUTCOMES`, ``bad_request``, ``verdict_true``/``verdict_false``,
+        ``outage`` (requests an outage failed) and ``http_requests`` (every HTTP
+        request, all endpoints)."""
         return self._state.counts.snapshot()
+
+    @property
+    def outage(self) -> bool:
+        """Is an outage on (every chat request fails)?"""
+        return self._state.picker.outage
+
+    def set_outage(self, on: bool) -> None:
+        """Switch the outage on (every chat request fails, see the module doc) or off."""
+        self._state.picker.set_outage(on)
 
     def start(self) -> JudgeServer:
         """Bind and serve on a daemon thread; returns ``self``."""

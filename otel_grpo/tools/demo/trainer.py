@@ -112,6 +112,7 @@ class GRPOTrainer:
         self.step_attempts: Counter[int] = Counter()
         self.history: list[dict[str, Any]] = []
         self.val_history: list[tuple[int, dict[str, Any]]] = []
+        self.on_step_start: Callable[[int], None] | None = None
         self.on_step_end: Callable[[int, dict[str, Any]], None] | None = None
         self.on_eval_end: Callable[[int, dict[str, Any]], None] | None = None
 
@@ -173,6 +174,8 @@ class GRPOTrainer:
         self._init_wandb()
         for step in range(1, self.max_steps + 1):
             self.current_step = step
+            if self.on_step_start is not None:
+                self.on_step_start(step)
             metrics: dict[str, Any] = {}
             for attempt in range(self.config.max_step_attempts):
                 try:
