@@ -19,6 +19,26 @@ from otel_grpo.instrumentation.bootstrap import CONFIG_ENV
 PANEL_GROUPS: list[tuple[str, tuple[str, ...]]] = [
     (title, tuple(keys.prefix(namespace) for namespace in namespaces)) for title, namespaces in keys.PANEL_GROUPS
 ]
+# The reward-integrity keys live in several namespaces (train/, dataset/, val/, cost/): they
+# form a group of their own, whatever their prefix, where the workspace has its section.
+INTEGRITY_AFTER_DEFAULT = "Judge"
+
+
+def _group_titles() -> list[str]:
+    """The groups in the workspace's order: the namespace groups, the reward-integrity group
+    after the workspace section before it, ``Other`` last."""
+    titles = [title for title, _ in PANEL_GROUPS]
+    after = INTEGRITY_AFTER_DEFAULT
+    try:
+        from otel_grpo.tools.dashboards.wandb_workspace import SECTION_NAMES
+
+        names = list(SECTION_NAMES)
+        if keys.INTEGRITY_GROUP in names and names.index(keys.INTEGRITY_GROUP) > 0:
+            after = names[names.index(keys.INTEGRITY_GROUP) - 1]
+    except ImportError:  # pragma: no cover - the workspace module needs only the core
+        pass
+    at = titles.index(after) + 1 if after in titles else len(titles)
+    return [*titles[:at], keys.INTEGRITY_GROUP, *titles[at:], "Other"]
 
 
 def latest_values(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -32,10 +52,16 @@ def latest_values(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def group_keys(latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Group ``{key: value}`` like the workspace's panels (keys of no panel group: ``Other``)."""
-    grouped: dict[str, dict[str, Any]] = {title: {} for title, _ in PANEL_GROUPS}
-    grouped["Other"] = {}
+    """Group ``{key: value}`` like the workspace's panels (keys of no panel group: ``Other``).
+
+    A reward-integrity key (:func:`otel_grpo.keys.is_integrity_key`) goes to the
+    ``Reward integrity`` group, not to its namespace's.
+    """
+    grouped: dict[str, dict[str, Any]] = {title: {} for title in _group_titles()}
     for key in sorted(latest):
+        if keys.is_integrity_key(key):
+            grouped[keys.INTEGRITY_GROUP][key] = latest[key]
+            continue
         for title, prefixes in PANEL_GROUPS:
             if key.startswith(prefixes):
                 grouped[title][key] = latest[key]

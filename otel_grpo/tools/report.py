@@ -10,7 +10,13 @@ Panels are drawn as in WandB, except: the scatter shows one point per validation
 (WandB shows one per run); the Dataset Statistics table is built from the same latest
 ``dataset/{source}/*`` values as the per-dataset bar chart, so both show the same step;
 a scalar panel whose key a line chart of its section already draws is left out (the
-line chart's title gives the latest value). Every chart's title says which step or
+line chart's title gives the latest value). The "Reward integrity" section is the
+workspace's; for a workspace spec without one, the report draws its own
+(:func:`integrity_panels`, after Validation): judge share and judge-failed share, judge-failed
+share per dataset, train accuracy against accuracy excluding judge-failed samples (derived
+per step from the sources' figures, see
+:func:`otel_grpo.tools.runreader.accuracy_excl_judge_failed`), cost per correct answer per
+dataset, and step cost with the run's cost per correct answer. Every chart's title says which step or
 steps it shows, every series has its own colour, marker and line style, and two series
 share one y axis unless their units differ. Latency percentiles are bucket estimates
 (as Prometheus' ``histogram_quantile`` gives), and their charts say so.
@@ -31,9 +37,17 @@ from typing import Any
 from otel_grpo import keys
 from otel_grpo.extras import MissingExtraError, require_extra
 from otel_grpo.tools.dashboards.wandb_workspace import DEFAULT_DATASETS, build_workspace_spec
-from otel_grpo.tools.runreader import FRACTION, PERCENT, SECONDS_ESTIMATE, format_value, unit_of
+from otel_grpo.tools.runreader import (
+    FRACTION,
+    PERCENT,
+    SECONDS_ESTIMATE,
+    USD,
+    accuracy_excl_judge_failed,
+    format_value,
+    unit_of,
+)
 
-__all__ = ["main", "render_overview", "render_report", "report_datasets"]
+__all__ = ["integrity_panels", "main", "render_overview", "render_report", "report_datasets"]
 
 X_AXIS = keys.STEP
 TABLE_COLUMNS = keys.DATASET_STATISTICS_COLUMNS
@@ -42,6 +56,8 @@ _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 _LINESTYLES = ["-", "--", ":", "-."]
 BUCKET_ESTIMATE = "p50/p95: bucket estimates"
+#: Charts per row of the overview PNG: a section with more panels takes several rows.
+OVERVIEW_COLUMNS = 5
 
 
 # --- data -------------------------------------------------------------------------------
@@ -135,7 +151,9 @@ def _short_labels(keys: list[str]) -> list[str]:
     labels = []
     for k in keys:
         core = k[len(prefix) : len(k) - len(suffix)] if len(k) > len(prefix) + len(suffix) else ""
-        labels.append(core or k)
+        labels.append(core)
+    if not all(labels):  # one key is the others' prefix and suffix: each key's own name
+        return [k.rsplit("/", 1)[-1] for k in keys]
     return labels
 
 
@@ -157,18 +175,19 @@ def _fixed_range(target: Any, unit: str, values: Sequence[float]) -> None:
 
 
 def _needs_twin(units: list[str], maxima: list[float]) -> bool:
-    """Two series get a right axis only when their units differ, or both are unitless and
-    their scales differ more than tenfold: never two series of one unit (p50 and p95)."""
+    """Two series get a right axis only when their units differ, or both are unitless or both
+    costs (USD: a step's cost and the cost per correct answer) and their scales differ more
+    than tenfold: never two series of one other unit (p50 and p95 seconds, two shares)."""
     if len(units) != 2 or len(maxima) != 2:
         return False
     if units[0] != units[1]:
         return True
-    return not units[0] and min(maxima) > 0 and max(maxima) / min(maxima) > 10
+    return units[0] in ("", USD) and min(maxima) > 0 and max(maxima) / min(maxima) > 10
 
 
 def _line(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]], compact: bool) -> tuple[int, str]:
     panel_keys = panel["keys"]
-    labels = _short_labels(panel_keys)
+    labels = panel.get("labels") or _short_labels(panel_keys)
     x_key = panel.get("x", X_AXIS)
     series = [(key, label, _series(history, key, x_key)) for key, label in zip(panel_keys, labels, strict=True)]
     units = [unit_of(key) for key, _, pts in series if pts]
@@ -218,6 +237,8 @@ def _line(ax: Any, panel: dict[str, Any], history: list[dict[str, Any]], compact
         detail += f", latest {format_value(pts[-1][1], unit)}" + (f" {unit}" if unit in ("USD", "%") else "")
     if _is_latency(panel_keys):
         detail += f"; {BUCKET_ESTIMATE}"
+    if panel.get("note"):
+        detail += f"; {panel['note']}"
     return drawn, detail
 
 
@@ -321,7 +342,7 @@ def chart_title(panel: dict[str, Any], detail: str) -> str:
 
 def _draw(ax: Any, panel: dict[str, Any], records: Any, *, compact: bool = False) -> tuple[int, str]:
     """Draw ``panel`` on ``ax``; returns the number of data points drawn and the chart's title."""
-    kind, history = panel["type"], records.history
+    kind, history = panel["type"], _with_derived(records.history, panel)
     ax.tick_params(labelsize=7)
     drawn, detail = 0, "no step"
     if kind == "line":
@@ -351,14 +372,95 @@ def _spec_for(records: Any) -> dict[str, Any]:
     return build_workspace_spec("offline", None, report_datasets(records))
 
 
+#: The train-wide accuracy excluding judge-failed samples: drawn from the row when the run has
+#: the key, else derived from the row's per-source figures.
+TRAIN_ACCURACY_EXCL_JUDGE_FAILED = keys.train(keys.ACCURACY_EXCL_JUDGE_FAILED)
+#: Derived figures a panel may draw: ``{key: row -> value or None}``.
+DERIVED = {TRAIN_ACCURACY_EXCL_JUDGE_FAILED: accuracy_excl_judge_failed}
+#: Where the report's own "Reward integrity" section goes when the workspace has none (as in
+#: the workspace and the Grafana dashboard: after Validation).
+INTEGRITY_AFTER = "Validation"
+
+
+def _with_derived(history: list[dict[str, Any]], panel: dict[str, Any]) -> list[dict[str, Any]]:
+    """``history``, with the panel's ``derived`` keys filled in on the rows that lack them."""
+    derived = [key for key in panel.get("derived", ()) if key in DERIVED]
+    if not derived:
+        return history
+    rows = []
+    for row in history:
+        missing = {key: DERIVED[key](row) for key in derived if not _is_number(row.get(key))}
+        rows.append({**row, **{k: v for k, v in missing.items() if v is not None}} if missing else row)
+    return rows
+
+
+def integrity_panels(records: Any) -> list[dict[str, Any]]:
+    """The report's own "Reward integrity" panels, for a workspace spec that has none (same shape).
+
+    Judge share and judge-failed share (train); judge-failed share per dataset; train
+    accuracy against accuracy excluding judge-failed samples; cost per correct answer per
+    dataset (latest); step cost, with the run's cost per correct answer on the right axis.
+    Per-dataset series are the report's datasets that have the key in the run.
+    """
+    present = records.keys()
+    sources = report_datasets(records)
+
+    def per_source(figure: str) -> list[str]:
+        return [k for k in (keys.dataset(s, figure) for s in sources) if k in present]
+
+    accuracy_excl = keys.train(keys.ACCURACY_EXCL_JUDGE_FAILED)
+    return [
+        {
+            "type": "line",
+            "title": "Judge share & judge-failed share (train)",
+            "keys": [keys.TRAIN_JUDGE_SHARE, keys.TRAIN_JUDGE_FAILED_SHARE],
+            "labels": ["judge share", "judge-failed share"],
+            "x": X_AXIS,
+        },
+        {
+            "type": "line",
+            "title": "Judge-failed share per dataset",
+            "keys": per_source(keys.JUDGE_FAILED_SHARE),
+            "x": X_AXIS,
+        },
+        {
+            "type": "line",
+            "title": "Train accuracy vs accuracy excl. judge-failed (%)",
+            "keys": [keys.TRAIN_ACCURACY, accuracy_excl],
+            "labels": ["accuracy", "accuracy excl. judge-failed"],
+            "x": X_AXIS,
+            "derived": [] if accuracy_excl in present else [accuracy_excl],
+            "note": "" if accuracy_excl in present else "excl.: samples-weighted over dataset/*",
+        },
+        {
+            "type": "bar",
+            "title": "Cost per correct answer per dataset (USD)",
+            "keys": per_source(keys.COST_PER_CORRECT),
+            "x": X_AXIS,
+        },
+        {
+            "type": "line",
+            "title": "Step cost & cost per correct answer since the start (USD)",
+            "keys": [keys.COST_STEP, keys.COST_PER_CORRECT_TOTAL],
+            "labels": ["step cost", "cost per correct, since the start"],
+            "x": X_AXIS,
+        },
+    ]
+
+
 def report_sections(records: Any) -> list[tuple[str, list[dict[str, Any]]]]:
     """(section name, panels) to draw: the workspace's, without a scalar panel whose key a
-    line chart of the same section already draws (the line chart's title gives its latest value)."""
+    line chart of the same section already draws (the line chart's title gives its latest value);
+    when the workspace has no "Reward integrity" section, the report's own after Validation."""
     sections = []
     for section in _spec_for(records)["sections"]:
         on_lines = {key for panel in section["panels"] if panel["type"] == "line" for key in panel["keys"]}
         panels = [p for p in section["panels"] if not (p["type"] == "scalar" and p["keys"][0] in on_lines)]
         sections.append((section["name"], panels))
+    names = [name for name, _ in sections]
+    if keys.INTEGRITY_GROUP not in names:
+        at = names.index(INTEGRITY_AFTER) + 1 if INTEGRITY_AFTER in names else len(names)
+        sections.insert(at, (keys.INTEGRITY_GROUP, integrity_panels(records)))
     return sections
 
 
@@ -437,7 +539,10 @@ th:first-child, td:first-child {{ text-align: left; }}
 Every line chart is plotted against <code>{X_AXIS}</code>, and every chart says which step or steps
 it shows. Accuracy and success rates under train/, dataset/ and val/ are percentages (0-100),
 judge/ rates are fractions (0-1), costs are USD. Latency percentiles are bucket estimates from
-histograms, as Prometheus' <code>histogram_quantile</code> gives, not exact percentiles of the calls.</p>
+histograms, as Prometheus' <code>histogram_quantile</code> gives, not exact percentiles of the calls.
+Reward integrity: the judge share is the fraction of scored samples with a judge evaluation, the
+judge-failed share the fraction whose judge evaluations all failed (their reward is the trainer's
+fallback, not a verdict); accuracy excl. judge-failed leaves those samples out.</p>
 {chr(10).join(parts)}
 </body></html>
 """
@@ -450,17 +555,20 @@ histograms, as Prometheus' <code>histogram_quantile</code> gives, not exact perc
 def render_overview(
     records: Any, out_png: str | Path, *, dpi: int = 60, sections: Sequence[str] | None = None
 ) -> dict[str, int]:
-    """Draw every chart (or those of ``sections``) into one PNG; returns points per chart."""
+    """Draw every chart (or those of ``sections``) into one PNG; returns points per chart.
+
+    A section's charts fill rows of at most :data:`OVERVIEW_COLUMNS` charts."""
     from matplotlib.figure import Figure
 
     chosen = [(name, panels) for name, panels in report_sections(records) if sections is None or name in sections]
-    columns = max(len(panels) for _, panels in chosen)
-    fig = Figure(figsize=(4.2 * columns, 3.6 * len(chosen)), layout="constrained")
-    subfigs = fig.subfigures(len(chosen), 1) if len(chosen) > 1 else [fig]
+    columns = min(OVERVIEW_COLUMNS, max(len(panels) for _, panels in chosen))
+    rows = [max(1, math.ceil(len(panels) / columns)) for _, panels in chosen]
+    fig = Figure(figsize=(4.2 * columns, 3.6 * sum(rows)), layout="constrained")
+    subfigs = fig.subfigures(len(chosen), 1, height_ratios=rows) if len(chosen) > 1 else [fig]
     counts: dict[str, int] = {}
-    for subfig, (section_name, panels) in zip(subfigs, chosen, strict=True):
+    for subfig, n_rows, (section_name, panels) in zip(subfigs, rows, chosen, strict=True):
         subfig.suptitle(section_name, fontsize=13, weight="bold", x=0.01, ha="left")
-        axes = subfig.subplots(1, columns, squeeze=False)[0]
+        axes = subfig.subplots(n_rows, columns, squeeze=False).ravel()
         for ax, panel in zip(axes, panels, strict=False):
             counts[_unique_title(counts, section_name, panel["title"])], _ = _draw(ax, panel, records, compact=True)
         for ax in axes[len(panels) :]:

@@ -7,6 +7,7 @@ transaction log, so what is read is exactly what would be synced to the cloud.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ def unit_of(key: str) -> str:
     ``accuracy``/``success_rate`` under ``train/``, ``dataset/`` and ``val/`` are
     percentages (0-100); ``judge/`` and ``grpo/`` rates and ratios are fractions (0-1);
     costs are USD; ``latency_*_s`` are seconds estimated from histogram buckets; counts
-    of samples, calls, predictions, tokens, requests and exporter events are counts.
+    of samples, calls, predictions, tokens, requests and exporter events are counts. Of the
+    reward-integrity figures, ``judge_share`` and ``judge_failed_share`` are fractions,
+    ``exec_success_rate`` a percentage and ``cost_per_correct`` USD, in every namespace.
     """
     namespace, _, rest = key.partition("/")
     name = rest.rsplit("/", 1)[-1]
@@ -46,6 +49,12 @@ def unit_of(key: str) -> str:
         return ""
     if key == keys.STEP:
         return STEP_UNIT
+    if name in (keys.JUDGE_SHARE, keys.JUDGE_FAILED_SHARE):
+        return FRACTION
+    if name == keys.EXEC_SUCCESS_RATE:
+        return PERCENT
+    if name == keys.COST_PER_CORRECT:
+        return USD
     if name.startswith("latency_") and name.endswith("_s"):
         return SECONDS_ESTIMATE
     if namespace in (keys.TRAIN, keys.DATASET, keys.VAL) and (name.startswith("accuracy") or name == "success_rate"):
@@ -72,6 +81,38 @@ def format_value(value: Any, unit: str = "") -> str:
     if unit in (USD, SECONDS_ESTIMATE):
         return f"{value:.4g}"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def accuracy_excl_judge_failed(row: dict[str, Any]) -> float | None:
+    """The train accuracy (%) of a row over its samples not scored ``judge_failed``; None without one.
+
+    The row has no train-wide key for it: it is the samples-weighted combination of the
+    sources' ``dataset/{source}/accuracy_excl_judge_failed``, each weighted by its samples
+    that are not judge-failed, ``count - round(judge_failed_share * scored)``, where the
+    scored samples are ``round(count * exec_success_rate / 100)`` (exact when every sample
+    is one executor run, as in the demo and the trainer shape; a source with no
+    ``judge_failed_share`` yet has no judge-failed sample).
+    """
+    kept_correct = kept = 0.0
+    for source in keys.sources_in(row):
+        count, accuracy = (
+            row.get(keys.dataset(source, "count")),
+            row.get(keys.dataset(source, keys.ACCURACY_EXCL_JUDGE_FAILED)),
+        )
+        if not _number(count) or not _number(accuracy):
+            continue
+        share = row.get(keys.dataset(source, keys.JUDGE_FAILED_SHARE))
+        success = row.get(keys.dataset(source, keys.EXEC_SUCCESS_RATE))
+        scored = round(count * success / 100.0) if _number(success) else count
+        failed = round(share * scored) if _number(share) else 0
+        if count - failed > 0:
+            kept_correct += accuracy * (count - failed)
+            kept += count - failed
+    return kept_correct / kept if kept else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_otel_grpo_row(row: dict[str, Any]) -> bool:
