@@ -1,13 +1,16 @@
-"""Regenerate ``docs/report-example.png``: every dashboard panel, drawn from a demo-like run.
+"""Regenerate ``docs/report-example.png`` and ``docs/report-integrity.png`` from a demo-like run.
 
-    python docs/make_example.py [--out docs/report-example.png] [--html report.html] [--steps 30]
+    python docs/make_example.py [--out docs/report-example.png] [--integrity-out docs/report-integrity.png]
+                                [--html report.html] [--steps 30]
 
 Writes an offline WandB run (in a temporary directory, removed afterwards) with the
 manual otel-grpo API: seven datasets whose accuracy improves over training, GRPO
-groups of K=4, a judge for the math and QA datasets with a short API outage around
-step 14, executor costs, and a validation pass every 5 steps. Then renders it with
-:func:`otel_grpo.tools.report.render_overview` (and, with ``--html``, the HTML report).
-Deterministic (seeded); needs no network and no API key.
+groups of K=4, a judge for the math and QA answers the rules cannot read (a third of
+them) with an API outage at steps 13-15 (most judge evaluations fail, and those samples
+get the trainer's fallback reward 0), executor costs, and a validation pass every 5
+steps. Then renders every chart with :func:`otel_grpo.tools.report.render_overview`
+into ``--out``, the "Reward integrity" charts alone into ``--integrity-out`` (and, with
+``--html``, the HTML report). Deterministic (seeded); needs no network and no API key.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ DATASETS = [  # source, problem_type, accuracy at step 0, at the last step, judg
 QUESTIONS_PER_SOURCE = 4
 K = 4
 VAL_EVERY = 5
+OUTAGE = range(13, 16)  # training steps of the judge outage
+JUDGED_SHARE = 0.35  # answers of a judged dataset the rules cannot read: the judge decides
+FAIL_IN_OUTAGE, FAIL_OTHERWISE = 0.85, 0.02  # judge evaluations that fail (API error)
 
 
 def _serve(
@@ -49,19 +55,21 @@ def _serve(
         otel_grpo.record_executor_run(cost=cost, duration_s=rng.uniform(0.4, 3.0), success=ok)
         correct = ok and rng.random() < p_correct
         reward = 1.0 if correct else round(rng.choice([0.0, 0.0, 0.2, 0.5]), 2)
-        if judged and ok:
+        if judged and ok and rng.random() < JUDGED_SHARE:
             roll = rng.random()
-            if roll < (0.6 if outage else 0.03):
+            if roll < (FAIL_IN_OUTAGE if outage else FAIL_OTHERWISE):
                 otel_grpo.record_judge_request(error_type="APIConnectionError", source=src)
                 otel_grpo.record_judge_evaluation(
                     "api_failure", None, rng.uniform(2.0, 8.0), error_type="APIConnectionError"
                 )
+                reward = 0.0  # no verdict: the trainer's fallback, trained on all the same
             else:
                 otel_grpo.record_judge_request(
                     input_tokens=rng.randint(300, 900), output_tokens=rng.randint(5, 60), source=src
                 )
-                if roll < (0.6 if outage else 0.03) + 0.05:
+                if roll > 0.97:
                     otel_grpo.record_judge_evaluation("parse_failure", None, rng.uniform(0.3, 1.5))
+                    reward = 0.0
                 else:
                     otel_grpo.record_judge_evaluation("success", correct, rng.uniform(0.2, 1.2))
         otel_grpo.record_sample(reward)
@@ -78,7 +86,7 @@ def make_run(root: Path, steps: int = 30, seed: int = 7) -> Path:
     loss, kl = 1.2, 0.0
     for step in range(1, steps + 1):
         progress = step / steps
-        outage = 13 <= step <= 15
+        outage = step in OUTAGE
         with otel_grpo.step(step):
             for src, ptype, start, end, judged in DATASETS:
                 p = start + (end - start) * progress
@@ -99,26 +107,41 @@ def make_run(root: Path, steps: int = 30, seed: int = 7) -> Path:
     return run_dir
 
 
+def shrink_png(path: str | Path) -> None:
+    """Rewrite the PNG with a 256-colour palette (the charts use a few dozen colours): a third of the size."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).resolve().parent
     parser.add_argument("--out", default=str(here / "report-example.png"))
+    parser.add_argument("--integrity-out", default=str(here / "report-integrity.png"))
     parser.add_argument("--html", help="also write the HTML report here")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(here.parent))
     os.environ.setdefault("WANDB_SILENT", "true")
+    from otel_grpo import keys
     from otel_grpo.tools.report import render_overview, render_report
     from otel_grpo.tools.runreader import read_run
 
     with tempfile.TemporaryDirectory(prefix="otel-grpo-example-") as tmp:
         records = read_run(make_run(Path(tmp), steps=args.steps))
         counts = render_overview(records, args.out)
+        integrity = render_overview(records, args.integrity_out, dpi=80, sections=[keys.INTEGRITY_GROUP])
         if args.html:
             render_report(records, args.html)
     empty = [name for name, n in counts.items() if n == 0]
-    size = Path(args.out).stat().st_size
-    print(f"wrote {args.out} ({size // 1024} KB, {len(counts)} charts" + (f"; empty: {empty}" if empty else "") + ")")
+    shrink_png(args.out)
+    shrink_png(args.integrity_out)
+    for out, charts in ((args.out, counts), (args.integrity_out, integrity)):
+        size = Path(out).stat().st_size
+        print(f"wrote {out} ({size // 1024} KB, {len(charts)} charts" + (f"; empty: {empty}" if empty else "") + ")")
     return 1 if empty else 0
 
 
