@@ -196,7 +196,7 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
     """Reward integrity and cost insight of one window (``judged``: the run has had a judge evaluation).
 
     Scored samples are those whose execution did not fail. Keys for train:
-    ``train/judge_share``, ``train/judge_failed_share`` and per source
+    ``train/judge_share``, ``train/judge_failed_share``, ``train/accuracy_excl_judge_failed`` and per source
     ``dataset/{source}/judge_share``, ``/judge_failed_share`` (fractions; once ``judged``),
     ``/accuracy_excl_judge_failed`` (percent), ``/exec_success_rate`` (percent of samples),
     ``/cost_per_correct`` (executor cost / correct samples, USD). For val the same under
@@ -213,7 +213,7 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
     for (source, scorer), counts in agg.scored_by.items():
         per_source.setdefault(source, {})[scorer] = counts
     row: Row = {}
-    scored_all = judged_all = failed_all = 0.0
+    scored_all = judged_all = failed_all = kept_all = kept_correct_all = 0.0
     for source, sums in _by(_scored(agg), 0).items():
         scorers = per_source.get(source, {})
 
@@ -229,9 +229,11 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
         if judged and scored > 0:
             row[key(keys.JUDGE_SHARE, source)] = judged_samples / scored
             row[key(keys.JUDGE_FAILED_SHARE, source)] = failed / scored
-        if sums.samples - failed > 0:
-            kept_correct = sums.correct - n(sc.SCORED_BY_JUDGE_FAILED, 1)
-            row[key(keys.ACCURACY_EXCL_JUDGE_FAILED, source)] = _pct(kept_correct, sums.samples - failed)
+        kept, kept_correct = sums.samples - failed, sums.correct - n(sc.SCORED_BY_JUDGE_FAILED, 1)
+        kept_all += kept
+        kept_correct_all += kept_correct
+        if kept > 0:
+            row[key(keys.ACCURACY_EXCL_JUDGE_FAILED, source)] = _pct(kept_correct, kept)
         if train:
             row[key(keys.EXEC_SUCCESS_RATE, source)] = _pct(agg.exec_ok.get(source, 0), sums.samples)
         if sums.correct > 0:
@@ -239,6 +241,8 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
     if judged and scored_all > 0:
         row[key(keys.JUDGE_SHARE)] = judged_all / scored_all
         row[key(keys.JUDGE_FAILED_SHARE)] = failed_all / scored_all
+    if kept_all > 0:
+        row[key(keys.ACCURACY_EXCL_JUDGE_FAILED)] = _pct(kept_correct_all, kept_all)
     return row
 
 

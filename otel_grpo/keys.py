@@ -55,9 +55,19 @@ TRAIN_ACCURACY: Final = train("accuracy")  # percent
 # Reward integrity of the step (fractions 0-1 of scored samples; see INTEGRITY_FIGURES).
 TRAIN_JUDGE_SHARE: Final = train("judge_share")
 TRAIN_JUDGE_FAILED_SHARE: Final = train("judge_failed_share")
+TRAIN_ACCURACY_EXCL_JUDGE_FAILED: Final = train("accuracy_excl_judge_failed")  # percent
 # Names of figures the rollup computes: a trainer scalar with one of these names is not copied.
 COMPUTED_TRAIN_NAMES: Final = frozenset(
-    {"step", "avg_reward", "max_reward", "min_reward", "accuracy", "judge_share", "judge_failed_share"}
+    {
+        "step",
+        "avg_reward",
+        "max_reward",
+        "min_reward",
+        "accuracy",
+        "judge_share",
+        "judge_failed_share",
+        "accuracy_excl_judge_failed",
+    }
 )
 
 
@@ -215,8 +225,11 @@ SUMMARY_KEYS: Final = (
     TRAIN_LOSS,
     TRAIN_JUDGE_FAILED_SHARE,
     VAL_ACCURACY,
+    VAL_AVG_COST,  # the workspace's scatter of validation cost vs accuracy reads the summary
     JUDGE_TOTAL_CALLS,
     judge_outcome_rate(semconv.OUTCOME_SUCCESS),
+    JUDGE_CORRECT_PREDICTIONS,  # the verdict distribution bar
+    JUDGE_INCORRECT_PREDICTIONS,
     COST_TOTAL,
     COST_PER_CORRECT_TOTAL,
 )
@@ -225,10 +238,11 @@ SUMMARY_VAL_FIGURES: Final = ("accuracy",)
 
 
 def summary_keys_of(source: str) -> tuple[str, ...]:
-    """The per-source keys whose latest value stays in ``run.summary``."""
+    """The per-source keys whose latest value stays in ``run.summary`` (the workspace's bars read them)."""
     return (
         *(dataset(source, figure) for figure in SUMMARY_DATASET_FIGURES),
         *(val(figure, source) for figure in SUMMARY_VAL_FIGURES),
+        judge_source_success_rate(source),
     )
 
 

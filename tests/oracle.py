@@ -233,6 +233,9 @@ class Oracle:
         if judged_run and all_scored:
             row[total_key("judge_share")] = all_judged / all_scored
             row[total_key("judge_failed_share")] = all_failed / all_scored
+        kept = [sample_values(s)[3] >= THRESHOLD for s in samples if scored_by(s) != "judge_failed"]
+        if kept:
+            row[total_key("accuracy_excl_judge_failed")] = 100.0 * sum(kept) / len(kept)
 
     def _groups(self, window: dict, row: dict[str, Any]) -> None:
         groups: dict[Any, list] = {}

@@ -241,6 +241,7 @@ def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_export
         # reward integrity: scored = 4 + 1 + 2 (math's failed execution is not scored)
         "train/judge_share": 4 / 7,
         "train/judge_failed_share": 2 / 7,
+        "train/accuracy_excl_judge_failed": 100.0 * 4 / 6,  # gsm8k 3/3, math 0/1, humaneval 1/2
         "dataset/gsm8k/judge_share": 3 / 4,
         "dataset/gsm8k/judge_failed_share": 1 / 4,
         "dataset/gsm8k/accuracy_excl_judge_failed": 100.0,
@@ -304,6 +305,7 @@ def test_a_validation_row_has_the_val_keys_and_no_train_step_keys() -> None:
             "val/mmlu/avg_cost": 0.02,
             "val/judge_share": 0.5,
             "val/judge_failed_share": 0.0,
+            "val/accuracy_excl_judge_failed": 75.0,
             "val/gsm8k/judge_share": 0.0,
             "val/gsm8k/judge_failed_share": 0.0,
             "val/gsm8k/accuracy_excl_judge_failed": 50.0,
