@@ -432,6 +432,7 @@ def test_accuracy_excluding_judge_failed_leaves_out_only_the_fallback_zeros(outa
             assert accuracy * count == pytest.approx(excl * (count - failed)), (step, s)
             assert excl >= accuracy if failed else excl == pytest.approx(accuracy)
         derived = accuracy_excl_judge_failed(row)
+        assert derived == pytest.approx(row["train/accuracy_excl_judge_failed"])
         if step in OUTAGE_STEPS:
             assert derived > row["train/accuracy"]  # plain accuracy drops, the judge-failed zeros pull it down
         else:

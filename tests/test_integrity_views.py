@@ -30,6 +30,7 @@ STEP_COST = 4 * GSM8K_COST + 3 * HUMANEVAL_COST
 EXPECTED_LATEST = {
     "train/judge_share": 2 / 6,  # gsm8k A and D of 6 scored samples (humaneval's failed run is not scored)
     "train/judge_failed_share": 1 / 6,  # gsm8k D
+    "train/accuracy_excl_judge_failed": 100 * 3 / 6,  # A, B and humaneval's 1 of 6 samples not judge-failed
     "dataset/gsm8k/judge_share": 2 / 4,
     "dataset/gsm8k/judge_failed_share": 1 / 4,
     "dataset/gsm8k/accuracy_excl_judge_failed": 100 * 2 / 3,  # A and B correct of A, B, C
@@ -44,6 +45,7 @@ EXPECTED_LATEST = {
     "cost/cost_per_correct": 2 * STEP_COST / 6,  # two steps, three correct samples each
     "val/judge_share": 1.0,
     "val/judge_failed_share": 0.0,
+    "val/accuracy_excl_judge_failed": 100.0,
     "val/gsm8k/judge_share": 1.0,
     "val/gsm8k/judge_failed_share": 0.0,
     "val/gsm8k/accuracy_excl_judge_failed": 100.0,
@@ -191,8 +193,17 @@ def test_report_has_the_reward_integrity_charts(integrity_run: SimpleNamespace, 
 
 
 @pytest.mark.slow
+def test_the_derived_train_figure_equals_the_rows_key(integrity_run: SimpleNamespace) -> None:
+    """Where the row has ``train/accuracy_excl_judge_failed``, the derivation from the sources agrees."""
+    rows = _train_rows(integrity_run.records)
+    for row in rows.values():
+        assert accuracy_excl_judge_failed(row) == pytest.approx(row["train/accuracy_excl_judge_failed"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_train_key", [True, False])
 def test_the_report_draws_its_own_group_when_the_workspace_has_none(
-    integrity_run: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    integrity_run: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_train_key: bool
 ) -> None:
     from matplotlib.figure import Figure
 
@@ -206,20 +217,30 @@ def test_the_report_draws_its_own_group_when_the_workspace_has_none(
         return spec
 
     monkeypatch.setattr(report, "_spec_for", without_integrity)
-    sections = dict(report.report_sections(integrity_run.records))
+    records = integrity_run.records
+    if not with_train_key:  # a run of an otel-grpo before the train-wide key: derived from the sources
+        records = SimpleNamespace(
+            path=records.path,
+            config=records.config,
+            history=[
+                {k: v for k, v in r.items() if k != keys.TRAIN_ACCURACY_EXCL_JUDGE_FAILED} for r in records.history
+            ],
+        )
+        records.keys = lambda: {k for r in records.history for k in r}
+    sections = dict(report.report_sections(records))
     names = list(sections)
     assert names.index(keys.INTEGRITY_GROUP) == names.index("Validation") + 1
     panels = sections[keys.INTEGRITY_GROUP]
-    assert panels == report.integrity_panels(integrity_run.records)
+    assert panels == report.integrity_panels(records)
     accuracy = next(p for p in panels if p["keys"][0] == keys.TRAIN_ACCURACY)
     fig = Figure()
     ax = fig.add_subplot(1, 1, 1)
-    points, title = report._draw(ax, accuracy, integrity_run.records)
-    assert points == 4 and "steps 1-2" in title and "samples-weighted" in title
+    points, title = report._draw(ax, accuracy, records)
+    assert points == 4 and "steps 1-2" in title and (("samples-weighted" in title) is not with_train_key)
     ys = [list(line.get_ydata()) for line in ax.get_lines()]
     assert ys[0] == pytest.approx([100 * 3 / 7, 100 * 3 / 7])  # train/accuracy
     assert ys[1] == pytest.approx([100 * 3 / 7, 100 * 3 / 6])  # excluding gsm8k's judge-failed sample
-    counts = report.render_report(integrity_run.records, tmp_path / "r.html")
+    counts = report.render_report(records, tmp_path / "r.html")
     assert all(counts[p["title"]] > 0 for p in panels)
 
 

@@ -374,7 +374,7 @@ def _spec_for(records: Any) -> dict[str, Any]:
 
 #: The train-wide accuracy excluding judge-failed samples: drawn from the row when the run has
 #: the key, else derived from the row's per-source figures.
-TRAIN_ACCURACY_EXCL_JUDGE_FAILED = keys.train(keys.ACCURACY_EXCL_JUDGE_FAILED)
+TRAIN_ACCURACY_EXCL_JUDGE_FAILED = keys.TRAIN_ACCURACY_EXCL_JUDGE_FAILED
 #: Derived figures a panel may draw: ``{key: row -> value or None}``.
 DERIVED = {TRAIN_ACCURACY_EXCL_JUDGE_FAILED: accuracy_excl_judge_failed}
 #: Where the report's own "Reward integrity" section goes when the workspace has none (as in
@@ -408,7 +408,7 @@ def integrity_panels(records: Any) -> list[dict[str, Any]]:
     def per_source(figure: str) -> list[str]:
         return [k for k in (keys.dataset(s, figure) for s in sources) if k in present]
 
-    accuracy_excl = keys.train(keys.ACCURACY_EXCL_JUDGE_FAILED)
+    accuracy_excl = TRAIN_ACCURACY_EXCL_JUDGE_FAILED
     return [
         {
             "type": "line",

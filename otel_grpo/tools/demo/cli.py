@@ -408,8 +408,9 @@ def outage_effect(rows: Sequence[dict[str, Any]], window: tuple[int, int]) -> di
 
     ``{"inside": {...}, "around": {...}, "inside_steps": [...], "around_steps": [...]}``
     where each side has ``judge_failed_share`` (fraction), ``accuracy`` and
-    ``accuracy_excl_judge_failed`` (percent, the samples-weighted combination of the
-    sources' figures, see :func:`otel_grpo.tools.runreader.accuracy_excl_judge_failed`).
+    ``accuracy_excl_judge_failed`` (percent: the row's ``train/accuracy_excl_judge_failed``, else
+    the samples-weighted combination of the sources' figures, see
+    :func:`otel_grpo.tools.runreader.accuracy_excl_judge_failed`).
     The steps around are up to :data:`OUTAGE_NEIGHBOURS` on each side: the policy learns
     as it trains, so accuracy is compared with the nearest steps, not the whole run.
     """
@@ -431,7 +432,7 @@ def outage_effect(rows: Sequence[dict[str, Any]], window: tuple[int, int]) -> di
             row = train[step]
             figures["judge_failed_share"].append(row.get(keys.TRAIN_JUDGE_FAILED_SHARE, 0.0))
             figures["accuracy"].append(row[keys.TRAIN_ACCURACY])
-            excl = accuracy_excl_judge_failed(row)
+            excl = row.get(keys.TRAIN_ACCURACY_EXCL_JUDGE_FAILED, accuracy_excl_judge_failed(row))
             if excl is not None:
                 figures["accuracy_excl_judge_failed"].append(excl)
         return {name: (sum(v) / len(v) if v else None) for name, v in figures.items()}
