@@ -453,5 +453,5 @@ def test_the_summary_tells_the_outage_effect(outage_run):
     demo_cli.print_summary(result, console)
     screen = console.export_text()
     assert f"Judge outage (simulated, steps 2-3, {result.judge_stats['outage']} judge requests failed)" in screen
-    assert f"judge-failed share        {inside['judge_failed_share']:.1%} of scored samples (around: 0.0%)" in screen
+    assert f"judge-failed share           {inside['judge_failed_share']:.1%} of scored samples (around: 0.0%)" in screen
     assert "accuracy excl. judge-failed" in screen

@@ -464,11 +464,11 @@ def print_outage_effect(result: DemoResult, console: Any) -> None:
     console.print(
         f"Judge outage (simulated, steps {_steps(effect['inside_steps'])}, {failed} judge requests failed), "
         f"vs the steps around it ({_steps(effect['around_steps'])}):\n"
-        f"  judge-failed share        {_fmt(inside['judge_failed_share'], '.1%')} of scored samples "
+        f"  judge-failed share           {_fmt(inside['judge_failed_share'], '.1%')} of scored samples "
         f"(around: {_fmt(around['judge_failed_share'], '.1%')})\n"
-        f"  train accuracy            {_fmt(inside['accuracy'], '.1f', '%')} "
+        f"  train accuracy               {_fmt(inside['accuracy'], '.1f', '%')} "
         f"(around: {_fmt(around['accuracy'], '.1f', '%')})\n"
-        f"  accuracy excl. judge-failed {_fmt(inside['accuracy_excl_judge_failed'], '.1f', '%')} "
+        f"  accuracy excl. judge-failed  {_fmt(inside['accuracy_excl_judge_failed'], '.1f', '%')} "
         f"(around: {_fmt(around['accuracy_excl_judge_failed'], '.1f', '%')})\n"
         "  The judge-failed samples got the reward computer's fallback (0), not a verdict: "
         'see the "Reward integrity" group in otel-grpo inspect / otel-grpo report.',
