@@ -392,7 +392,8 @@ def window_row(totals: RunTotals, window: WindowEnd, health: Mapping[str, int]) 
         return WindowRow()
     row: Row = {keys.STEP: step}
     sources: tuple[SourceFigures, ...] = ()
-    judged = sum(totals.judge_outcomes.values()) > 0
+    # The judge shares appear from the run's first judge evaluation (or first sample a judge scored).
+    judged = sum(totals.judge_outcomes.values()) > 0 or totals.judged_samples > 0
     if train:
         sources = compute_source_figures(agg)
         row.update(compute_train_metrics(agg))

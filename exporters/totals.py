@@ -116,6 +116,7 @@ class RunTotals:
     invalid_costs: float = 0
     train_cost: float = 0.0  # train-split executor + priced judge cost, every step attempt
     train_correct: float = 0  # correct train samples
+    judged_samples: float = 0  # samples scored judge or judge_failed (all splits)
     step_cost_carry: dict[int, float] = field(default_factory=dict)  # step -> cost of its attempts that raised
 
 
@@ -188,8 +189,11 @@ def _fold_executor_run(totals: RunTotals, point: Point) -> None:
 def _fold_scored_by(totals: RunTotals, point: Point) -> None:
     window, source, _ = _labels(totals, point)
     value = _number(point)
+    scorer = str(point.attrs.get(sc.ATTR_SCORED_BY))
+    if point.name == sc.SAMPLES_SCORED_BY[0] and scorer in (sc.SCORED_BY_JUDGE, sc.SCORED_BY_JUDGE_FAILED):
+        totals.judged_samples += value
     if window is not None and value:
-        counts = window.scored_by.setdefault((source, str(point.attrs.get(sc.ATTR_SCORED_BY))), [0, 0])
+        counts = window.scored_by.setdefault((source, scorer), [0, 0])
         counts[0 if point.name == sc.SAMPLES_SCORED_BY[0] else 1] += value
 
 

@@ -9,8 +9,8 @@ Quick use::
     tel.shutdown()
 
 Manual API for other loop shapes: :func:`step`, :func:`validation`, :func:`sample`,
-:func:`record_sample`, :func:`record_executor_run`, :func:`record_judge_evaluation`,
-:func:`record_judge_request`, :func:`record_scalars`. Every call is a no-op when
+:func:`record_sample`, :func:`record_executor_run`, :func:`record_workflow` (both in one
+call), :func:`record_judge_evaluation`, :func:`record_judge_request`, :func:`record_scalars`. Every call is a no-op when
 otel-grpo is not set up, and none of them ever raises into the trainer.
 """
 
@@ -32,6 +32,7 @@ __all__ = [
     "sample",
     "record_sample",
     "record_executor_run",
+    "record_workflow",
     "record_judge_evaluation",
     "record_judge_request",
     "record_scalars",
@@ -83,6 +84,24 @@ def record_executor_run(cost: Any = 0.0, duration_s: Any = None, success: Any = 
             tel.recorder.record_executor_run(cost, duration_s, success, **labels)
         except Exception as exc:  # noqa: BLE001 - never raise into the trainer
             report_fault("record_executor_run", exc)
+
+
+def record_workflow(source: Any, reward: Any, correctness: Any = None, **details: Any) -> None:
+    """Record one executed workflow in one call: labels, reward, correctness and executor run together.
+
+    ``details``: ``problem_type``, ``cost`` (USD), ``success`` (False: an incorrect sample with
+    reward 0), ``duration_s``, ``group`` (the GRPO group key), ``scored_by`` (``rule``, ``judge``
+    or ``judge_failed``), ``executed``. An executor run is counted when ``executed`` is true,
+    or, by default, when ``cost`` or ``duration_s`` is given or ``success`` is false. The same
+    figures as ``with sample(): record_executor_run(...); record_sample(...)``, at a fraction
+    of the cost.
+    """
+    tel = get_telemetry()
+    if tel is not None:
+        try:
+            tel.recorder.record_workflow(source, reward, correctness, **details)
+        except Exception as exc:  # noqa: BLE001 - never raise into the trainer
+            report_fault("record_workflow", exc)
 
 
 @guarded("record_judge_evaluation")

@@ -242,6 +242,11 @@ class Telemetry:
         """Record one workflow execution."""
         self.recorder.record_executor_run(cost, duration_s, success, source=source, problem_type=problem_type)
 
+    @guarded("record_workflow")
+    def record_workflow(self, source: Any, reward: Any, correctness: Any = None, **details: Any) -> None:
+        """Record one executed workflow in one call (see :meth:`Recorder.record_workflow`)."""
+        self.recorder.record_workflow(source, reward, correctness, **details)
+
     @guarded("record_judge_evaluation")
     def record_judge_evaluation(
         self,

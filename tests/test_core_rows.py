@@ -121,6 +121,43 @@ def drive(windows: list[dict]) -> None:
             pass
 
 
+def drive_one_call(windows: list[dict]) -> None:
+    """The same script through the one-call form, ``record_workflow``."""
+    for w in windows:
+        scope = otel_grpo.step(w["step"]) if w["split"] == "train" else otel_grpo.validation(w["step"])
+        try:
+            with scope:
+                for smp in w["samples"]:
+                    otel_grpo.record_workflow(
+                        smp["source"],
+                        smp["reward"],
+                        smp["correctness"],
+                        problem_type=smp["ptype"],
+                        cost=smp["cost"],
+                        success=smp["exec"] != "fail",
+                        group=smp.get("group"),
+                        executed=smp["exec"] != "none",
+                    )
+                for jd in w["judges"]:
+                    otel_grpo.record_judge_evaluation(jd["outcome"], jd["verdict"], source=jd["source"])
+                    for _ in range(jd["requests"]):
+                        otel_grpo.record_judge_request(source=jd["source"])
+                otel_grpo.record_scalars(**w.get("scalars", {}))
+                if w.get("raises"):
+                    raise RuntimeError("CUDA out of memory")
+        except RuntimeError:
+            pass
+
+
+def test_the_one_call_form_writes_the_same_rows(tmp_path):
+    windows = scripted_windows()
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
+    drive_one_call(windows)
+    rows = tel.rows
+    tel.shutdown()
+    assert_rows_equal(rows, expected_rows(windows))
+
+
 def run_dir_of(tel) -> Path:
     return Path(tel.run.dir).parent
 
@@ -340,3 +377,25 @@ def test_latency_percentiles_read_back_equal_hand_interpolated_buckets(tmp_path)
     assert row["executor/latency_p95_s"] == pytest.approx(0.04 + 0.04 * 3.8 / 4)
     assert row["judge/latency_p50_s"] == pytest.approx(0.08 + 0.08 * 2 / 4)
     assert row["judge/latency_p95_s"] == pytest.approx(0.08 + 0.08 * 3.8 / 4)
+
+
+def test_the_one_call_form_records_what_scored_each_sample_and_survives_bad_input(caplog):
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
+    with otel_grpo.step(1):
+        otel_grpo.record_workflow("mbpp", 1.0, cost=0.01, scored_by="judge")
+        otel_grpo.record_workflow("mbpp", 0.0, cost=0.01, scored_by="judge_failed")
+        otel_grpo.record_workflow("mbpp", 1.0, cost=0.02)  # rule
+        otel_grpo.record_workflow("mbpp", 1.0, cost=0.01, success=False)  # not scored, reward 0
+        otel_grpo.record_workflow("gsm8k", "nan?", cost=object(), scored_by="oracle", success="maybe")
+        otel_grpo.record_workflow(None, float("inf"), correctness=[1], group={"unhashable": 1})
+    row = tel.rows[-1]
+    tel.shutdown()
+    assert row["dataset/mbpp/count"] == 4 and row["dataset/mbpp/accuracy"] == 50.0
+    assert row["dataset/mbpp/judge_share"] == 2 / 3 and row["dataset/mbpp/judge_failed_share"] == 1 / 3
+    assert row["dataset/mbpp/accuracy_excl_judge_failed"] == 100.0 * 2 / 3
+    assert row["dataset/mbpp/exec_success_rate"] == 75.0
+    assert row["dataset/mbpp/cost_per_correct"] == pytest.approx(0.05 / 2)
+    # Unreadable values are counted as invalid, defaults are taken, and nothing raised.
+    assert row["dataset/gsm8k/count"] == 1 and row["dataset/gsm8k/accuracy"] == 0.0
+    assert row["dataset/unknown/count"] == 1
+    assert row["cost/invalid_cost_count"] == 1

@@ -38,6 +38,8 @@ from otel_grpo.recording.values import MAX_MAGNITUDE, to_bool, to_cost, to_float
 
 logger = logging.getLogger(__name__)
 
+_SCORER_INDEX = {name: index for index, name in enumerate(semconv.SCORERS)}
+
 _MAX = MAX_MAGNITUDE
 
 
@@ -198,6 +200,78 @@ class Recorder(PublishedTotals):
         window = (state.window if state is not None and state.window is not None else None) or self.current_window()
         scorer = state.scorer() if state is not None else SCORER_RULE
         self._add_sample(window, src, ptype, reward_value, correctness_value, group, state, scorer)
+
+    def record_workflow(
+        self,
+        source: Any,
+        reward: Any,
+        correctness: Any = None,
+        *,
+        problem_type: Any = None,
+        cost: Any = None,
+        success: Any = True,
+        duration_s: Any = None,
+        group: Any = None,
+        scored_by: str = semconv.SCORED_BY_RULE,
+        executed: bool | None = None,
+    ) -> None:
+        """One executed workflow in one call: its executor run and its score.
+
+        An executor run is counted when ``executed`` is true, or (``executed`` None) when
+        ``cost`` or ``duration_s`` is given or ``success`` is false; then a missing cost is
+        an invalid cost, as in :meth:`record_executor_run`.
+
+        The same figures as ``with sample(): record_executor_run(); record_sample()``, for loops
+        that have everything at hand. A failed execution is an incorrect sample with reward 0,
+        not scored; ``scored_by`` says what scored the others (``rule``, ``judge``, ``judge_failed``).
+        """
+        labels = self.labels
+        src = labels.source(source)
+        ptype = labels.problem_type(problem_type, src)
+        ok_flag = success if success is True or success is False else to_bool(success)
+        if ok_flag is None:
+            self.invalid.report("success flag", success)
+            ok_flag = True
+        if executed is None:
+            executed = cost is not None or duration_s is not None or not ok_flag
+        if ok_flag:
+            if type(reward) is float and -_MAX <= reward <= _MAX:
+                reward_value, invalid = reward, False
+            else:
+                reward_value, invalid = to_reward(reward, self.invalid)
+            if correctness is None or invalid:
+                correctness_value = 0.0 if invalid else reward_value
+            elif type(correctness) is float and -_MAX <= correctness <= _MAX:
+                correctness_value = correctness
+            else:
+                correctness_value, _ = to_reward(correctness, self.invalid, "correctness")
+            scorer = _SCORER_INDEX.get(scored_by)
+            if scorer is None or scorer == SCORER_NOT_SCORED:
+                self.invalid.report("scored_by", scored_by)
+                scorer = SCORER_RULE
+        else:
+            reward_value = correctness_value = 0.0
+            scorer = SCORER_NOT_SCORED
+        window = self.current_window()
+        if executed:
+            if type(cost) is float and 0.0 <= cost <= _MAX:
+                cost_value, invalid_cost = cost, False
+            else:
+                cost_value, invalid_cost = to_cost(cost, self.invalid)
+            split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
+            key = (split, src, ptype, "true" if ok_flag else "false")
+            with self._lock:
+                runs = window.executions if window is not None and not window.closed else self._exec
+                stats = runs.get(key)
+                if stats is None:
+                    stats = runs[key] = ExecStats()
+                stats.runs += 1
+                stats.cost += cost_value
+                stats.invalid_cost += invalid_cost
+            seconds = self._duration(duration_s)
+            if seconds is not None:
+                self._exec_duration.record(seconds, key[:3])
+        self._add_sample(window, src, ptype, reward_value, correctness_value, group, None, scorer)
 
     def _add_sample(
         self,
