@@ -168,3 +168,47 @@ def test_with_a_reader_otel_grpo_did_not_build_the_sdk_instrument_is_kept() -> N
         tel.shutdown()
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert "grpo.executor.duration" in names
+
+
+def test_attribute_histogram_and_counter_store_equal_the_sdk_instruments_whatever_the_attribute_order() -> None:
+    from opentelemetry.metrics import CallbackOptions
+
+    from otel_grpo.recording.histogram import AttributeHistogram, CounterStore
+
+    rng = random.Random(5)
+    events = []
+    for _ in range(300):
+        attrs = {"grpo.split": rng.choice(["train", "val"]), "grpo.source": rng.choice(["gsm8k", "mmlu"])}
+        if rng.random() < 0.3:
+            attrs["error.type"] = "timeout"
+        if rng.random() < 0.5:  # the same attributes given in another order: the same series
+            attrs = dict(reversed(list(attrs.items())))
+        events.append((rng.expovariate(1.0) * 100, attrs))
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("t")
+    sdk_hist = meter.create_histogram("h", explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS))
+    sdk_counter = meter.create_counter("c")
+    ours_hist = AttributeHistogram(("h", "{token}", "d"), sc.TOKEN_BUCKETS)
+    ours_counter = CounterStore()
+    for value, attrs in events:
+        sdk_hist.record(value, attrs)
+        ours_hist.record(value, attrs)
+        sdk_counter.add(value, attrs)
+        ours_counter.add(value, attrs)
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    metrics = {m.name: m for m in data.resource_metrics[0].scope_metrics[0].metrics}
+
+    def key(attrs) -> tuple:
+        return tuple(sorted(attrs.items()))
+
+    want_hist = {key(p.attributes): p for p in metrics["h"].data.data_points}
+    got_hist = {key(p.attributes): p for p in ours_hist.snapshot()}
+    assert set(got_hist) == set(want_hist)
+    for k, want in want_hist.items():
+        assert list(got_hist[k].bucket_counts) == list(want.bucket_counts)
+        assert got_hist[k].count == want.count and got_hist[k].total == pytest.approx(want.sum)
+    want_counter = {key(p.attributes): p.value for p in metrics["c"].data.data_points}
+    got_counter = {key(o.attributes): o.value for o in ours_counter.observe(CallbackOptions())}
+    assert got_counter == pytest.approx(want_counter)

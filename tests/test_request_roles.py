@@ -259,17 +259,18 @@ def expected_history(
     """Every row SPEC.md asks for: the oracle's keys, plus latency percentiles and judge tokens."""
     windows = []
     for step, samples in plan.items():
-        events, judges, inline = [], [], 0
+        events, inline = [], 0
         for s in samples:
             mine = [e for e in ledger if e["sid"] == s["sid"]]
             executor_requests = sum(role_of(e, judge_ports) == "executor" for e in mine)
             judge_requests = sum(e["who"] == "judge" and role_of(e, judge_ports) == "judge" for e in mine)
             inline += sum(e["who"] is None and role_of(e, judge_ports) == "judge" for e in mine)
             reward = s["reward"]
+            sample_judges = []  # evaluations made while serving this sample: they decide its scorer
             if s["judge_calls"]:
                 reward = 1.0 if s["answer"] == "42" else 0.0
                 if any(e["who"] == "judge" for e in mine):
-                    judges.append(
+                    sample_judges.append(
                         {
                             "source": s["source"],
                             "outcome": "success",
@@ -286,6 +287,7 @@ def expected_history(
                     "exec": "ok" if s["ok"] else "fail",
                     "group": f"{s['source']}/{s['qid']}",
                     "llm_requests": executor_requests,
+                    "judges": sample_judges,
                 }
             )
         windows.append(
@@ -293,7 +295,7 @@ def expected_history(
                 "split": "train",
                 "step": step,
                 "samples": events,
-                "judges": judges,
+                "judges": [],
                 "scalars": {"loss": 1.0 / step, "kl_div": 0.01 * step},
                 "judge_requests": inline,
             }
@@ -301,7 +303,7 @@ def expected_history(
     rows = expected_rows(windows)
     evaluations, tokens = 0, {"input": 0, "output": 0}
     for step, row in zip(plan, rows, strict=True):
-        evaluations += len(windows[step - 1]["judges"])
+        evaluations += sum(len(e["judges"]) for e in windows[step - 1]["samples"])
         for e in ledger:
             if e["sid"].startswith(f"{step}-") and role_of(e, judge_ports) == "judge":
                 tokens["input"] += e["in"]

@@ -18,10 +18,10 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
-from opentelemetry.metrics import Histogram
+from opentelemetry.metrics import Histogram, Observation
 
 Spec = tuple[str, str, str]  # (instrument name, unit, description), as in otel_grpo.semconv
 
@@ -71,7 +71,7 @@ class BucketHistogram:
         self._series: dict[tuple[str, ...], _Series] = {}
         self._lock = threading.Lock()
 
-    def record(self, value: float, key: tuple[str, ...]) -> None:
+    def record(self, value: float, key: tuple[Any, ...]) -> None:
         """Count ``value`` (a finite number; the caller checked it) in the series ``key``."""
         index = bisect_left(self.bounds, value)
         with self._lock:
@@ -94,6 +94,67 @@ class BucketHistogram:
                 HistogramPoint(dict(zip(names, k, strict=True)), tuple(s.counts), s.sum, s.count, s.min, s.max)
                 for k, s in self._series.items()
             ]
+
+
+class AttributeHistogram(BucketHistogram):
+    """A :class:`BucketHistogram` recorded like an SDK ``Histogram``: ``record(amount, attributes)``.
+
+    For instruments whose attribute sets vary (the GenAI client metrics): a series is keyed by
+    its attributes as given; series whose attributes differ only in order merge at snapshot.
+    """
+
+    def __init__(self, spec: Spec, bounds: Sequence[float]) -> None:
+        super().__init__(spec, bounds, ())
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
+        """Count ``amount`` in the series of ``attributes`` (an SDK ``Histogram.record`` drop-in)."""
+        super().record(amount, tuple(attributes.items()) if attributes else ())
+
+    def snapshot(self) -> list[HistogramPoint]:
+        """Every series so far, cumulative since :attr:`start_time_ns`."""
+        with self._lock:
+            items = [(k, s) for k, s in self._series.items()]
+            merged: dict[tuple, list] = {}
+            for key, series in items:
+                entry = merged.get(canonical := tuple(sorted(key)))
+                if entry is None:
+                    merged[canonical] = [list(series.counts), series.sum, series.count, series.min, series.max]
+                else:
+                    entry[0] = [a + b for a, b in zip(entry[0], series.counts, strict=True)]
+                    entry[1] += series.sum
+                    entry[2] += series.count
+                    entry[3] = min(entry[3], series.min)
+                    entry[4] = max(entry[4], series.max)
+        return [HistogramPoint(dict(key), tuple(c), total, n, lo, hi) for key, (c, total, n, lo, hi) in merged.items()]
+
+
+class CounterStore:
+    """A monotonic counter kept as plain per-series sums: ``add(amount, attributes)`` like an SDK ``Counter``.
+
+    Published by an observable counter whose callback is :meth:`observe`, so every reader
+    sees it as the SDK instrument, at a dictionary update per call instead of an SDK ``add``.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Add ``amount`` to the series of ``attributes``."""
+        key = tuple(attributes.items()) if attributes else ()
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + amount
+
+    def observe(self, _options: Any = None) -> Iterator[Observation]:
+        """Every series' total (series whose attributes differ only in order merged)."""
+        with self._lock:
+            items = list(self._values.items())
+        merged: dict[tuple, float] = {}
+        for key, value in items:
+            canonical = tuple(sorted(key))
+            merged[canonical] = merged.get(canonical, 0) + value
+        for key, value in merged.items():
+            yield Observation(value, dict(key))
 
 
 class SdkHistogram:

@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
 from otel_grpo import semconv
-from otel_grpo.recording.histogram import BucketHistogram, LatencyHistogram, SdkHistogram
+from otel_grpo.recording.histogram import (
+    AttributeHistogram,
+    BucketHistogram,
+    CounterStore,
+    LatencyHistogram,
+    SdkHistogram,
+)
 from otel_grpo.recording.stats import SCORER_COUNT, ExecKey, ExecStats, SampleStats, SeriesKey
 from otel_grpo.recording.values import InvalidValueLog
 
@@ -58,6 +64,18 @@ class PublishedTotals:
                 spec[0], unit=spec[1], description=spec[2], explicit_bucket_boundaries_advisory=list(buckets)
             )
 
+        def counter_store(spec: Spec) -> CounterStore:
+            store = CounterStore()
+            obs_counter(spec, store.observe)
+            return store
+
+        def any_histogram(spec: Spec, buckets: Sequence[float]) -> Histogram | AttributeHistogram:
+            if not preaggregate:
+                return histogram(spec, buckets)
+            store = AttributeHistogram(spec, buckets)
+            self.preaggregated.append(store)
+            return store
+
         obs_counter(semconv.SAMPLES, self._observe_samples("samples"))
         obs_counter(semconv.SAMPLES_CORRECT, self._observe_samples("correct"))
         obs_counter(semconv.REWARD_SUM, self._observe_samples("reward_sum"), updown=True)
@@ -87,13 +105,15 @@ class PublishedTotals:
             self._exec_duration = exec_duration
         else:
             self._exec_duration = SdkHistogram(histogram(semconv.EXECUTOR_DURATION, durations), exec_attrs)
-        self._judge_evals = counter(semconv.JUDGE_EVALUATIONS)
-        self._judge_duration = histogram(semconv.JUDGE_DURATION, durations)
-        self._judge_requests = counter(semconv.JUDGE_REQUESTS)
-        self._executor_llm_requests = counter(semconv.EXECUTOR_LLM_REQUESTS)
-        self._judge_cost = counter(semconv.JUDGE_COST)
-        self.genai_duration = histogram(semconv.GEN_AI_OPERATION_DURATION, durations)
-        self.genai_tokens = histogram(semconv.GEN_AI_TOKEN_USAGE, semconv.TOKEN_BUCKETS)
+        # Event counters: plain sums published by observable counters (no SDK ``add`` per event).
+        self._judge_evals = counter_store(semconv.JUDGE_EVALUATIONS)
+        self._judge_requests = counter_store(semconv.JUDGE_REQUESTS)
+        self._executor_llm_requests = counter_store(semconv.EXECUTOR_LLM_REQUESTS)
+        self._judge_cost = counter_store(semconv.JUDGE_COST)
+        # Event histograms (``record(amount, attributes)`` either way).
+        self._judge_duration = any_histogram(semconv.JUDGE_DURATION, durations)
+        self.genai_duration = any_histogram(semconv.GEN_AI_OPERATION_DURATION, durations)
+        self.genai_tokens = any_histogram(semconv.GEN_AI_TOKEN_USAGE, semconv.TOKEN_BUCKETS)
 
     def _observe_samples(self, field_name: str) -> Callable[[CallbackOptions], Iterator[Observation]]:
         def callback(_options: CallbackOptions) -> Iterator[Observation]:
