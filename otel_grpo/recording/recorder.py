@@ -253,6 +253,8 @@ class Recorder(PublishedTotals):
             reward_value = correctness_value = 0.0
             scorer = SCORER_NOT_SCORED
         window = self.current_window()
+        open_window = window is not None and not window.closed
+        key = None
         if executed:
             if type(cost) is float and 0.0 <= cost <= _MAX:
                 cost_value, invalid_cost = cost, False
@@ -260,18 +262,32 @@ class Recorder(PublishedTotals):
                 cost_value, invalid_cost = to_cost(cost, self.invalid)
             split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
             key = (split, src, ptype, "true" if ok_flag else "false")
-            with self._lock:
-                runs = window.executions if window is not None and not window.closed else self._exec
-                stats = runs.get(key)
+        correct = correctness_value >= self.threshold
+        with self._lock:  # the run and the sample together, under one lock
+            if key is not None:
+                runs = window.executions if open_window else self._exec  # type: ignore[union-attr]
+                exec_stats = runs.get(key)
+                if exec_stats is None:
+                    exec_stats = runs[key] = ExecStats()
+                exec_stats.runs += 1
+                exec_stats.cost += cost_value
+                exec_stats.invalid_cost += invalid_cost
+            if open_window:
+                stats = window.samples.get((src, ptype))  # type: ignore[union-attr]
                 if stats is None:
-                    stats = runs[key] = ExecStats()
-                stats.runs += 1
-                stats.cost += cost_value
-                stats.invalid_cost += invalid_cost
+                    stats = window.samples[(src, ptype)] = SampleStats()  # type: ignore[union-attr]
+                stats.add(reward_value, correctness_value, correct, scorer)
+                rows = window.sample_rows  # type: ignore[union-attr]
+                if len(rows) < self.max_sample_rows:
+                    rows.append((src, ptype, reward_value, correctness_value, None, None, None))
+                if group is not None:
+                    self._count_group(window, group, src, reward_value)  # type: ignore[arg-type]
+        if not open_window:  # outside any window: committed straight away
+            self._add_sample(window, src, ptype, reward_value, correctness_value, group, None, scorer)
+        if key is not None and duration_s is not None:
             seconds = self._duration(duration_s)
             if seconds is not None:
                 self._exec_duration.record(seconds, key[:3])
-        self._add_sample(window, src, ptype, reward_value, correctness_value, group, None, scorer)
 
     def _add_sample(
         self,
@@ -305,21 +321,27 @@ class Recorder(PublishedTotals):
                     (source, ptype, reward, correctness, extra.get("cost"), extra.get("judge"), extra.get("latency"))
                 )
             if group is not None:
-                entry = window.groups.get(group)
-                if entry is None:
-                    window.groups[group] = [source, reward, True, 1]
-                else:  # counts kept up to date here, so closing a window is O(sources)
-                    counts = window.group_counts.get(entry[0])
-                    if counts is None:
-                        counts = window.group_counts[entry[0]] = [0, 0]
-                    equal = entry[1] == reward
-                    if entry[3] == 1:
-                        counts[0] += 1
-                        counts[1] += equal
-                    elif entry[2] and not equal:
-                        counts[1] -= 1
-                    entry[2] = entry[2] and equal
-                    entry[3] += 1
+                self._count_group(window, group, source, reward)
+
+    @staticmethod
+    def _count_group(window: Window, group: Any, source: str, reward: float) -> None:
+        """Count a sample of GRPO group ``group`` (call with the lock held)."""
+        entry = window.groups.get(group)
+        if entry is None:
+            window.groups[group] = [source, reward, True, 1]
+            return
+        # Counts kept up to date here, so closing a window is O(sources).
+        counts = window.group_counts.get(entry[0])
+        if counts is None:
+            counts = window.group_counts[entry[0]] = [0, 0]
+        equal = entry[1] == reward
+        if entry[3] == 1:
+            counts[0] += 1
+            counts[1] += equal
+        elif entry[2] and not equal:
+            counts[1] -= 1
+        entry[2] = entry[2] and equal
+        entry[3] += 1
 
     def _finish_unscored(self, state: SampleState, window: Window) -> None:
         if not state.recorded:
