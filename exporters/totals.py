@@ -197,14 +197,19 @@ def _fold_scored_by(totals: RunTotals, point: Point) -> None:
         counts[0 if point.name == sc.SAMPLES_SCORED_BY[0] else 1] += value
 
 
-def _fold_executor_cost(totals: RunTotals, point: Point) -> None:
+def _fold_spend(totals: RunTotals, point: Point, per_source: Callable[[WindowAgg], dict[str, float]]) -> float:
+    """Add a cost point to its window (``per_source`` picks the store) and to the train spend; its value."""
     window, source, _ = _labels(totals, point)
     value = _number(point)
-    totals.cost_total += value
     if window is not None and value:
-        _add(window.exec_cost, source, value)
+        _add(per_source(window), source, value)
         if window is totals.pending[sc.SPLIT_TRAIN]:
             totals.train_cost += value
+    return value
+
+
+def _fold_executor_cost(totals: RunTotals, point: Point) -> None:
+    totals.cost_total += _fold_spend(totals, point, lambda window: window.exec_cost)
 
 
 def _fold_invalid_cost(totals: RunTotals, point: Point) -> None:
@@ -237,13 +242,7 @@ def _fold_executor_llm_request(totals: RunTotals, point: Point) -> None:
 
 
 def _fold_judge_cost(totals: RunTotals, point: Point) -> None:
-    window, source, _ = _labels(totals, point)
-    value = _number(point)
-    totals.judge_cost += value
-    if window is not None and value:
-        _add(window.judge_cost, source, value)
-        if window is totals.pending[sc.SPLIT_TRAIN]:
-            totals.train_cost += value
+    totals.judge_cost += _fold_spend(totals, point, lambda window: window.judge_cost)
 
 
 def _fold_judge_duration(totals: RunTotals, point: Point) -> None:

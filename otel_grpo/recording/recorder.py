@@ -176,16 +176,7 @@ class Recorder(PublishedTotals):
         state: SampleState | None = None,
     ) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
-        if type(reward) is float and -_MAX <= reward <= _MAX:
-            reward_value, invalid = reward, False  # the common case, without a call
-        else:
-            reward_value, invalid = to_reward(reward, self.invalid)
-        if correctness is None or invalid:
-            correctness_value = 0.0 if invalid else reward_value
-        elif type(correctness) is float and -_MAX <= correctness <= _MAX:
-            correctness_value = correctness
-        else:
-            correctness_value, _ = to_reward(correctness, self.invalid, "correctness")
+        reward_value, correctness_value = self._scores(reward, correctness)
         if state is None:
             state = current_sample()
         if state is not None and state.recorded and state.executed and not state.execution_ok:
@@ -200,6 +191,18 @@ class Recorder(PublishedTotals):
         window = (state.window if state is not None and state.window is not None else None) or self.current_window()
         scorer = state.scorer() if state is not None else SCORER_RULE
         self._add_sample(window, src, ptype, reward_value, correctness_value, group, state, scorer)
+
+    def _scores(self, reward: Any, correctness: Any) -> tuple[float, float]:
+        """(reward, correctness) as numbers; an unreadable reward makes an incorrect sample with reward 0."""
+        if type(reward) is float and -_MAX <= reward <= _MAX:
+            reward_value, invalid = reward, False  # the common case, without a call
+        else:
+            reward_value, invalid = to_reward(reward, self.invalid)
+        if correctness is None or invalid:
+            return reward_value, 0.0 if invalid else reward_value
+        if type(correctness) is float and -_MAX <= correctness <= _MAX:
+            return reward_value, correctness
+        return reward_value, to_reward(correctness, self.invalid, "correctness")[0]
 
     def record_workflow(
         self,
@@ -235,16 +238,7 @@ class Recorder(PublishedTotals):
         if executed is None:
             executed = cost is not None or duration_s is not None or not ok_flag
         if ok_flag:
-            if type(reward) is float and -_MAX <= reward <= _MAX:
-                reward_value, invalid = reward, False
-            else:
-                reward_value, invalid = to_reward(reward, self.invalid)
-            if correctness is None or invalid:
-                correctness_value = 0.0 if invalid else reward_value
-            elif type(correctness) is float and -_MAX <= correctness <= _MAX:
-                correctness_value = correctness
-            else:
-                correctness_value, _ = to_reward(correctness, self.invalid, "correctness")
+            reward_value, correctness_value = self._scores(reward, correctness)
             scorer = _SCORER_INDEX.get(scored_by)
             if scorer is None or scorer == SCORER_NOT_SCORED:
                 self.invalid.report("scored_by", scored_by)
