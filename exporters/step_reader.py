@@ -9,6 +9,8 @@ window end. The window travels with the data (``export(data, window=...)``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from opentelemetry.sdk.metrics import (
@@ -54,6 +56,9 @@ class StepMetricReader(InMemoryMetricReader):
         self._window_lock = threading.Lock()
         self._preaggregated: PreAggregatedMetrics | None = None
         self._delta = DeltaTracker()
+        #: Entered around each collection: lets the recorder observe only what changed
+        #: since the previous window end (a DELTA reader needs nothing else).
+        self.collection_scope: Callable[[], AbstractContextManager[Any]] = nullcontext
         StepMetricReader._latest = self
 
     @classmethod
@@ -71,7 +76,8 @@ class StepMetricReader(InMemoryMetricReader):
 
     def collect_delta(self) -> MetricsData | None:
         """Collect now and return what was recorded since the previous collection."""
-        data = self.get_metrics_data()
+        with self.collection_scope():
+            data = self.get_metrics_data()
         if self._preaggregated is None:
             return data
         return self._preaggregated.merge(data, self._preaggregated.metrics(self._delta))

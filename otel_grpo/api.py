@@ -163,6 +163,7 @@ class Telemetry:
         )
         for histogram in self.recorder.preaggregated:
             providers.preaggregated.add(histogram)  # type: ignore[union-attr]
+        providers.step_reader.collection_scope = self.recorder.delta_collection
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()

@@ -212,3 +212,37 @@ def test_attribute_histogram_and_counter_store_equal_the_sdk_instruments_whateve
     want_counter = {key(p.attributes): p.value for p in metrics["c"].data.data_points}
     got_counter = {key(o.attributes): o.value for o in ours_counter.observe(CallbackOptions())}
     assert got_counter == pytest.approx(want_counter)
+
+
+def test_the_step_reader_collects_only_changed_series_and_a_cumulative_reader_still_sees_all() -> None:
+    from otel_grpo.exporters.totals import flatten
+
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"}, prometheus={"enabled": True, "port": 0})
+    seen: list[list] = []
+    reader = tel.providers.step_reader
+    original = reader.collect_delta
+
+    def spy():
+        data = original()
+        seen.append(flatten(data))
+        return data
+
+    reader.collect_delta = spy
+    try:
+        _runs(tel, [0.1, 0.2])  # step 1: gsm8k
+        with otel_grpo.step(2):
+            with otel_grpo.sample("math", "math"):
+                otel_grpo.record_executor_run(cost=0.5, duration_s=0.1)
+                otel_grpo.record_sample(0.0)
+        text = urllib.request.urlopen(tel.prometheus_url, timeout=5).read().decode()
+        rows = tel.rows
+    finally:
+        tel.shutdown()
+    step2 = [p for p in seen[1] if p.name == sc.SAMPLES[0]]
+    assert [(p.attrs[sc.ATTR_SOURCE], p.value) for p in step2] == [("math", 1)]  # gsm8k unchanged: left out
+    assert rows[1]["dataset/math/count"] == 1 and "dataset/gsm8k/count" not in rows[1]
+    assert rows[1]["cost/total_cost"] == pytest.approx(0.52)
+    # Prometheus (CUMULATIVE) still gets every series at every scrape.
+    samples = [line for line in text.splitlines() if line.startswith("grpo_samples_total{")]
+    assert any('grpo_source="gsm8k"' in line for line in samples)
+    assert any('grpo_source="math"' in line for line in samples)

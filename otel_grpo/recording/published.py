@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
@@ -46,12 +47,45 @@ class PublishedTotals:
         self._last_step: int | None = None
         #: Histograms kept as plain bucket counts (with ``preaggregate``): the readers merge them.
         self.preaggregated: list[BucketHistogram] = []
+        self._delta_collection = threading.local()
         self._create_instruments(meter, preaggregate)
+
+    @contextmanager
+    def delta_collection(self) -> Iterator[None]:
+        """Collections in this block (on this thread) observe only counter series that changed since
+        the previous such collection.
+
+        For a DELTA reader (the step reader) a series left out is a delta of 0: the SDK keeps each
+        asynchronous series' last value and computes the next delta from it. Readers collecting
+        outside the block (CUMULATIVE: OTLP, Prometheus) always observe every series.
+        """
+        self._delta_collection.active = True
+        try:
+            yield
+        finally:
+            self._delta_collection.active = False
+
+    def _changed_only(self, callback: Callback) -> Callback:
+        """``callback``, filtered to changed series inside :meth:`delta_collection`."""
+        last: dict[tuple, float] = {}
+        local = self._delta_collection
+
+        def observe(options: CallbackOptions) -> Iterator[Observation]:
+            if not getattr(local, "active", False):
+                yield from callback(options)
+                return
+            for observation in callback(options):
+                key = tuple(observation.attributes.items()) if observation.attributes else ()
+                if last.get(key) != observation.value:
+                    last[key] = observation.value
+                    yield observation
+
+        return observe
 
     def _create_instruments(self, meter: Meter, preaggregate: bool) -> None:
         def obs_counter(spec: Spec, callback: Callback, updown: bool = False) -> None:
             make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
-            make(spec[0], callbacks=[callback], unit=spec[1], description=spec[2])
+            make(spec[0], callbacks=[self._changed_only(callback)], unit=spec[1], description=spec[2])
 
         def obs_gauge(spec: Spec, callback: Callback) -> None:
             meter.create_observable_gauge(spec[0], callbacks=[callback], unit=spec[1], description=spec[2])
