@@ -165,7 +165,9 @@ def _prepare_actor_class(actor_class: Any) -> None:
         name = getattr(klass, "__name__", "?")
         if name not in _Driver.warned_exported:
             _Driver.warned_exported.add(name)
-            logger.warning("otel-grpo: actor class %s was created before otel-grpo started; its calls are not tracked", name)
+            logger.warning(
+                "otel-grpo: actor class %s was created before otel-grpo started; its calls are not tracked", name
+            )
         return
     for name, method in list(method_meta.methods.items()):
         if not _trackable(klass, name, method):

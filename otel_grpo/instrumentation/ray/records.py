@@ -257,9 +257,7 @@ class CapturingRecorder(Recorder):
                     portable(group),
                 )
             )
-        super().record_sample(
-            reward, correctness, source=source, problem_type=problem_type, group=group, state=state
-        )
+        super().record_sample(reward, correctness, source=source, problem_type=problem_type, group=group, state=state)
 
     def record_executor_run(
         self,
@@ -276,7 +274,8 @@ class CapturingRecorder(Recorder):
             LostRecords.count += 1
         else:
             state = current_sample()
-            keys = (state.extra.get("problem_key"), state.extra.get("answer_key")) if state is not None else (None, None)
+            extra = state.extra if state is not None else {}
+            keys = (extra.get("problem_key"), extra.get("answer_key"))
             records.add(
                 (
                     "exec",
