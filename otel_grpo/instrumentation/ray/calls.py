@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -78,10 +79,11 @@ def current_lane() -> Lane:
 class RayCalls:
     """The tracked calls of one telemetry session, filed by window."""
 
-    def __init__(self, telemetry: Telemetry, methods: list[tuple[str, str, str]]) -> None:
+    def __init__(self, telemetry: Telemetry, methods: Callable[[], list[tuple[str, str, str]]]) -> None:
         self.telemetry = telemetry
         self.session_id = uuid.uuid4().hex
         self._methods = methods
+        self._session_methods: tuple = ()
         self._session_ref: Any = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -91,19 +93,23 @@ class RayCalls:
 
     # --- submitting -----------------------------------------------------------------------------
     def session(self) -> tuple[str, Any]:
-        """(session id, reference to the :class:`WorkerSession`), put in the object store once."""
-        if self._session_ref is None:
+        """(session id, reference to the :class:`WorkerSession`), put in the object store once
+        (again when ``instrument_trainer`` wrapped more methods since)."""
+        methods = tuple(self._methods())
+        if self._session_ref is None or methods != self._session_methods:
             import ray
 
             tel = self.telemetry
             spec = WorkerSession(
-                session_id=self.session_id,
+                session_id=uuid.uuid4().hex,
                 config=tel.config.redacted_dict(),
                 run_id=tel.providers.run_id,
                 driver_pid=os.getpid(),
-                methods=list(self._methods),
+                methods=list(methods),
             )
             self._session_ref = ray.put(spec)
+            self._session_methods = methods
+            self.session_id = spec.session_id
         return self.session_id, self._session_ref
 
     def tag(self, returns: int) -> tuple[CallTag, PendingCall]:

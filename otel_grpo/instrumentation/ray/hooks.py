@@ -64,7 +64,7 @@ def active_calls() -> RayCalls | None:
         with _Driver.lock:
             calls = _Driver.calls
             if calls is None or calls.telemetry is not tel:
-                calls = _Driver.calls = RayCalls(tel, _Driver.methods())
+                calls = _Driver.calls = RayCalls(tel, lambda: _Driver.methods())
     return calls
 
 
