@@ -11,6 +11,7 @@ when the call raises, on the exception itself); the caller never sees them.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -255,6 +256,13 @@ def _run_sync(function: Callable[..., Any], args: tuple, kwargs: dict, tag: Call
 async def run_async(function: Callable[..., Any], args: tuple, kwargs: dict, tag: Any) -> Any:
     """Run a tracked asynchronous actor method (its task has a context of its own)."""
     call_tag = CallTag(*tag)
+    session_id, spec = call_tag.session
+    if _WorkerState.session_id != session_id and not isinstance(spec, WorkerSession):
+        try:  # fetch the session without blocking the actor's event loop
+            spec = await asyncio.wait_for(asyncio.wrap_future(spec.future()), SESSION_TIMEOUT_S)
+            call_tag = call_tag._replace(session=(session_id, spec))
+        except Exception as exc:  # noqa: BLE001 - ensure_session tries again, bounded, and counts a failure
+            logger.debug("otel-grpo: async session fetch failed (%s)", type(exc).__qualname__)
     opened = _guarded_open(call_tag)
     try:
         result = await function(*args, **kwargs)
