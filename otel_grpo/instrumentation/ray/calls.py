@@ -31,7 +31,7 @@ from typing import Any
 from otel_grpo.api import Telemetry
 from otel_grpo.faults import report_fault
 from otel_grpo.instrumentation.ray.replay import Lane, replay_call
-from otel_grpo.instrumentation.ray.worker import RECORDS_ATTRIBUTE, TAG_PARAM, CallTag, WorkerSession
+from otel_grpo.instrumentation.ray.worker import RECORDS_ATTRIBUTE, TAG_PARAM, CallTag, WorkerSession, publish_session
 from otel_grpo.recording.stats import Window
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class RayCalls:
         self._methods = methods
         self._session_methods: tuple = ()
         self._session_ref: Any = None
+        self._published = False
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: dict[int, list[PendingCall]] = {}  # id(window) -> calls, in order
@@ -93,12 +94,10 @@ class RayCalls:
 
     # --- submitting -----------------------------------------------------------------------------
     def session(self) -> tuple[str, Any]:
-        """(session id, reference to the :class:`WorkerSession`), put in the object store once
+        """(session id, where workers read the :class:`WorkerSession`), published once
         (again when ``instrument_trainer`` wrapped more methods since)."""
         methods = tuple(self._methods())
-        if self._session_ref is None or methods != self._session_methods:
-            import ray
-
+        if not self._published or methods != self._session_methods:
             tel = self.telemetry
             spec = WorkerSession(
                 session_id=uuid.uuid4().hex,
@@ -107,7 +106,8 @@ class RayCalls:
                 driver_pid=os.getpid(),
                 methods=list(methods),
             )
-            self._session_ref = ray.put(spec)
+            self._session_ref = publish_session(spec)
+            self._published = True
             self._session_methods = methods
             self.session_id = spec.session_id
         return self.session_id, self._session_ref

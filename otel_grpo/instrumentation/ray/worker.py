@@ -134,6 +134,43 @@ def _adopt(session: WorkerSession) -> None:
         wrapt.register_post_import_hook(patch, module_name)
 
 
+_KV_NAMESPACE = b"otel_grpo"
+
+
+def publish_session(spec: WorkerSession) -> Any:
+    """Make ``spec`` readable by every worker; returns what a tag carries to find it.
+
+    The session goes to Ray's key-value store under its id, so a tag carries a short
+    string (a nested object reference would cost every call Ray's borrowing protocol).
+    Without that store, the session itself travels in the tag.
+    """
+    import pickle
+
+    try:
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        _internal_kv_put(spec.session_id.encode(), pickle.dumps(spec), namespace=_KV_NAMESPACE)
+        return None
+    except Exception as exc:  # noqa: BLE001 - an older or stripped Ray: the spec rides along
+        logger.debug("otel-grpo: Ray internal KV unavailable (%s)", exc)
+        return spec
+
+
+def _read_session(session_id: str) -> WorkerSession:
+    """The session published under ``session_id`` (one read of Ray's key-value store)."""
+    import pickle
+
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    data = _internal_kv_get(session_id.encode(), namespace=_KV_NAMESPACE)
+    if data is None:
+        raise LookupError(f"no otel-grpo session {session_id}")
+    spec = pickle.loads(data)
+    if not isinstance(spec, WorkerSession):
+        raise TypeError(f"not an otel-grpo session: {type(spec).__name__}")
+    return spec
+
+
 def ensure_session(session: Any) -> bool:
     """Adopt the driver's session in this process (once); False when it is unavailable."""
     session_id, spec = session
@@ -146,9 +183,7 @@ def ensure_session(session: Any) -> bool:
             return False
         try:
             if not isinstance(spec, WorkerSession):
-                import ray
-
-                spec = ray.get(spec, timeout=SESSION_TIMEOUT_S)
+                spec = _read_session(session_id)
             if spec.driver_pid == os.getpid():  # local mode: the driver records itself
                 return False
             _adopt(spec)
@@ -258,11 +293,11 @@ async def run_async(function: Callable[..., Any], args: tuple, kwargs: dict, tag
     call_tag = CallTag(*tag)
     session_id, spec = call_tag.session
     if _WorkerState.session_id != session_id and not isinstance(spec, WorkerSession):
-        try:  # fetch the session without blocking the actor's event loop
-            spec = await asyncio.wait_for(asyncio.wrap_future(spec.future()), SESSION_TIMEOUT_S)
+        try:  # read the session without blocking the actor's event loop
+            spec = await asyncio.wait_for(asyncio.to_thread(_read_session, session_id), SESSION_TIMEOUT_S + 1)
             call_tag = call_tag._replace(session=(session_id, spec))
         except Exception as exc:  # noqa: BLE001 - ensure_session tries again, bounded, and counts a failure
-            logger.debug("otel-grpo: async session fetch failed (%s)", type(exc).__qualname__)
+            logger.debug("otel-grpo: session read failed (%s)", type(exc).__qualname__)
     opened = _guarded_open(call_tag)
     try:
         result = await function(*args, **kwargs)
