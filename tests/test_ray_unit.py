@@ -67,3 +67,43 @@ def test_without_ray_nothing_changes(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_every_dashboard_and_alert_query_sums_across_processes():
+    """Driver and Ray workers export with their own service.instance.id (Prometheus ``instance``).
+
+    Workers export spans only (the driver publishes every figure), but every query must stay
+    right whatever exports: counters are summed over ``instance`` (never grouped by it), except
+    the two per-process health rules (a stalled or failing trainer process), gauges take ``max``.
+    """
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    exprs = []
+    for path in (root / "config" / "grafana" / "dashboards").glob("*.json"):
+
+        def walk(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "expr" and isinstance(value, str):
+                        exprs.append(("dashboard", value))
+                    else:
+                        walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        walk(json.loads(path.read_text()))
+    rules = (root / "config" / "prometheus" / "alerts.yml").read_text()
+    per_process = ("grpo:train_steps:increase15m", "grpo:exporter_problems:increase10m", "GrpoTrainingStalled")
+    blocks = re.split(r"\n      - (?=record:|alert:)", rules)[1:]
+    for block in blocks:
+        if not block.startswith(tuple(f"{kind}: {name}" for kind in ("record", "alert") for name in per_process)):
+            exprs.append(("rule", block))
+    assert len(exprs) > 20
+    grouped_by_instance = [e for e in exprs if re.search(r"by \([^)]*\binstance\b", e[1])]
+    assert not grouped_by_instance, grouped_by_instance
+    raw_counters = [e for e in exprs if re.search(r"(?<![(\w])grpo_\w+_total\{", e[1]) and "sum" not in e[1]]
+    assert not raw_counters, raw_counters
