@@ -64,12 +64,12 @@ def judge_server():
 
 
 def _run(trainer_class: str, plan: dict, judge_server, tmp_path: Path) -> list[dict]:
-    from ray_trainer import RayActorTrainer, RayTaskTrainer
+    from ray_trainer import RayActorTrainer, RayTaskTrainer, RayUserClassTrainer
 
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"}, judge={"ports": [judge_server.port]})
     rows: list[dict] = []
     tel.exporter.row_listeners.append(lambda row, window: rows.append(row))
-    klass = {"tasks": RayTaskTrainer, "actors": RayActorTrainer}[trainer_class]
+    klass = {"tasks": RayTaskTrainer, "actors": RayActorTrainer, "user_classes": RayUserClassTrainer}[trainer_class]
     trainer = klass(plan, judge_server.url, use_wandb=False, eval_every=EVAL_EVERY)
     otel_grpo.instrument_trainer(trainer)
     try:
@@ -79,7 +79,7 @@ def _run(trainer_class: str, plan: dict, judge_server, tmp_path: Path) -> list[d
     return rows
 
 
-@pytest.mark.parametrize("trainer_class", ["tasks", "actors"])
+@pytest.mark.parametrize("trainer_class", ["tasks", "actors", "user_classes"])
 def test_rows_of_a_trainer_on_ray_equal_the_one_process_plan(
     trainer_class, ray_cluster, shape_path, judge_server, tmp_path
 ):

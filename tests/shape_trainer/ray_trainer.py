@@ -3,6 +3,7 @@
 ``RayTaskTrainer``: one Ray task runs each workflow, another scores it (the trainer
 awaits the first, then the second, in the per-workflow asyncio task, like the original).
 ``RayActorTrainer``: two actors hold the executor and the reward computer.
+``RayUserClassTrainer``: the executor and the reward computer are themselves the actors.
 ``KILL_DIR``: when set (an environment variable the workers see), the first attempt of
 every execution whose plan cost is 0.0123 dies with ``os._exit`` after the executor ran;
 Ray retries it.
@@ -110,6 +111,27 @@ class RayTaskTrainer(GRPOTrainer):
         except Exception:
             reward = -10.0
         return reward
+
+
+class RayUserClassTrainer(RayTaskTrainer):
+    """Actors made straight from the user's classes: ``ray.remote(AFlowExecutor)``."""
+
+    def __init__(self, plan, judge_url, **kwargs):
+        super().__init__(plan, judge_url, **kwargs)
+        self.executor_actor = ray.remote(AFlowExecutor).remote()
+        self.reward_actor = ray.remote(RewardComputer).remote(judge_url=judge_url)
+
+    async def _execute(self, spec, sample):
+        ptype = sample["problem_type"] or "math"
+        return await self.executor_actor.execute_workflow.remote(
+            spec, sample["qid"], ptype, entry_point=None, test=None, source=sample["source"], context=None
+        )
+
+    async def _score(self, spec, sample, meta):
+        ptype = sample["problem_type"] or "math"
+        return await self.reward_actor.compute_reward.remote(
+            sample["qid"], spec, "42", ptype, metadata=meta, source=sample["source"]
+        )
 
 
 class RayActorTrainer(RayTaskTrainer):

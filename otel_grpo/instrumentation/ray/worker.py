@@ -273,13 +273,33 @@ def _attach(exc: BaseException, payload: tuple) -> None:
         pass
 
 
-def run_sync(function: Callable[..., Any], args: tuple, kwargs: dict, tag: Any) -> Any:
-    """Run a tracked synchronous call in a context of its own."""
-    return contextvars.copy_context().run(_run_sync, function, args, kwargs, CallTag(*tag))
+Resolve = Callable[[], Callable[..., Any]]
 
 
-def _run_sync(function: Callable[..., Any], args: tuple, kwargs: dict, tag: CallTag) -> Any:
+def run_sync(function: Callable[..., Any], args: tuple, kwargs: dict, tag: Any, resolve: Resolve | None = None) -> Any:
+    """Run a tracked synchronous call in a context of its own.
+
+    ``resolve`` (actor methods) looks the method up again once the worker is set up, so
+    that a method otel-grpo wraps in this process is the one that runs.
+    """
+    return contextvars.copy_context().run(_run_sync, function, args, kwargs, CallTag(*tag), resolve)
+
+
+def _resolved(function: Callable[..., Any], resolve: Resolve | None) -> Callable[..., Any]:
+    if resolve is None:
+        return function
+    try:
+        return resolve()
+    except Exception as exc:  # noqa: BLE001
+        report_fault("Ray method lookup", exc)
+        return function
+
+
+def _run_sync(
+    function: Callable[..., Any], args: tuple, kwargs: dict, tag: CallTag, resolve: Resolve | None = None
+) -> Any:
     opened = _guarded_open(tag)
+    function = _resolved(function, resolve)
     try:
         result = function(*args, **kwargs)
     except BaseException as exc:
@@ -288,7 +308,9 @@ def _run_sync(function: Callable[..., Any], args: tuple, kwargs: dict, tag: Call
     return _with_records(result, _guarded_close(opened, tag), tag.returns)
 
 
-async def run_async(function: Callable[..., Any], args: tuple, kwargs: dict, tag: Any) -> Any:
+async def run_async(
+    function: Callable[..., Any], args: tuple, kwargs: dict, tag: Any, resolve: Resolve | None = None
+) -> Any:
     """Run a tracked asynchronous actor method (its task has a context of its own)."""
     call_tag = CallTag(*tag)
     session_id, spec = call_tag.session
@@ -299,6 +321,7 @@ async def run_async(function: Callable[..., Any], args: tuple, kwargs: dict, tag
         except Exception as exc:  # noqa: BLE001 - ensure_session tries again, bounded, and counts a failure
             logger.debug("otel-grpo: session read failed (%s)", type(exc).__qualname__)
     opened = _guarded_open(call_tag)
+    function = _resolved(function, resolve)
     try:
         result = await function(*args, **kwargs)
     except BaseException as exc:
@@ -337,22 +360,44 @@ def wrap_task_function(function: Callable[..., Any]) -> Callable[..., Any]:
     return task
 
 
+def _method_resolver(instance: Any, name: str, method: Callable[..., Any]) -> Resolve:
+    """Finds ``name`` on the instance's classes (past our own wrapper) at call time.
+
+    For an actor made straight from the user's class (``ray.remote(AFlowExecutor)``) the
+    method Ray captured is the plain one; the class this worker imported is wrapped.
+    """
+
+    def resolve() -> Callable[..., Any]:
+        for klass in type(instance).__mro__:
+            attr = klass.__dict__.get(name)
+            if attr is None or is_tagged(attr):
+                continue
+            getter = getattr(attr, "__get__", None)
+            return getter(instance, type(instance)) if getter is not None else attr
+        return functools.partial(method, instance)
+
+    return resolve
+
+
 def wrap_actor_method(method: Callable[..., Any]) -> Callable[..., Any]:
     """An actor method that is tracked when the driver tagged the call (sync or async)."""
+    name = method.__name__
     if inspect.iscoroutinefunction(method):
 
         async def async_method(self: Any, *args: Any, _otel_grpo_call: Any = None, **kwargs: Any) -> Any:
-            if _otel_grpo_call is None:
-                return await method(self, *args, **kwargs)
-            return await run_async(functools.partial(method, self), args, kwargs, _otel_grpo_call)
+            if _otel_grpo_call is None:  # a plain call (or self.method(...) inside the actor)
+                return await _method_resolver(self, name, method)()(*args, **kwargs)
+            bound = functools.partial(method, self)
+            return await run_async(bound, args, kwargs, _otel_grpo_call, _method_resolver(self, name, method))
 
         _copy_marks(async_method, method)
         return async_method
 
     def sync_method(self: Any, *args: Any, _otel_grpo_call: Any = None, **kwargs: Any) -> Any:
-        if _otel_grpo_call is None:
-            return method(self, *args, **kwargs)
-        return run_sync(functools.partial(method, self), args, kwargs, _otel_grpo_call)
+        if _otel_grpo_call is None:  # a plain call (or self.method(...) inside the actor)
+            return _method_resolver(self, name, method)()(*args, **kwargs)
+        bound = functools.partial(method, self)
+        return run_sync(bound, args, kwargs, _otel_grpo_call, _method_resolver(self, name, method))
 
     _copy_marks(sync_method, method)
     return sync_method
