@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import otel_grpo
+from otel_grpo import semconv
 from otel_grpo.tools.demo.judge_server import JudgeServer
 from tests.conftest import ROOT, SHAPE_DIR
 from tests.oracle import assert_rows_equal, expected_rows
@@ -198,3 +199,52 @@ def test_demo_on_ray_workers_counts_what_the_workers_did(ray_cluster):
     out = io.StringIO()
     demo_cli.print_summary(result, Console(file=out, width=100))
     assert "Per-dataset results" in out.getvalue()
+
+
+def test_worker_spans_join_the_drivers_step_trace(ray_cluster, shape_path, judge_server):
+    """Each process exports OTLP with its own service.instance.id; a worker's spans are children of the step."""
+    from plan import make_plan
+    from ray_trainer import RayTaskTrainer
+
+    from tests.test_otlp_export import Receiver, wait_until
+
+    receiver = Receiver()
+    try:
+        endpoint = f"http://127.0.0.1:{receiver.port}"
+        tel = otel_grpo.setup(
+            None,
+            wandb={"mode": "disabled"},
+            judge={"ports": [judge_server.port]},
+            otlp={"enabled": True, "endpoint": endpoint, "metrics": False},
+        )
+        trainer = RayTaskTrainer(make_plan(steps=1), judge_server.url, use_wandb=False, eval_every=5)
+        otel_grpo.instrument_trainer(trainer)
+        try:
+            asyncio.run(trainer.train(1))
+        finally:
+            otel_grpo.uninstrument_trainer(trainer)
+        tel.shutdown()
+
+        def spans():
+            found = []
+            for request in receiver.traces:
+                for rs in request.resource_spans:
+                    resource = {kv.key: kv.value.string_value for kv in rs.resource.attributes}
+                    for ss in rs.scope_spans:
+                        found.extend((resource, span) for span in ss.spans)
+            return found
+
+        def worker_spans():
+            return [(r, s) for r, s in spans() if s.name in ("grpo.execute_workflow", "grpo.compute_reward")]
+
+        assert wait_until(lambda: len(worker_spans()) >= 2 * 14 - 2, timeout_s=30)  # workers flush every 5 s
+        steps = [(r, s) for r, s in spans() if s.name == "grpo.train_step"]
+        assert len(steps) == 1
+        driver, step = steps[0]
+        for resource, span in worker_spans():
+            assert span.trace_id == step.trace_id, span.name
+            assert resource["service.instance.id"] != driver["service.instance.id"]
+            assert resource[semconv.ATTR_RUN_ID] == driver[semconv.ATTR_RUN_ID]
+        assert any(span.parent_span_id == step.span_id for _r, span in worker_spans())
+    finally:
+        receiver.close()
