@@ -93,7 +93,7 @@ def _adopt(session: WorkerSession) -> None:
     from otel_grpo.instrumentation.patching import patch_method
     from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
 
-    os.environ.setdefault("OTEL_GRPO_RUN_ID", session.run_id)
+    os.environ["OTEL_GRPO_RUN_ID"] = session.run_id  # the driver's run, also in a reused worker
     config = {key: value for key, value in session.config.items() if key != "otlp"}
     otlp = dict(session.config.get("otlp") or {})
     otlp.pop("headers", None)  # redacted on the driver; a worker takes its own from OTEL_EXPORTER_OTLP_HEADERS
