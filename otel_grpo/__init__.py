@@ -44,6 +44,19 @@ __all__ = [
 _NULL = NullScope()
 
 
+def _watch_ray() -> None:
+    """Track the trainer's Ray calls once ``ray`` is imported (an import hook; Ray is not imported)."""
+    try:
+        from otel_grpo.instrumentation.ray import watch_ray
+
+        watch_ray()
+    except Exception as exc:  # noqa: BLE001 - never break ``import otel_grpo``
+        report_fault("Ray import hook", exc)
+
+
+_watch_ray()
+
+
 @guarded("step", default=_NULL)
 def step(step_number: int) -> Any:
     """A training-step window (``with``/``async with``); no-op when not set up."""

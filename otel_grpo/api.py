@@ -6,7 +6,7 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import Token
 from typing import Any, Literal
@@ -167,6 +167,8 @@ class Telemetry:
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()
+        self.window_close_hooks: list[Callable[[Window], None]] = []
+        """Called with a window just before it closes (e.g. to replay what Ray workers recorded in it)."""
         from otel_grpo.exporters.tables import attach_tables
 
         attach_tables(self)
@@ -214,6 +216,11 @@ class Telemetry:
         one lock, so a step ending at the same moment in another thread can never
         commit its samples into this step's row.
         """
+        for hook in list(self.window_close_hooks):
+            try:
+                hook(window)
+            except Exception as exc:  # noqa: BLE001
+                report_fault("window close hook", exc)
         with self._window_lock:
             try:
                 self.recorder.close_window(window, tokens, ok)

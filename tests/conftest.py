@@ -42,7 +42,7 @@ def shape_path(monkeypatch: pytest.MonkeyPatch):
     """Make the shape trainer's modules (grpo_trainer, aflow_executor, ...) importable."""
     monkeypatch.syspath_prepend(str(SHAPE_DIR))
     yield SHAPE_DIR
-    for name in ("grpo_trainer", "aflow_executor", "reward_computer", "plan"):
+    for name in ("grpo_trainer", "aflow_executor", "reward_computer", "plan", "ray_trainer"):
         sys.modules.pop(name, None)
 
 

@@ -280,7 +280,7 @@ def test_core_dependencies_are_lean_and_every_extra_is_declared() -> None:
     optional = project["optional-dependencies"]
     assert set(extras.EXTRA_MODULES) <= set(optional)
     # [all] pulls in every extra; [test] every extra the tests import, so `pip install -e ".[test]"`
-    # runs every test (ray joins it with the first test that imports ray).
+    # runs every test.
     pulled = {}
     for name in ("test", "all"):
         line = next(r for r in optional[name] if r.startswith("otel-grpo["))

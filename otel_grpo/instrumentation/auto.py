@@ -77,6 +77,9 @@ class GrpoInstrumentor(BaseInstrumentor):
             wrapper = ROLE_WRAPPERS[role](options)
             wrapt.register_post_import_hook(self._patcher(module_name, qualname, wrapper, role), module_name)
         atexit.register(warn_at_exit)
+        from otel_grpo.instrumentation.ray import watch_ray
+
+        watch_ray()  # workers of the trainer's Ray calls, if it makes any
         try:
             from otel_grpo.instrumentation.llm_http import instrument_http
 

@@ -7,8 +7,10 @@ in :mod:`otel_grpo.instrumentation.judge_role`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from otel_grpo import semconv
@@ -141,11 +143,31 @@ def executor_wrapper(options: InstrumentationConfig) -> Wrapper:
     return make_role_wrapper("execute", before, after)
 
 
+_key_hash: Callable[[Any], int] = hash
+
+
+def set_key_hash(function: Callable[[Any], int] | None) -> None:
+    """Use ``function`` (None: the built-in ``hash``) for the problem, answer and group keys.
+
+    The built-in ``hash`` of a string differs from process to process; when executor runs
+    and rewards are paired across processes (Ray), every process must use the same stable
+    hash, e.g. :func:`stable_key_hash`.
+    """
+    global _key_hash
+    _key_hash = function or hash
+
+
+def stable_key_hash(value: Any) -> int:
+    """A 64-bit hash of a string (or of a tuple of strings) that is the same in every process."""
+    text = value if isinstance(value, str) else repr(value)
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
 def _problem_key(problem: Any) -> Any:
     if problem is None:
         return None
     try:
-        return hash(problem if isinstance(problem, str) else repr(problem)[:2048])
+        return _key_hash(problem if isinstance(problem, str) else repr(problem)[:2048])
     except Exception:  # noqa: BLE001
         return None
 
@@ -154,7 +176,7 @@ def _group_key(problem: Any, source: Any) -> Any:
     if problem is None:
         return None
     try:
-        return hash((str(source), problem if isinstance(problem, str) else repr(problem)[:2048]))
+        return _key_hash((str(source), problem if isinstance(problem, str) else repr(problem)[:2048]))
     except Exception:  # noqa: BLE001
         return None
 
@@ -171,7 +193,7 @@ def _reward_from_result(result: Any) -> tuple[Any, Any]:
     return result, None
 
 
-def _scores(state: Any, window: Any, problem_key: Any, answer_key: Any) -> bool:
+def reward_scores(state: Any, window: Any, problem_key: Any, answer_key: Any) -> bool:
     """Does a reward for (problem, prediction) score ``state``, the execution this context ran last?"""
     if state is None or not state.executed or state.extra.get("rewarded"):
         return False
@@ -193,7 +215,7 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
         answer_key = _problem_key(bind_argument(wrapped, args, kwargs, "prediction", position=1))
         state = current_sample()
         token = None
-        if not _scores(state, tel.recorder.current_window(), problem_key, answer_key):
+        if not reward_scores(state, tel.recorder.current_window(), problem_key, answer_key):
             # Not the execution this context ran last: find this problem's own execution (a
             # thread pool, or a loop that scores every execution of the step after running them).
             state = tel.recorder.claim_pending(problem_key, answer_key)

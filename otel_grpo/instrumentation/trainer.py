@@ -22,6 +22,18 @@ logger = logging.getLogger(__name__)
 _EXECUTOR_ROLES = frozenset({"execute"})
 _REWARD_ROLES = frozenset({"compute_reward", "judge"})
 _patched: list[tuple[type, str]] = []  # (class, method name) wrapped by instrument_trainer
+_roles: dict[tuple[type, str], str] = {}  # (class, method name) -> role
+
+
+def instrumented_methods() -> list[tuple[str, str, str]]:
+    """``(module, Class.method, role)`` of every method :func:`instrument_trainer` wrapped.
+
+    Ray worker processes wrap the same methods (see :mod:`otel_grpo.instrumentation.ray`).
+    """
+    return [
+        (klass.__module__, f"{klass.__qualname__}.{method}", _roles.get((klass, method), ""))
+        for klass, method in _patched
+    ]
 
 
 def _defining_class(obj: Any, name: str) -> type | None:
@@ -94,6 +106,7 @@ def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
             continue
         if patch_method(klass, method, ROLE_WRAPPERS[role](options), role):
             _patched.append((klass, method))
+            _roles[(klass, method)] = role
             wrapped.append((role, f"{klass.__name__}.{method}"))
     if missing:
         logger.warning("otel-grpo: %s are not methods of their class and are not recorded", ", ".join(missing))
@@ -104,6 +117,9 @@ def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
     except ImportError:
         pass
     report_instrumented(wrapped)
+    from otel_grpo.instrumentation.ray import watch_ray
+
+    watch_ray(instrumented_methods)  # workers of the trainer's Ray calls, if it makes any
     return trainer
 
 

@@ -102,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--config", default=None, help="telemetry YAML (default: config/telemetry.yaml, else packaged)")
     p.add_argument(
+        "--ray",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the executor and the reward computer in N Ray workers on a local Ray instance "
+        "(needs the ray extra; default 0 = in this process)",
+    )
+    p.add_argument(
         "--oom-step",
         type=int,
         default=2,
@@ -186,6 +194,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "--prometheus-port must be between 0 and 65535",
         ),
         (args.oom_step >= 0, "--oom-step must be 0 (none) or a step number"),
+        (args.ray >= 0, "--ray must be 0 (no Ray) or a number of workers"),
         (args.config is None or Path(args.config).is_file(), f"--config: no such file: {args.config}"),
         (
             args.otlp_endpoint is None or urlsplit(args.otlp_endpoint).scheme in ("http", "https"),
@@ -313,6 +322,7 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
     server = None
     tel = None
     trainer = None
+    started_ray = False
     try:
         if args.judge_url:
             check_judge_reachable(args.judge_url)
@@ -344,7 +354,13 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             if not hasattr(cfg, key):
                 raise TypeError(f"run_demo: unknown TrainerConfig field {key!r}")
             setattr(cfg, key, value)
-        trainer = GRPOTrainer(cfg)
+        if args.ray:
+            from otel_grpo.tools.demo.ray_workers import RayDemoTrainer, start_ray
+
+            started_ray = start_ray(args.ray)
+            trainer = RayDemoTrainer(cfg, args.ray)
+        else:
+            trainer = GRPOTrainer(cfg)
         outage = getattr(args, "outage", None) if server is not None else None
         if outage is not None:
             trainer.on_step_start = _outage_switch(server, outage)
@@ -377,6 +393,10 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             trainer.wandb_run.finish(exit_code=1)
         if server is not None:
             server.stop()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
 
 
 def _outage_switch(server: Any, window: tuple[int, int]) -> Any:
@@ -635,6 +655,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True)
     try:
         args = parse_args(argv)
+        if args.ray:
+            require_extra("ray", feature="otel-grpo demo --ray")
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except DemoError as exc:
         build_parser().print_usage(sys.stderr)
         errors.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
