@@ -15,7 +15,10 @@ Sections (one module each):
 3. :mod:`benchmarks.memory`: RSS growth over 1,000,000 samples across 1,000 steps;
 4. :mod:`benchmarks.wandb_bytes`: bytes per step added to the offline run's ``.wandb`` file;
 5. :mod:`benchmarks.end_to_end`: the shape trainer with and without instrumentation;
-6. :mod:`benchmarks.judge_path`: throughput of 500 concurrent judge evaluations.
+6. :mod:`benchmarks.judge_path`: throughput of 500 concurrent judge evaluations;
+
+and, in a full run when Ray is installed (or with ``--only ray``), :mod:`benchmarks.ray_overhead`:
+driver time added per remote call and per step with N = 1, 2, 4 Ray workers.
 """
 
 SECTIONS = ("recording", "step_export", "memory", "wandb_bytes", "end_to_end", "judge_path")

@@ -10,8 +10,10 @@ a section failed to run (a missed goal is a result, not a failure).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +24,20 @@ from benchmarks import SECTIONS, common, report
 
 TIMEOUT = {"smoke": 120, "full": 900}
 TRACKED_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+RAY = "ray"  # benchmarks.ray_overhead: in a full run when Ray is installed; in a smoke run only with --only ray
+RAY_SIZES = {"smoke": ("3", "8"), "full": ("20", "32")}  # steps, workflows per step
+
+
+def ray_section(mode: str) -> str:
+    """The Ray scale-out section (Markdown), measured by ``benchmarks.ray_overhead`` in its own process."""
+    steps, workflows = RAY_SIZES[mode]
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "benchmarks.ray_overhead", "--steps", steps, "--workflows", workflows]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=TIMEOUT[mode] * 2)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"benchmarks.ray_overhead exited {proc.returncode}:\n{tail}")
+    return proc.stdout
 
 
 def default_out(smoke: bool) -> Path:
@@ -41,13 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         help="Markdown report path; results.json is written next to it "
         "(default: benchmarks/RESULTS.md for a full run, a new temporary directory with --smoke)",
     )
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join((*SECTIONS, RAY))}")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "full"
-    selected = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
-    unknown = [s for s in selected if s not in SECTIONS]
+    selected = [s.strip() for s in args.only.split(",") if s.strip()]
+    if not selected:
+        selected = list(SECTIONS)
+        if not args.smoke and importlib.util.find_spec("ray") is not None:
+            selected.append(RAY)
+    unknown = [s for s in selected if s not in (*SECTIONS, RAY)]
     if unknown:
-        parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+        parser.error(f"unknown sections {unknown}; choose from {', '.join((*SECTIONS, RAY))}")
+    with_ray = RAY in selected
+    selected = [s for s in selected if s != RAY]
     out = Path(args.out) if args.out else default_out(args.smoke)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
@@ -85,7 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": time.perf_counter() - started,
         "sections": sections,
     }
-    out.write_text(report.render(results), encoding="utf-8")
+    text = report.render(results)
+    if with_ray:
+        print("[benchmarks] ray ...", file=sys.stderr, flush=True)
+        try:
+            text = text.rstrip("\n") + "\n\n" + ray_section(mode)
+        except Exception as exc:  # noqa: BLE001 - report the failure, keep the other sections
+            failed = True
+            text = text.rstrip("\n") + f"\n\n## Ray scale-out overhead\n\nfailed: {exc}\n"
+    out.write_text(text, encoding="utf-8")
     json_path = out.with_name(out.stem.lower() + ".json")
     json_path.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     print(f"[benchmarks] wrote {out} and {json_path} in {results['duration_s']:.0f}s", file=sys.stderr)
