@@ -31,6 +31,12 @@ from opentelemetry.sdk.metrics.export import (
 
 from otel_grpo.exporters.preaggregated import DeltaTracker, PreAggregatedMetrics
 from otel_grpo.exporters.rollup import WindowEnd
+from otel_grpo.exporters.totals import Point, flatten
+
+
+class PointList(list[Point]):
+    """A collection already flattened to :class:`~otel_grpo.exporters.totals.Point` s (no SDK objects)."""
+
 
 _DELTA: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.DELTA
@@ -59,6 +65,9 @@ class StepMetricReader(InMemoryMetricReader):
         #: Entered around each collection: lets the recorder observe only what changed
         #: since the previous window end (a DELTA reader needs nothing else).
         self.collection_scope: Callable[[], AbstractContextManager[Any]] = nullcontext
+        #: When set (every reader of the provider is otel-grpo's), each collection takes the
+        #: recorder's changes since the previous one straight from it, with no SDK collection.
+        self.direct_points: Callable[[], list[tuple[str, dict, float]]] | None = None
         StepMetricReader._latest = self
 
     @classmethod
@@ -74,8 +83,12 @@ class StepMetricReader(InMemoryMetricReader):
         """Add ``preaggregated``'s histograms (as deltas) to every later collection."""
         self._preaggregated = preaggregated
 
-    def collect_delta(self) -> MetricsData | None:
+    def collect_delta(self) -> MetricsData | PointList | None:
         """Collect now and return what was recorded since the previous collection."""
+        if self.direct_points is not None and self._preaggregated is not None:
+            points = PointList(Point(*p) for p in self.direct_points())
+            points.extend(flatten(self._preaggregated.merge(None, self._preaggregated.metrics(self._delta))))
+            return points
         with self.collection_scope():
             data = self.get_metrics_data()
         if self._preaggregated is None:
@@ -94,7 +107,8 @@ class StepMetricReader(InMemoryMetricReader):
             exporter = self._exporter
             if exporter is None:
                 return MetricExportResult.SUCCESS
-            return exporter.export(data if data is not None else _NOTHING, window=window)
+            # A PointList goes to the WandB exporter, which folds points as they are.
+            return exporter.export(data if data is not None else _NOTHING, window=window)  # type: ignore[arg-type]
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         """Nothing to flush. The exporter is shut down by its owner, which decides whether to finish the run."""

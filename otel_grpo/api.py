@@ -164,6 +164,8 @@ class Telemetry:
         for histogram in self.recorder.preaggregated:
             providers.preaggregated.add(histogram)  # type: ignore[union-attr]
         providers.step_reader.collection_scope = self.recorder.delta_collection
+        if providers.preaggregated is not None:  # every reader is ours: the step reader skips the SDK
+            providers.step_reader.direct_points = self.recorder.delta_points
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()

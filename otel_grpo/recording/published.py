@@ -48,7 +48,36 @@ class PublishedTotals:
         #: Histograms kept as plain bucket counts (with ``preaggregate``): the readers merge them.
         self.preaggregated: list[BucketHistogram] = []
         self._delta_collection = threading.local()
+        # Every observable instrument's callback, for :meth:`delta_points` (name, is a sum, callback).
+        self._callbacks: list[tuple[str, bool, Callback]] = []
+        self._direct_last: dict[tuple[str, tuple], float] = {}
+        self._direct_lock = threading.Lock()
         self._create_instruments(meter, preaggregate)
+
+    def delta_points(self) -> list[tuple[str, dict, float]]:
+        """What changed since the previous call, as ``(instrument, attributes, value)``, with no SDK collection.
+
+        Sums (counters, up-down counters) give the change of each series since the previous call,
+        and only series that changed; gauges give every series' current value. The same figures a
+        DELTA reader collects through the SDK, for the step reader when every reader of the
+        provider is otel-grpo's (the histograms come from :attr:`preaggregated` the same way).
+        """
+        out: list[tuple[str, dict, float]] = []
+        options = CallbackOptions()
+        with self._direct_lock:
+            last = self._direct_last
+            for name, is_sum, callback in self._callbacks:
+                for observation in callback(options):
+                    attrs = dict(observation.attributes or {})
+                    if not is_sum:
+                        out.append((name, attrs, observation.value))
+                        continue
+                    key = (name, tuple(attrs.items()))
+                    before = last.get(key, 0)
+                    if observation.value != before:
+                        last[key] = observation.value
+                        out.append((name, attrs, observation.value - before))
+        return out
 
     @contextmanager
     def delta_collection(self) -> Iterator[None]:
@@ -86,9 +115,11 @@ class PublishedTotals:
         def obs_counter(spec: Spec, callback: Callback, updown: bool = False) -> None:
             make = meter.create_observable_up_down_counter if updown else meter.create_observable_counter
             make(spec[0], callbacks=[self._changed_only(callback)], unit=spec[1], description=spec[2])
+            self._callbacks.append((spec[0], True, callback))
 
         def obs_gauge(spec: Spec, callback: Callback) -> None:
             meter.create_observable_gauge(spec[0], callbacks=[callback], unit=spec[1], description=spec[2])
+            self._callbacks.append((spec[0], False, callback))
 
         def counter(spec: Spec) -> Counter:
             return meter.create_counter(spec[0], unit=spec[1], description=spec[2])
