@@ -40,8 +40,10 @@ class Point(NamedTuple):
     value: float | Hist
 
 
-def flatten(metrics_data: MetricsData | None) -> list[Point]:
-    """Flatten an SDK ``MetricsData`` into :class:`Point` s."""
+def flatten(metrics_data: MetricsData | list[Point] | None) -> list[Point]:
+    """Flatten an SDK ``MetricsData`` into :class:`Point` s (a list of points is returned as it is)."""
+    if isinstance(metrics_data, list):
+        return list(metrics_data)
     points: list[Point] = []
     if metrics_data is None:
         return points

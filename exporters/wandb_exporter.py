@@ -284,8 +284,7 @@ class WandbStepExporter(MetricExporter):
         window = kwargs.get("window")
         with self._lock:
             try:
-                points = metrics_data if isinstance(metrics_data, list) else flatten(metrics_data)
-                accumulate(self.totals, points)
+                accumulate(self.totals, flatten(metrics_data))
             except Exception as exc:  # noqa: BLE001
                 self._fault("accumulate", exc)
             if not isinstance(window, WindowEnd) or os.getpid() != self._pid:
