@@ -62,7 +62,7 @@ CONFIGS = {"default": {}, "tables_off": {"dashboard": {"table_every": 0, "sample
 GOAL_INTERCEPT_MS = 2.0
 PARTS = (
     ("window close (commit the step's samples)", "close"),
-    ("collection (step reader, SDK + merged histograms)", "collect"),
+    ("collection (the recorder's changes and the merged histograms)", "collect"),
     ("rollup (fold the delta, build the row)", "rollup"),
     ("tables (WandB Table objects, when due)", "tables"),
     ("run.log (hand the row to wandb-core)", "log"),

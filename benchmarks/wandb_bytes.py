@@ -121,7 +121,11 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
 
 
 REPLAY_VARIANTS = {
-    "as written by otel-grpo (define_metric with step_metric, summary default)": ("last", False, False),
+    "define_metric with step_metric, WandB's default summary (every key; otel-grpo before this round)": (
+        "last",
+        False,
+        False,
+    ),
     "summary='none' for dataset/, judge/, grpo/, executor/, exporter/": ("some", False, False),
     "floats rounded to 6 significant digits": ("last", True, False),
     "validation rows without the cumulative judge/, cost/, exporter/ keys": ("last", False, True),
@@ -231,10 +235,13 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         train_keys = keys[GOAL_CONFIG][0]
         analysis.append(
             f"- Per step: history {hist[1] / steps_long:,.0f} B, summary {summ[1] / steps_long:,.0f} B, table "
-            f"artifact/file records {art / steps_long:,.0f} B. WandB writes every logged key twice: once in the "
-            "history record and again in a summary-update record (the run's latest values). A train row has "
-            f"{train_keys} keys at ~45 B each in the history record (key name, JSON-encoded value with up to 17 "
-            "digits, protobuf framing); validation rows repeat the cumulative judge/, cost/ and exporter/ keys."
+            f"artifact/file records {art / steps_long:,.0f} B. The summary-update records now carry only the "
+            "keys whose latest value the run summary keeps (otel_grpo.keys.SUMMARY_KEYS and the per-dataset "
+            f"ones); every other key is history only. A train row has {train_keys} keys at ~40 B each in the "
+            "history record, three quarters of it the key names themselves (dataset/{source}/... for 7 "
+            "datasets x 10 figures), the rest the JSON-encoded value (up to 17 digits) and protobuf framing; "
+            "validation rows repeat the cumulative judge/, cost/ and exporter/ keys. 3 KB a step would need "
+            "fewer keys per row (e.g. per-dataset figures every N steps), which the key contract does not allow."
         )
     if not goals[0]["met"] and not params.get("smoke"):
         replay = common.run_worker("wandb_bytes", "replay", {"short": 20, "long": 220}, 600, env)
