@@ -160,6 +160,15 @@ def _current_records() -> CallRecords | None:
         return _active[-1] if _active else None
 
 
+def _capture(kind: str, *fields: Any) -> None:
+    """Ship event ``kind`` of the current call: the reference of the sample current here, then ``fields``."""
+    records = _current_records()
+    if records is None:
+        LostRecords.count += 1
+    else:
+        records.add((kind, records.current(), *fields))
+
+
 class _CapturedHistogram:
     """Stands in for a GenAI histogram: each value is replayed into the driver's histogram."""
 
@@ -168,11 +177,7 @@ class _CapturedHistogram:
 
     def record(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
         """Record ``amount`` with ``attributes`` (replayed on the driver)."""
-        records = _current_records()
-        if records is None:
-            LostRecords.count += 1
-            return
-        records.add(("hist", records.current(), self._name, portable(amount), dict(attributes or {})))
+        _capture("hist", self._name, portable(amount), dict(attributes or {}))
 
 
 class CapturingRecorder(Recorder):
@@ -269,25 +274,18 @@ class CapturingRecorder(Recorder):
         problem_type: Any = None,
     ) -> None:
         """Record one workflow execution (replayed on the driver)."""
-        records = _current_records()
-        if records is None:
-            LostRecords.count += 1
-        else:
-            state = current_sample()
-            extra = state.extra if state is not None else {}
-            keys = (extra.get("problem_key"), extra.get("answer_key"))
-            records.add(
-                (
-                    "exec",
-                    records.current(),
-                    portable(cost),
-                    portable(duration_s),
-                    portable(success),
-                    portable(source),
-                    portable(problem_type),
-                    *keys,
-                )
-            )
+        state = current_sample()
+        extra = state.extra if state is not None else {}
+        _capture(
+            "exec",
+            portable(cost),
+            portable(duration_s),
+            portable(success),
+            portable(source),
+            portable(problem_type),
+            extra.get("problem_key"),
+            extra.get("answer_key"),
+        )
         super().record_executor_run(cost, duration_s, success, source=source, problem_type=problem_type)
 
     def record_judge_evaluation(
@@ -301,22 +299,15 @@ class CapturingRecorder(Recorder):
         problem_type: Any = None,
     ) -> None:
         """Record one judge evaluation (replayed on the driver)."""
-        records = _current_records()
-        if records is None:
-            LostRecords.count += 1
-        else:
-            records.add(
-                (
-                    "judge",
-                    records.current(),
-                    portable(outcome),
-                    portable(verdict),
-                    portable(duration_s),
-                    portable(error_type),
-                    portable(source),
-                    portable(problem_type),
-                )
-            )
+        _capture(
+            "judge",
+            portable(outcome),
+            portable(verdict),
+            portable(duration_s),
+            portable(error_type),
+            portable(source),
+            portable(problem_type),
+        )
         super().record_judge_evaluation(
             outcome, verdict, duration_s, error_type=error_type, source=source, problem_type=problem_type
         )
@@ -325,31 +316,16 @@ class CapturingRecorder(Recorder):
         self, *, error_type: str | None = None, input_tokens: Any = None, output_tokens: Any = None, source: Any = None
     ) -> None:
         """Record one judge HTTP request (replayed on the driver)."""
-        records = _current_records()
-        if records is None:
-            LostRecords.count += 1
-        else:
-            records.add(
-                (
-                    "judge_request",
-                    records.current(),
-                    portable(error_type),
-                    portable(input_tokens),
-                    portable(output_tokens),
-                    portable(source),
-                )
-            )
+        _capture(
+            "judge_request", portable(error_type), portable(input_tokens), portable(output_tokens), portable(source)
+        )
         super().record_judge_request(
             error_type=error_type, input_tokens=input_tokens, output_tokens=output_tokens, source=source
         )
 
     def record_executor_llm_request(self, *, error_type: str | None = None, source: Any = None) -> None:
         """Record one executor LLM request (replayed on the driver)."""
-        records = _current_records()
-        if records is None:
-            LostRecords.count += 1
-        else:
-            records.add(("llm_request", records.current(), portable(error_type), portable(source)))
+        _capture("llm_request", portable(error_type), portable(source))
         super().record_executor_llm_request(error_type=error_type, source=source)
 
     def record_workflow(self, source: Any, reward: Any, correctness: Any = None, **details: Any) -> None:
