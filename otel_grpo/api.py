@@ -160,6 +160,7 @@ class Telemetry:
             health=self.exporter.health_counts,
             max_sample_rows=config.wandb.dashboard.sample_table_rows,
             preaggregate=providers.preaggregated is not None,
+            count=self.count_health,
         )
         for histogram in self.recorder.preaggregated:
             providers.preaggregated.add(histogram)  # type: ignore[union-attr]
@@ -169,6 +170,7 @@ class Telemetry:
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()
+        self._health_lock = threading.Lock()
         self.window_close_hooks: list[Callable[[Window], None]] = []
         """Called with a window just before it closes (e.g. to replay what Ray workers recorded in it)."""
         from otel_grpo.exporters.tables import attach_tables
@@ -286,6 +288,12 @@ class Telemetry:
     def record_scalars(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
         self.recorder.record_scalars({**(values or {}), **kwargs})
+
+    def count_health(self, event: str, amount: int = 1) -> None:
+        """Add ``amount`` to the exporter-health count ``event`` (``exporter/{event}`` in the rows)."""
+        health = self.exporter.health
+        with self._health_lock:
+            health[event] = health.get(event, 0) + amount
 
     def count_fault(self) -> None:
         """One internal fault of otel-grpo (reported through :mod:`otel_grpo.faults`): counted in health."""
