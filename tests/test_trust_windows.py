@@ -34,6 +34,15 @@ def _samples_in_rows(rows: list[dict]) -> int:
     return sum(int(v) for row in rows for k, v in row.items() if k.startswith("dataset/") and k.endswith("/count"))
 
 
+def _correct_in_rows(rows: list[dict]) -> float:
+    return sum(
+        row[k] * row[k.replace("/accuracy", "/count")] / 100
+        for row in rows
+        for k in row
+        if k.startswith("dataset/") and k.endswith("/accuracy")
+    )
+
+
 def _samples_total(reader: InMemoryMetricReader) -> int:
     data = reader.get_metrics_data()
     total = 0
@@ -89,6 +98,7 @@ def test_record_workflow_from_threads_across_step_closes_counts_every_sample_onc
 
     recorded = _run_threads_across_closes(record)
     assert _samples_in_rows(tel.rows) == recorded
+    assert round(_correct_in_rows(tel.rows)) == recorded  # every figure of a row from one consistent snapshot
     if extra_reader:
         assert _samples_total(reader) == recorded
 
@@ -108,12 +118,7 @@ def test_the_three_call_form_from_threads_across_step_closes_counts_every_sample
     assert _samples_total(reader) == recorded
     # An execution whose step closed before its reward came is counted there, unscored; the reward is
     # not counted again but in an exporter health counter, so correct + late == recorded.
-    correct = sum(
-        row[k] * row[k.replace("/accuracy", "/count")] / 100
-        for row in rows
-        for k in row
-        if k.startswith("dataset/") and k.endswith("/accuracy")
-    )
+    correct = _correct_in_rows(rows)
     late = max((row.get("exporter/late_rewards", 0) for row in rows), default=0)
     assert round(correct) + late == recorded
 
@@ -271,3 +276,26 @@ def test_execution_figures_are_over_executor_runs_and_omitted_for_a_source_witho
     assert val["val/success_rate"] == 100.0 and val["val/avg_cost"] == pytest.approx(0.01)
     assert val["val/math/avg_cost"] == pytest.approx(0.01)
     assert "val/mbpp/avg_cost" not in val and "val/mbpp/cost_per_correct" not in val
+
+
+def test_records_that_arrive_late_count_their_spend_and_judge_figures_but_no_sample():
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
+    recorder = tel.recorder
+    with otel_grpo.step(1):
+        otel_grpo.record_workflow("gsm8k", 1.0, cost=0.01)
+    with recorder.late_records():  # what a Ray call the trainer did not wait for recorded in step 1
+        otel_grpo.record_workflow("gsm8k", 1.0, cost=0.5)
+        with otel_grpo.sample("math"):
+            otel_grpo.record_executor_run(cost=0.25, success=True)
+            otel_grpo.record_sample(1.0)
+        otel_grpo.record_judge_evaluation("success", True, source="math")
+        otel_grpo.record_judge_request(source="math")
+    with otel_grpo.step(2):
+        otel_grpo.record_workflow("mmlu", 0.0, cost=0.01)
+    first, second = tel.rows
+    assert second["cost/total_cost"] == pytest.approx(0.01 + 0.5 + 0.25 + 0.01)
+    assert second["cost/executor_calls"] == 4 and second["judge/total_calls"] == 1
+    assert second["cost/judge_calls"] == 1
+    assert second["dataset/mmlu/count"] == 1 and "dataset/gsm8k/count" not in second
+    assert "dataset/math/count" not in second and second["train/accuracy"] == 0.0
+    assert second["exporter/late_samples"] == 2

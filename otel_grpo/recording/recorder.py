@@ -17,7 +17,9 @@ the accumulators in :mod:`otel_grpo.recording.stats`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.metrics import Meter
@@ -44,6 +46,10 @@ _MAX = MAX_MAGNITUDE
 
 HEALTH_LATE_REWARDS = "late_rewards"
 """Exporter-health count: rewards for samples already counted (their step closed before the reward came)."""
+HEALTH_LATE_SAMPLES = "late_samples"
+"""Exporter-health count: samples recorded late (inside :meth:`Recorder.late_records`): in no row."""
+
+_late_var: ContextVar[bool] = ContextVar("otel_grpo_late_records", default=False)
 
 
 class Recorder(PublishedTotals):
@@ -171,6 +177,21 @@ class Recorder(PublishedTotals):
         """Number of the most recent training step window."""
         return self._last_step
 
+    @contextmanager
+    def late_records(self) -> Iterator[None]:
+        """Record what arrives after its window closed (a Ray call the trainer did not wait for).
+
+        Inside the block, executor runs, costs and judge evaluations and requests still count
+        toward the run's cumulative figures; samples go into no row and no total (the trainer
+        did not use them in their step, like the samples of a step that raised) and are
+        counted in ``exporter/late_samples``.
+        """
+        token = _late_var.set(True)
+        try:
+            yield
+        finally:
+            _late_var.reset(token)
+
     # --- labels --------------------------------------------------------------------------
     def resolve_labels(self, source: Any = None, problem_type: Any = None) -> tuple[str, str]:
         """Labels for an event: the current sample's, else the given ones, normalised."""
@@ -197,6 +218,9 @@ class Recorder(PublishedTotals):
         state: SampleState | None = None,
     ) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
+        if _late_var.get():
+            self._count_health(HEALTH_LATE_SAMPLES)
+            return
         reward_value, correctness_value = self._scores(reward, correctness)
         if state is None:
             state = current_sample()
@@ -253,6 +277,9 @@ class Recorder(PublishedTotals):
         labels = self.labels
         src = labels.source(source)
         ptype = labels.problem_type(problem_type, src)
+        if _late_var.get():
+            self._record_late_workflow(src, ptype, cost, success, duration_s, executed)
+            return
         ok_flag = success if success is True or success is False else to_bool(success)
         if ok_flag is None:
             self.invalid.report("success flag", success)
@@ -304,6 +331,15 @@ class Recorder(PublishedTotals):
             seconds = self._duration(duration_s)
             if seconds is not None:
                 self._exec_duration.record(seconds, key[:3])
+
+    def _record_late_workflow(
+        self, source: str, ptype: str, cost: Any, success: Any, duration_s: Any, executed: bool | None
+    ) -> None:
+        """A workflow recorded late: its executor run counts (cumulative), its sample goes into no row."""
+        self._count_health(HEALTH_LATE_SAMPLES)
+        failed = success is False or to_bool(success) is False
+        if executed or (executed is None and (cost is not None or duration_s is not None or failed)):
+            self.record_executor_run(cost, duration_s, not failed, source=source, problem_type=ptype)
 
     def _add_sample(
         self,
@@ -360,6 +396,9 @@ class Recorder(PublishedTotals):
         entry[3] += 1
 
     def _finish_unscored(self, state: SampleState, window: Window | None) -> None:
+        if _late_var.get():
+            self._count_health(HEALTH_LATE_SAMPLES)
+            return
         if self._claim(state):
             self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state, SCORER_NOT_SCORED)
 
@@ -431,7 +470,8 @@ class Recorder(PublishedTotals):
         else:
             src = self.labels.source(source)
             ptype = self.labels.problem_type(problem_type, src)
-        window = self.current_window()
+        late = _late_var.get()
+        window = None if late else self.current_window()
         split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
         value, invalid = to_cost(cost, self.invalid)
         ok_flag = success if isinstance(success, bool) else to_bool(success)
@@ -440,7 +480,7 @@ class Recorder(PublishedTotals):
             ok_flag = True  # unreadable: counted, and taken as the default (a run that worked)
         ok = "true" if ok_flag else "false"
         key = (split, src, ptype, ok)
-        starts_sample = state is not None and not state.recorded
+        starts_sample = state is not None and not state.recorded and not late
         with self._lock:
             if window is not None and not window.closed:
                 stats = window.executions.get(key)
