@@ -34,20 +34,16 @@ def _resolve_owner(module: Any, qualname: str) -> tuple[Any, str]:
 
 
 def _sdk_providers() -> dict[str, Any]:
-    """Reuse providers that ``opentelemetry-instrument`` built with our step reader."""
+    """Reuse the providers ``opentelemetry-instrument`` built (its readers then publish our instruments)."""
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_grpo.exporters.step_reader import StepMetricReader
-
-    reader = StepMetricReader.latest()
     meter_provider = metrics.get_meter_provider()
-    if reader is None or not isinstance(meter_provider, MeterProvider):
+    if not isinstance(meter_provider, MeterProvider):
         return {}
     tracer_provider = trace.get_tracer_provider()
     return {
-        "step_reader": reader,
         "meter_provider": meter_provider,
         "tracer_provider": tracer_provider if isinstance(tracer_provider, TracerProvider) else None,
     }

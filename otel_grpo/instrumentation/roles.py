@@ -116,7 +116,7 @@ def executor_wrapper(options: InstrumentationConfig) -> Wrapper:
         problem = bind_argument(wrapped, args, kwargs, "problem", position=1)
         group = _group_key(problem, source)
         state = tel.recorder.new_sample(source, ptype, group)
-        state.extra["problem_key"] = _problem_key(problem)
+        state.problem_key = _problem_key(problem)
         set_sample(state)  # stays current in this task so the reward computation pairs with it
         span_cm = span_for(tel, "grpo.execute_workflow", sample_span_attrs, state)
         span_cm.__enter__()
@@ -134,7 +134,7 @@ def executor_wrapper(options: InstrumentationConfig) -> Wrapper:
                 return
             cost, duration, success = _execution_outcome(result)
             if isinstance(result, tuple | list) and result:
-                sample.extra["answer_key"] = _problem_key(result[0])
+                sample.answer_key = _problem_key(result[0])
             tel.recorder.record_executor_run(cost, duration if duration is not None else elapsed, success)
         finally:
             if exc is None:
@@ -195,14 +195,14 @@ def _reward_from_result(result: Any) -> tuple[Any, Any]:
 
 def reward_scores(state: Any, window: Any, problem_key: Any, answer_key: Any) -> bool:
     """Does a reward for (problem, prediction) score ``state``, the execution this context ran last?"""
-    if state is None or not state.executed or state.extra.get("rewarded"):
+    if state is None or not state.executed or state.rewarded:
         return False
     if state.window is not None and state.window is not window:
         return False
-    own_problem = state.extra.get("problem_key")
+    own_problem = state.problem_key
     if problem_key is not None and own_problem is not None and own_problem != problem_key:
         return False
-    own_answer = state.extra.get("answer_key")
+    own_answer = state.answer_key
     return answer_key is None or own_answer is None or own_answer == answer_key
 
 
@@ -222,7 +222,7 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
             if state is not None:
                 token = set_sample(state)
         if state is not None:
-            state.extra["rewarded"] = True
+            state.rewarded = True
             if state.source == semconv.UNKNOWN:
                 source = bind_argument(wrapped, args, kwargs, options.arguments.source)
                 if source is not None:
@@ -231,7 +231,7 @@ def reward_wrapper(options: InstrumentationConfig) -> Wrapper:
             source = bind_argument(wrapped, args, kwargs, options.arguments.source)
             ptype = bind_argument(wrapped, args, kwargs, options.arguments.problem_type, position=3)
             state = tel.recorder.new_sample(source, ptype, _group_key(problem, source))
-            state.extra["rewarded"] = True
+            state.rewarded = True
             token = set_sample(state)
         span_cm = span_for(tel, "grpo.compute_reward", sample_span_attrs, state)
         span = span_cm.__enter__()

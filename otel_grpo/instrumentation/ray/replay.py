@@ -92,7 +92,7 @@ def _claim(
         state = recorder.new_sample(source, ptype, group)
     elif state.source == semconv.UNKNOWN and source != semconv.UNKNOWN:
         state.source = recorder.labels.source(source)
-    state.extra["rewarded"] = True
+    state.rewarded = True
     return state
 
 
@@ -102,9 +102,9 @@ def _record(recorder: Recorder, kind: str, event: tuple, resolve: Any) -> None:
         state = resolve(cur)
         if state is not None:
             if problem_key is not None:
-                state.extra["problem_key"] = problem_key
+                state.problem_key = problem_key
             if answer_key is not None:
-                state.extra["answer_key"] = answer_key
+                state.answer_key = answer_key
         recorder.record_executor_run(cost, duration, success, source=source, problem_type=ptype)
     elif kind == "sample":
         _, _cur, ref, reward, correctness, source, ptype, group = event

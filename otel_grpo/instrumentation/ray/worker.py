@@ -103,14 +103,8 @@ def _adopt(session: WorkerSession) -> None:
     config["otlp"] = otlp
     config["wandb"] = {**(config.get("wandb") or {}), "mode": "disabled"}
     config["prometheus"] = {**(config.get("prometheus") or {}), "enabled": False}
-    tel = setup(config)
+    tel = setup(config, recorder_class=CapturingRecorder)
     settings = tel.config
-    tel.recorder = CapturingRecorder(
-        accuracy_threshold=settings.metrics.accuracy_threshold,
-        labels=tel.recorder.labels,
-        judge_prices=(settings.judge.price_input_per_mtok, settings.judge.price_output_per_mtok),
-        max_sample_rows=settings.wandb.dashboard.sample_table_rows,
-    )
     roles.set_key_hash(roles.stable_key_hash)
     GrpoInstrumentor().instrument()
     options = settings.instrumentation
