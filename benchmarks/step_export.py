@@ -4,8 +4,8 @@ For each size, one training step records that many samples (the full key set: se
 sources, executor cost and latency, a judge evaluation and request on every fourth
 sample, GRPO groups, trainer scalars), untimed; then the step's ``__exit__`` is timed:
 closing the window (its frozen summary, with a snapshot of the run totals), the rollup of
-that summary into the row and ``run.log`` into an offline WandB run. Sizes are interleaved. For reference, the step end of the
-design document's Option A (numpy over the step's lists) and Option B
+that summary into the row and ``run.log`` into an offline WandB run. Sizes are interleaved.
+For reference, the step end of the design document's Option A (numpy over the step's lists) and Option B
 (``get_wandb_logs`` over the kept results) on the same samples is timed too.
 """
 
