@@ -452,6 +452,10 @@ def test_the_summary_tells_the_outage_effect(outage_run):
     console = _recording_console()
     demo_cli.print_summary(result, console)
     screen = console.export_text()
-    assert f"Judge outage (simulated, steps 2-3, {result.judge_stats['outage']} judge requests failed)" in screen
-    assert f"judge-failed share           {inside['judge_failed_share']:.1%} of scored samples (around: 0.0%)" in screen
+    assert f"Judge outage (simulated, steps 2-3; {result.judge_stats['outage']} judge requests failed)." in screen
+    assert "Mean per step in the outage vs the steps around it (1, 4):" in screen
+    assert inside["judge_ok"] == 0.0 and around["judge_ok"] == pytest.approx(1.0)  # judge/step_success_rate
+    assert "  judge evaluations ok           0.0% (around: 100.0%)" in screen
+    share = f"{inside['judge_failed_share']:.1%}"
+    assert f"  judge-failed share           {share:>6} of scored samples (around: 0.0%)" in screen
     assert "accuracy excl. judge-failed" in screen

@@ -142,12 +142,14 @@ def test_inspect_lists_the_integrity_keys_in_their_own_group(
 def test_inspect_text_shows_the_group_with_units(integrity_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
     assert cli_main(["inspect", str(integrity_run.run_dir)]) == 0
     out = capsys.readouterr().out
-    section = out.split(f"== {keys.INTEGRITY_GROUP} ==", 1)[1].split("\n== ", 1)[0]
+    # a group is split by what its values cover: "== Reward integrity: step 3 ==", "...: run total up to step 3 =="
+    blocks = re.findall(r"^== ([^:=]*)(?::[^=]*)? ==\n((?:  .*\n?)*)", out, re.M)
+    section = "".join(block for group, block in blocks if group == keys.INTEGRITY_GROUP)
     lines = {line.split()[0]: line.split()[1:] for line in section.strip().splitlines()}
     # the groups in the workspace's order: the integrity group where the workspace has its section
     from otel_grpo.tools.dashboards.wandb_workspace import SECTION_NAMES
 
-    groups = re.findall(r"^== (.*) ==$", out, re.M)
+    groups = list(dict.fromkeys(group for group, _ in blocks))
     assert [g for g in groups if g in SECTION_NAMES] == list(SECTION_NAMES)
     assert set(lines) == set(EXPECTED_LATEST)
     assert lines["train/judge_failed_share"] == ["0.167", "fraction", "(0-1)"]

@@ -68,6 +68,33 @@ def unit_of(key: str) -> str:
     return ""
 
 
+# What a key's value covers (how ``inspect`` labels its groups): the rows' windows, see docs/keys.md.
+STEP_COVERAGE = "step"
+VALIDATION_COVERAGE = "validation pass"
+RUN_TOTAL = "run total"
+
+
+def coverage_of(key: str) -> str:
+    """What the value of an otel-grpo key covers; ``""`` for a key of no otel-grpo namespace.
+
+    :data:`STEP_COVERAGE`: the training step of its row (``train/``, ``dataset/``, ``grpo/``,
+    ``judge/step_*``, ``cost/step_cost``); :data:`VALIDATION_COVERAGE`: the validation pass of
+    its row (``val/``); :data:`RUN_TOTAL`: everything since the run started, all splits
+    (``judge/`` other than ``step_*``, ``cost/`` other than ``step_cost``, ``executor/``, and the
+    ``exporter/`` health counts).
+    """
+    namespace = key.partition("/")[0]
+    if namespace == keys.VAL:
+        return VALIDATION_COVERAGE
+    if namespace in (keys.TRAIN, keys.DATASET, keys.GRPO) or key == keys.COST_STEP:
+        return STEP_COVERAGE
+    if key.startswith(keys.judge("step_")):
+        return STEP_COVERAGE
+    if namespace in (keys.JUDGE, keys.COST, keys.EXECUTOR, keys.EXPORTER):
+        return RUN_TOTAL
+    return ""
+
+
 def format_value(value: Any, unit: str = "") -> str:
     """``value`` as ``inspect`` and ``report`` show it in ``unit`` (no unit text)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
