@@ -74,25 +74,22 @@ VALIDATION_COVERAGE = "validation pass"
 RUN_TOTAL = "run total"
 
 
-def coverage_of(key: str) -> str:
-    """What the value of an otel-grpo key covers; ``""`` for a key of no otel-grpo namespace.
+_COVERAGE_LABELS = {
+    keys.WINDOW_STEP: STEP_COVERAGE,
+    keys.WINDOW_VALIDATION: VALIDATION_COVERAGE,
+    keys.WINDOW_RUN: RUN_TOTAL,
+}
 
-    :data:`STEP_COVERAGE`: the training step of its row (``train/``, ``dataset/``, ``grpo/``,
-    ``judge/step_*``, ``cost/step_cost``); :data:`VALIDATION_COVERAGE`: the validation pass of
-    its row (``val/``); :data:`RUN_TOTAL`: everything since the run started, all splits
-    (``judge/`` other than ``step_*``, ``cost/`` other than ``step_cost``, ``executor/``, and the
-    ``exporter/`` health counts).
+
+def coverage_of(key: str) -> str:
+    """What the value of an otel-grpo key covers, as ``inspect`` says it; ``""`` for a key of no
+    otel-grpo namespace. The contract is :func:`otel_grpo.keys.window_of`: :data:`STEP_COVERAGE`
+    (its row's training step), :data:`VALIDATION_COVERAGE` (its row's validation pass),
+    :data:`RUN_TOTAL` (everything since the run started, all splits).
     """
-    namespace = key.partition("/")[0]
-    if namespace == keys.VAL:
-        return VALIDATION_COVERAGE
-    if namespace in (keys.TRAIN, keys.DATASET, keys.GRPO) or key == keys.COST_STEP:
-        return STEP_COVERAGE
-    if key.startswith(keys.judge("step_")):
-        return STEP_COVERAGE
-    if namespace in (keys.JUDGE, keys.COST, keys.EXECUTOR, keys.EXPORTER):
-        return RUN_TOTAL
-    return ""
+    if key.partition("/")[0] not in keys.NAMESPACES:
+        return ""
+    return _COVERAGE_LABELS[keys.window_of(key)]
 
 
 def format_value(value: Any, unit: str = "") -> str:
