@@ -22,6 +22,7 @@ from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, s
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.values import to_step
+from otel_grpo.redact import current_span
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +92,7 @@ class WindowScope(_Scope):
         if not tel.tracing:
             return
         name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
-        self._span_cm = tel.tracer.start_as_current_span(
-            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split}, end_on_exit=True
-        )
+        self._span_cm = current_span(tel.tracer, name, {semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split})
         self._span_cm.__enter__()
 
     def close(self, ok: bool) -> None:
