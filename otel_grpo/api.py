@@ -347,11 +347,20 @@ def setup(
     ``OTEL_*``/``WANDB_*`` variables win over the file; keyword overrides named after
     sections (``wandb={"mode": "disabled"}``) win over both. A previous current handle
     is shut down first.
+
+    ``OTEL_SDK_DISABLED=true`` wins over everything: the handle records nothing anywhere
+    (no WandB rows, no OTLP, no Prometheus endpoint, no spans; the readers, processors
+    and providers passed in are not used) and instruments nothing; one log line says so.
     """
     global _current
     from otel_grpo.config import load_config
+    from otel_grpo.config.env import announce_sdk_disabled, sdk_disabled, sdk_disabled_config
 
     cfg = load_config(config, missing_file="defaults", **overrides)
+    if sdk_disabled():
+        announce_sdk_disabled()
+        cfg = sdk_disabled_config(cfg)
+        metric_readers, span_processors, step_reader, meter_provider, tracer_provider = (), (), None, None, None
     if cfg.wandb.debug_logging:
         logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
     with _current_lock:

@@ -16,11 +16,20 @@ _started = False
 
 
 def start_from_environment() -> None:
-    """Set up otel-grpo from ``$OTEL_GRPO_CONFIG`` and patch the configured targets."""
+    """Set up otel-grpo from ``$OTEL_GRPO_CONFIG`` and patch the configured targets.
+
+    Under ``OTEL_SDK_DISABLED=true`` nothing at all: no setup, no patch, no exit or
+    signal hook; one log line says so.
+    """
     global _started
     if _started:
         return
     _started = True
+    from otel_grpo.config.env import announce_sdk_disabled, sdk_disabled
+
+    if sdk_disabled():
+        announce_sdk_disabled()
+        return
     from otel_grpo.instrumentation.auto import GrpoInstrumentor
 
     GrpoInstrumentor().instrument(config=os.environ.get(CONFIG_ENV) or None)
