@@ -22,6 +22,7 @@ from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, s
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.values import to_step
+from otel_grpo.redact import current_span
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +92,7 @@ class WindowScope(_Scope):
         if not tel.tracing:
             return
         name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
-        self._span_cm = tel.tracer.start_as_current_span(
-            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split}, end_on_exit=True
-        )
+        self._span_cm = current_span(tel.tracer, name, {semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split})
         self._span_cm.__enter__()
 
     def close(self, ok: bool) -> None:
@@ -356,11 +355,20 @@ def setup(
     ``OTEL_*``/``WANDB_*`` variables win over the file; keyword overrides named after
     sections (``wandb={"mode": "disabled"}``) win over both. A previous current handle
     is shut down first.
+
+    ``OTEL_SDK_DISABLED=true`` wins over everything: the handle records nothing anywhere
+    (no WandB rows, no OTLP, no Prometheus endpoint, no spans; the readers, processors
+    and providers passed in are not used) and instruments nothing; one log line says so.
     """
     global _current
     from otel_grpo.config import load_config
+    from otel_grpo.config.env import announce_sdk_disabled, sdk_disabled, sdk_disabled_config
 
     cfg = load_config(config, missing_file="defaults", **overrides)
+    if sdk_disabled():
+        announce_sdk_disabled()
+        cfg = sdk_disabled_config(cfg)
+        metric_readers, span_processors, step_reader, meter_provider, tracer_provider = (), (), None, None, None
     if cfg.wandb.debug_logging:
         logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
     with _current_lock:
