@@ -23,6 +23,7 @@ from otel_grpo.recording.instruments import Histograms, TotalsPublisher
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.values import to_step
+from otel_grpo.redact import current_span
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +93,7 @@ class WindowScope(_Scope):
         if not tel.tracing:
             return
         name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
-        self._span_cm = tel.tracer.start_as_current_span(
-            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split}, end_on_exit=True
-        )
+        self._span_cm = current_span(tel.tracer, name, {semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split})
         self._span_cm.__enter__()
 
     def close(self, ok: bool) -> None:
@@ -360,11 +359,20 @@ def setup(
     sections (``wandb={"mode": "disabled"}``) win over both. A previous current handle
     is shut down first. ``recorder_class`` (a Ray worker's capturing recorder) records instead
     of the ordinary one.
+
+    ``OTEL_SDK_DISABLED=true`` wins over everything: the handle records nothing anywhere
+    (no WandB rows, no OTLP, no Prometheus endpoint, no spans; the readers, processors
+    and providers passed in are not used) and instruments nothing; one log line says so.
     """
     global _current
     from otel_grpo.config import load_config
+    from otel_grpo.config.env import announce_sdk_disabled, sdk_disabled, sdk_disabled_config
 
     cfg = load_config(config, missing_file="defaults", **overrides)
+    if sdk_disabled():
+        announce_sdk_disabled()
+        cfg = sdk_disabled_config(cfg)
+        metric_readers, span_processors, meter_provider, tracer_provider = (), (), None, None
     if cfg.wandb.debug_logging:
         logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
     with _current_lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -67,6 +68,8 @@ def _run_threads_across_closes(record_one, workers: int = 3, per_worker: int = 6
     def work(offset: int) -> None:
         for i in range(per_worker):
             record_one(offset + i)
+            if i % 100 == 0:
+                time.sleep(0)  # let the main thread close a step now and then, whatever the scheduler does
         with lock:
             finished[0] += 1
             if finished[0] == workers:
