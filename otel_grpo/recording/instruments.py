@@ -25,7 +25,8 @@ from otel_grpo.summary import SCORER_COUNT
 
 Spec = tuple[str, str, str]  # (instrument name, unit, description), as in otel_grpo.semconv
 Callback = Callable[[CallbackOptions], Iterator[Observation]]
-Read = Callable[[], list[tuple[Any, float]]]  # (attributes, value) pairs, read under the recorder's lock
+Pairs = list[tuple[Any, float]]
+Read = Callable[[], Pairs]  # (attributes, value) pairs, read under the recorder's lock
 
 
 class Histograms:
@@ -127,17 +128,17 @@ class TotalsPublisher:
         gauge(sc.TRAIN_SCALAR, lambda: [({sc.ATTR_SCALAR_NAME: n}, v) for n, v in t.last_scalars.items()])
         gauge(sc.TRAIN_STEP, lambda: [({}, t.last_step)] if t.last_step is not None else [])
 
-    def _scored_by(self, offset: int) -> list[tuple[Any, float]]:
+    def _scored_by(self, offset: int) -> Pairs:
         """Samples (``offset`` 0) or correct samples (``offset`` SCORER_COUNT) per scorer; zeros omitted."""
-        out = []
+        out: Pairs = []
         for key, stats in self._totals.samples.items():
             for scorer, value in zip(sc.SCORERS, stats.by_scorer[offset : offset + SCORER_COUNT], strict=True):
                 if value:
                     out.append(({**_attrs(*key), sc.ATTR_SCORED_BY: scorer}, value))
         return out
 
-    def _executor_runs(self) -> list[tuple[Any, float]]:
-        out = []
+    def _executor_runs(self) -> Pairs:
+        out: Pairs = []
         for key, stats in self._totals.executions.items():
             if stats.ok:
                 out.append(({**_attrs(*key), sc.ATTR_SUCCESS: "true"}, stats.ok))
@@ -145,21 +146,21 @@ class TotalsPublisher:
                 out.append(({**_attrs(*key), sc.ATTR_SUCCESS: "false"}, stats.runs - stats.ok))
         return out
 
-    def _invalid_costs(self) -> list[tuple[Any, float]]:
+    def _invalid_costs(self) -> Pairs:
         merged: dict[tuple[str, str], int] = {}
         for (split, source, _ptype), stats in self._totals.executions.items():
             merged[(split, source)] = merged.get((split, source), 0) + stats.invalid_cost
         return [(_attrs(*k), v) for k, v in merged.items()]
 
-    def _judge_evaluations(self) -> list[tuple[Any, float]]:
-        out = []
+    def _judge_evaluations(self) -> Pairs:
+        out: Pairs = []
         for (split, source, ptype, outcome, verdict, error), count in self._totals.judge.evaluations.items():
             attrs = {**_attrs(split, source, ptype), sc.ATTR_JUDGE_OUTCOME: outcome, sc.ATTR_JUDGE_VERDICT: verdict}
             out.append((_with_error(attrs, error), count))
         return out
 
     @staticmethod
-    def _requests(store: dict[tuple[str, str, str], int]) -> list[tuple[Any, float]]:
+    def _requests(store: dict[tuple[str, str, str], int]) -> Pairs:
         return [(_with_error(_attrs(split, source), error), n) for (split, source, error), n in store.items()]
 
 
