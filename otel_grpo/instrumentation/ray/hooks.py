@@ -23,6 +23,7 @@ import wrapt
 
 from otel_grpo.api import get_telemetry
 from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.patching import patched_methods
 from otel_grpo.instrumentation.ray.calls import RayCalls
 from otel_grpo.instrumentation.ray.worker import (
     TAG_PARAM,
@@ -44,14 +45,8 @@ _PATCHES = (
 class _Driver:
     lock = threading.Lock()
     calls: RayCalls | None = None
-    methods: Callable[[], list[tuple[str, str, str]]] = staticmethod(lambda: [])
     installed = False
     warned_exported: set[str] = set()
-
-
-def set_methods_provider(provider: Callable[[], list[tuple[str, str, str]]]) -> None:
-    """Where the workers learn which ``(module, Class.method, role)`` instrument_trainer wrapped."""
-    _Driver.methods = provider
 
 
 def active_calls() -> RayCalls | None:
@@ -64,7 +59,7 @@ def active_calls() -> RayCalls | None:
         with _Driver.lock:
             calls = _Driver.calls
             if calls is None or calls.telemetry is not tel:
-                calls = _Driver.calls = RayCalls(tel, lambda: _Driver.methods())
+                calls = _Driver.calls = RayCalls(tel, patched_methods)
     return calls
 
 

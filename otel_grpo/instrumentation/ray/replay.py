@@ -19,8 +19,8 @@ from contextvars import Context
 from typing import Any
 
 from otel_grpo import semconv
+from otel_grpo.instrumentation.pairing import reward_scores
 from otel_grpo.instrumentation.ray.records import EVENTS_VERSION, INHERIT
-from otel_grpo.instrumentation.roles import reward_scores
 from otel_grpo.recording.context import SampleState, current_sample, reset_sample, set_sample
 from otel_grpo.recording.recorder import Recorder
 
