@@ -150,8 +150,8 @@ _PROBE = textwrap.dedent(
         with otel_grpo.judge_evaluation(source="gsm8k"):
             httpx.post(sys.argv[2] + "/chat/completions", json={"model": "m", "messages": []})
     tel.shutdown()
-    row = tel.rows[-1]
-    print(json.dumps({"patched": patched, "active": is_http_instrumented(), "judge_calls": row.get("cost/judge_calls", 0)}))
+    calls = tel.rows[-1].get("cost/judge_calls", 0)
+    print(json.dumps({"patched": patched, "active": is_http_instrumented(), "judge_calls": calls}))
     """
 )
 
