@@ -29,11 +29,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from otel_grpo import keys, semconv
 from otel_grpo.exporters.rollup import Row, WindowRow, window_row
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard, report_fault
 from otel_grpo.summary import WindowSummary
 
 if TYPE_CHECKING:
@@ -84,6 +85,10 @@ class WandbStepExporter:
     # --- faults ----------------------------------------------------------------------------
     def _fault(self, kind: str, exc: BaseException) -> None:
         report_fault(f"WandB export ({kind})", exc, count=self._count_error)
+
+    def _guard(self, kind: str) -> AbstractContextManager[None]:
+        """A block whose exception is reported as a WandB export fault and swallowed."""
+        return fault_guard(f"WandB export ({kind})", count=self._count_error)
 
     def _count_error(self) -> None:
         self.count(semconv.HEALTH_EXPORT_ERRORS)
@@ -207,14 +212,12 @@ class WandbStepExporter:
     def _define_metrics(self, run: Any) -> None:
         """Plot every key against ``train/step``; keep only :data:`keys.SUMMARY_KEYS` in the summary."""
         self._summary_sources.clear()
-        try:
+        with self._guard("wandb.define_metric"):
             run.define_metric(keys.STEP)
             for namespace in keys.NAMESPACES:
                 run.define_metric(f"{keys.prefix(namespace)}*", step_metric=keys.STEP, summary="none")
             for key in keys.SUMMARY_KEYS[1:]:  # an exact definition overrides the namespace's glob
                 run.define_metric(key, step_metric=keys.STEP)
-        except Exception as exc:  # noqa: BLE001
-            self._fault("wandb.define_metric", exc)
 
     def _define_source_metrics(self, run: Any, row: Row) -> None:
         """Keep the per-source summary keys of sources this row names for the first time."""
@@ -222,12 +225,10 @@ class WandbStepExporter:
         if not new:
             return
         self._summary_sources.update(new)
-        try:
+        with self._guard("wandb.define_metric"):
             for source in new:
                 for key in keys.summary_keys_of(source):
                     run.define_metric(key, step_metric=keys.STEP)
-        except Exception as exc:  # noqa: BLE001
-            self._fault("wandb.define_metric", exc)
 
     def start(self) -> Any:
         """Start (or attach to) the run now instead of at the first row."""
@@ -260,10 +261,8 @@ class WandbStepExporter:
             self._write(row, self._extras(written, summary))
             self.rows.append(row)
             for listener in list(self.row_listeners):
-                try:
+                with self._guard("row listener"):
                     listener(row, summary)
-                except Exception as exc:  # noqa: BLE001
-                    self._fault("row listener", exc)
 
     def _row_due(self, summary: WindowSummary) -> bool:
         """False for a step that raised and for a train step that ``log_frequency`` skips."""
@@ -282,10 +281,8 @@ class WandbStepExporter:
         if self._disabled:
             return extras
         for make_extras in list(self.row_extras):
-            try:
+            with self._guard("row extras"):
                 extras.update(make_extras(written, window) or {})
-            except Exception as exc:  # noqa: BLE001
-                self._fault("row extras", exc)
         return extras
 
     def _write(self, row: Row, extras: Mapping[str, object]) -> bool:
@@ -331,10 +328,8 @@ class WandbStepExporter:
             logger.debug("otel-grpo: wandb was torn down already; run %s was finished by it", _describe(run))
             return
         start = time.monotonic()
-        try:
+        with self._guard("wandb.finish"):
             run.finish()
-        except Exception as exc:  # noqa: BLE001
-            self._fault("wandb.finish", exc)
         logger.debug("otel-grpo: run finished in %.2fs (budget %.0fs)", time.monotonic() - start, timeout_millis / 1000)
 
 

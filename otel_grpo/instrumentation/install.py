@@ -30,7 +30,7 @@ import wrapt
 from otel_grpo import api
 from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.config import InstrumentationConfig, parse_target
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.patching import patch_method, unpatch_all
 from otel_grpo.instrumentation.report import (
     report_instrumented,
@@ -90,7 +90,7 @@ def install(
     if not options.enabled:
         return []
     wrapped: list[tuple[str, str]] = []
-    try:
+    with fault_guard("install"):
         if options.http:
             _install_http()
         if targets:
@@ -99,13 +99,9 @@ def install(
             _patch_on_import(options, module_name, qualname, role, WORKER)
         if trainer is not None:
             wrapped = _patch_trainer(options, trainer)
-    except Exception as exc:  # noqa: BLE001 - never raise into the trainer
-        report_fault("install", exc)
     for extension in list(_extensions):
-        try:
+        with fault_guard("install extension"):
             extension(telemetry)
-        except Exception as exc:  # noqa: BLE001
-            report_fault("install extension", exc)
     return wrapped
 
 
@@ -152,10 +148,8 @@ def _patch_on_import(options: InstrumentationConfig, module_name: str, qualname:
 
 def _guarded(patch: Callable[[Any], None]) -> Callable[[Any], None]:
     def run(module: Any) -> None:
-        try:
+        with fault_guard("patching"):
             patch(module)
-        except Exception as exc:  # noqa: BLE001 - a hook must not break the user's import
-            report_fault("patching", exc)
 
     return run
 

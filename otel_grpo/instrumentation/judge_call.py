@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.judge_health import judge_health, judge_location
 from otel_grpo.instrumentation.wrapping import close_span, open_span, span_attributes
 from otel_grpo.recording.context import (
@@ -187,12 +187,10 @@ class JudgeEvaluationCall:
     def _observe_health(self, outcome: str, error_type: str | None) -> None:
         """Feed the outcome to the session's :class:`~otel_grpo.instrumentation.judge_health.JudgeHealth`."""
         tel = self._tel
-        try:
+        with fault_guard("the judge health check"):
             attempts = self.evaluation.attempts
             location = judge_location(attempts, tel.config.judge) if outcome == semconv.OUTCOME_API_FAILURE else None
             judge_health(tel).observe(outcome, error_type, location)
-        except Exception as exc:  # noqa: BLE001 - the health warning must never break the judge call
-            report_fault("the judge health check", exc)
 
 
 __all__ = ["JudgeEvaluationCall", "classify_judge_outcome", "counter_snapshot", "evaluation_event"]

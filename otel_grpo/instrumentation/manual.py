@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from otel_grpo.api import Telemetry, get_telemetry
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.calls import ExecutorRunCall
 from otel_grpo.instrumentation.judge_call import JudgeEvaluationCall
 from otel_grpo.recording.context import current_sample
@@ -44,25 +44,21 @@ class _ManualCall:
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        try:
+        with fault_guard(f"{self._kind} start"):
             tel = get_telemetry()
             if tel is not None:
                 self._call = self._start(tel)
-        except Exception as err:  # noqa: BLE001 - never raise into the trainer
-            report_fault(f"{self._kind} start", err)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         call, self._call = self._call, None
         if call is None:
             return False
-        try:
+        with fault_guard(f"{self._kind} end"):
             if exc is None:
                 call.stop(self._result())
             else:
                 call.fail(exc)
-        except Exception as err:  # noqa: BLE001
-            report_fault(f"{self._kind} end", err)
         return False
 
     async def __aenter__(self) -> Any:

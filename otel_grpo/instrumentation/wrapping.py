@@ -21,7 +21,7 @@ from opentelemetry import trace
 
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry, get_telemetry
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard, report_fault
 from otel_grpo.instrumentation.report import first_call
 from otel_grpo.redact import current_span
 
@@ -191,11 +191,9 @@ def make_role_wrapper(role: str, start: Starter) -> Wrapper:
 
 
 def _first_call(tel: Telemetry, role: str) -> None:
-    try:
+    with fault_guard(f"{role} instrumentation"):
         recorder = tel.recorder
         first_call(role, steps_seen=recorder.last_step is not None or recorder.current_window() is not None)
-    except Exception as exc:  # noqa: BLE001
-        internal_error(role, exc)
 
 
 # --- spans ---------------------------------------------------------------------------------------

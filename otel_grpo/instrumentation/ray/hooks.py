@@ -22,7 +22,7 @@ from typing import Any
 import wrapt
 
 from otel_grpo.api import get_telemetry
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard, report_fault
 from otel_grpo.instrumentation.patching import patched_methods
 from otel_grpo.instrumentation.ray.calls import RayCalls
 from otel_grpo.instrumentation.ray.worker import (
@@ -98,10 +98,8 @@ def _submit(wrapped: Callable[..., Any], calls: RayCalls, returns: int, call: tu
         return wrapped(call_args, call_kwargs, *rest, **call[3])
     refs = wrapped(call_args, tagged_kwargs, *rest, **options)
     result, records_ref = _split(refs, returns)
-    try:
+    with fault_guard("Ray call filing"):
         calls.file(pending, records_ref)
-    except Exception as exc:  # noqa: BLE001
-        report_fault("Ray call filing", exc)
     return result
 
 
@@ -175,10 +173,8 @@ def _prepare_actor_class(actor_class: Any) -> None:
 
 def _actor_class_remote(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
     if active_calls() is not None:
-        try:
+        with fault_guard("Ray actor class"):
             _prepare_actor_class(instance)
-        except Exception as exc:  # noqa: BLE001
-            report_fault("Ray actor class", exc)
     return wrapped(*args, **kwargs)
 
 
