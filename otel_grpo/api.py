@@ -170,6 +170,8 @@ class Telemetry:
         self._pid = os.getpid()
         self.window_close_hooks: list[Callable[[Window], None]] = []
         """Called with a window just before it closes (e.g. to replay what Ray workers recorded in it)."""
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        """Called as :meth:`shutdown` starts, before anything is flushed (e.g. the wait for Ray calls still running)."""
         from otel_grpo.exporters.tables import attach_tables
 
         attach_tables(self)
@@ -321,6 +323,10 @@ class Telemetry:
         global _current
         if self._closed:
             return
+        if os.getpid() == self._pid:
+            for hook in list(self.shutdown_hooks):  # while this telemetry is still the current one
+                with fault_guard("shutdown hook"):
+                    hook()
         self._closed = True
         with _current_lock:
             if _current is self:
