@@ -26,6 +26,8 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 
+from opentelemetry.metrics import NoOpMeter
+
 from otel_grpo import semconv
 from otel_grpo.recording.context import (
     SCORER_NOT_SCORED,
@@ -62,7 +64,7 @@ class WindowBook:
 
     def __init__(
         self,
-        histograms: Histograms,
+        histograms: Histograms | None = None,
         *,
         accuracy_threshold: float = 0.9,
         labels: LabelGuard | None = None,
@@ -76,6 +78,8 @@ class WindowBook:
         self.invalid = InvalidValueLog()
         self._prices = judge_prices
         self._count = count
+        if histograms is None:  # no meter: kept for the rows, published nowhere
+            histograms = Histograms(NoOpMeter(semconv.METER_NAME), mirror=False)
         self.lock = threading.RLock()
         """Guards the open windows and :attr:`totals` (the instruments read the totals under it)."""
         self.totals = RunTotals(histograms.executor_duration, histograms.judge_duration)

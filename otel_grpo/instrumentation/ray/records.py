@@ -231,7 +231,7 @@ class CapturingRecorder(Recorder):
     (:meth:`claim_pending`) is left to the driver, which holds every pending execution.
     """
 
-    def __init__(self, histograms: Histograms, **options: Any) -> None:
+    def __init__(self, histograms: Histograms | None = None, **options: Any) -> None:
         super().__init__(histograms, **options)
         self.genai_duration = _CapturedHistogram("duration")  # type: ignore[assignment]
         self.genai_tokens = _CapturedHistogram("tokens")  # type: ignore[assignment]
