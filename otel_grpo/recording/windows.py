@@ -52,6 +52,10 @@ Count = Callable[[str, int], None]
 """Adds to an exporter-health count: ``count(event, amount)``."""
 
 _late_var: ContextVar[bool] = ContextVar("otel_grpo_late_records", default=False)
+late_var = _late_var
+"""The contextvar that is true inside :meth:`WindowBook.late_records` (read on the hot path)."""
+_window_var = current_window_var()
+_split_var = current_split_var()
 
 
 def is_late() -> bool:
@@ -199,7 +203,7 @@ class WindowBook:
 
     def current_window(self) -> Window | None:
         """The innermost open window of this context, else the process-wide one."""
-        window = current_window_var().get()
+        window = _window_var.get()
         if window is not None and not window.closed:
             return window
         windows = self._open
@@ -225,10 +229,13 @@ class WindowBook:
             return None
         if window is not None and not window.closed:
             return window
-        window = self.current_window()
-        if window is not None:
+        window = _window_var.get()
+        if window is not None and not window.closed:
             return window
-        return self._loose[current_split_var().get() or semconv.SPLIT_TRAIN]
+        windows = self._open
+        if windows:
+            return windows[-1]
+        return self._loose[_split_var.get() or semconv.SPLIT_TRAIN]
 
     @contextmanager
     def late_records(self) -> Iterator[None]:
