@@ -82,7 +82,9 @@ class WandbStepExporter(MetricExporter):
         self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0, semconv.HEALTH_EXPORT_ERRORS: 0}
         self.rows: deque[Row] = deque(maxlen=keep_rows)
         self._run: Any = None
-        self._summary_sources: set[str] = set()  # sources whose summary keys are defined on the run
+        self._summary_sources: set[str] = set()  # sources whose summary keys are known on the run
+        self._summary_keys: set[str] = set(keys.SUMMARY_KEYS)  # keys whose latest value stays in the summary
+        self._defined: set[str] = {keys.STEP}  # keys defined on the run (define_metric)
         self._own_run = False
         self._run_failed = False
         self._closed = False
@@ -215,27 +217,37 @@ class WandbStepExporter(MetricExporter):
             self.shutdown()
 
     def _define_metrics(self, run: Any) -> None:
-        """Plot every key against ``train/step``; keep only :data:`keys.SUMMARY_KEYS` in the summary."""
+        """Start over on a new run: ``train/step`` is defined, each other key when first written."""
         self._summary_sources.clear()
+        self._summary_keys = set(keys.SUMMARY_KEYS)
+        self._defined = {keys.STEP}
         try:
             run.define_metric(keys.STEP)
-            for namespace in keys.NAMESPACES:
-                run.define_metric(f"{keys.prefix(namespace)}*", step_metric=keys.STEP, summary="none")
-            for key in keys.SUMMARY_KEYS[1:]:  # an exact definition overrides the namespace's glob
-                run.define_metric(key, step_metric=keys.STEP)
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.define_metric", exc)
 
-    def _define_source_metrics(self, run: Any, row: Row) -> None:
-        """Keep the per-source summary keys of sources this row names for the first time."""
-        new = [s for s in keys.sources_in(row) if s not in self._summary_sources]
+    def _define_row_keys(self, run: Any, row: Row) -> None:
+        """Plot each key of ``row`` written for the first time against ``train/step``.
+
+        Only otel-grpo's own keys are defined, one by one (never a glob), so the keys a host
+        trainer logs into the same run (TRL's ``train/loss``, ...) keep their own x axis and
+        summaries. Only :data:`keys.SUMMARY_KEYS` and the per-source summary keys keep their
+        latest value in ``run.summary``.
+        """
+        new = [key for key in row if key not in self._defined]
         if not new:
             return
-        self._summary_sources.update(new)
+        sources = [s for s in keys.sources_in(new) if s not in self._summary_sources]
+        self._summary_sources.update(sources)
+        kept = self._summary_keys
+        kept.update(k for source in sources for k in keys.summary_keys_of(source))
         try:
-            for source in new:
-                for key in keys.summary_keys_of(source):
+            for key in new:
+                if key in kept:
                     run.define_metric(key, step_metric=keys.STEP)
+                else:
+                    run.define_metric(key, step_metric=keys.STEP, summary="none")
+                self._defined.add(key)
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.define_metric", exc)
 
@@ -337,7 +349,7 @@ class WandbStepExporter(MetricExporter):
                 self.health[semconv.HEALTH_ROWS_DROPPED] += 1
                 return False
             try:
-                self._define_source_metrics(run, row)
+                self._define_row_keys(run, row)
                 run.log(data)
             except Exception as exc:  # noqa: BLE001
                 if attempt == 1 and self._run_gone(run):  # finished between the check and the log: once more

@@ -66,7 +66,9 @@ class GrpoInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         tel = get_telemetry()
         if tel is None:
-            tel = setup(kwargs.get("config"), **_sdk_providers())
+            from otel_grpo.instrumentation.trl import worker_overrides
+
+            tel = setup(kwargs.get("config"), **_sdk_providers(), **worker_overrides())
         options = tel.config.instrumentation
         if not options.enabled:
             return
@@ -78,8 +80,10 @@ class GrpoInstrumentor(BaseInstrumentor):
             wrapt.register_post_import_hook(self._patcher(module_name, qualname, wrapper, role), module_name)
         atexit.register(warn_at_exit)
         from otel_grpo.instrumentation.ray import watch_ray
+        from otel_grpo.instrumentation.trl import watch_trl
 
         watch_ray()  # workers of the trainer's Ray calls, if it makes any
+        watch_trl()  # every trl.GRPOTrainer, once TRL is imported
         try:
             from otel_grpo.instrumentation.llm_http import instrument_http
 
@@ -126,6 +130,9 @@ class GrpoInstrumentor(BaseInstrumentor):
                 continue
             unpatch_method(owner, attr)
         self._patched.clear()
+        from otel_grpo.instrumentation.trl import uninstrument_trl
+
+        uninstrument_trl()
         try:
             from otel_grpo.instrumentation.llm_http import uninstrument_http
 

@@ -90,8 +90,12 @@ def instrument_trainer(trainer: Any, **setup_overrides: Any) -> Any:
     nothing of otel-grpo: they pickle, copy and cross process boundaries exactly as
     before. Sets otel-grpo up with defaults first if :func:`otel_grpo.setup` was not
     called (``setup_overrides`` go to it). Idempotent: instrumenting twice wraps once.
-    Returns ``trainer``.
+    Returns ``trainer``. A TRL ``GRPOTrainer`` is recognised and instrumented as such.
     """
+    from otel_grpo.instrumentation.trl import instrument_trl_trainer, is_trl_trainer
+
+    if is_trl_trainer(trainer):
+        return instrument_trl_trainer(trainer, **setup_overrides)
     tel = get_telemetry() or setup(**setup_overrides)
     options = tel.config.instrumentation
     if not options.enabled:
