@@ -42,7 +42,7 @@ ROLE_JUDGE = "judge"
 ROLE_EXECUTOR = "executor"
 """``grpo.llm.role`` of any other LLM request (the executor's operator LLM calls)."""
 CALL_REWARD = "reward"
-"""Innermost-call kind of a reward call that may be a judge: its GenAI and judge-endpoint requests are judge requests."""
+"""Innermost-call kind of a reward call that may be a judge: its GenAI and judge-endpoint requests are."""
 
 _GENAI_PATH_SUFFIXES = ("/completions", "/completions/")  # also matches /chat/completions
 
