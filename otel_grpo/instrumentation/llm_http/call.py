@@ -164,15 +164,20 @@ class LLMCall:
                 self._tel.recorder.record_executor_llm_request(error_type=error_type, source=self._source)
         except Exception as inner:  # noqa: BLE001
             report_fault(FAULT_KIND, inner)
-        if request_listeners:
-            ended = EndedRequest(
-                who.role, error_type, tokens_in, tokens_out, duration, self._source, self._metric_attrs
-            )
-            for listener in list(request_listeners):
-                try:
-                    listener(ended)
-                except Exception as inner:  # noqa: BLE001
-                    report_fault(FAULT_KIND, inner)
+        self._notify(error_type, tokens_in, tokens_out, duration)
+
+    def _notify(self, error_type: str | None, tokens_in: int | None, tokens_out: int | None, duration: float) -> None:
+        """Hand this ended request to every :data:`request_listeners` entry (none: nothing to do)."""
+        if not request_listeners:
+            return
+        ended = EndedRequest(
+            self.who.role, error_type, tokens_in, tokens_out, duration, self._source, self._metric_attrs
+        )
+        for listener in list(request_listeners):
+            try:
+                listener(ended)
+            except Exception as inner:  # noqa: BLE001 - a listener never breaks the request
+                report_fault(FAULT_KIND, inner)
 
     def _end_span(
         self, status: int | None, reply: Reply | None, exc: BaseException | None, error_type: str | None
