@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 _FLUSH_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
 
+_NAMESPACE_PREFIXES = tuple(keys.prefix(namespace) for namespace in keys.NAMESPACES)
+
 RowListener = Callable[[Row, WindowEnd], None]
 RowExtras = Callable[[WindowRow, WindowEnd], "Mapping[str, object] | None"]
 
@@ -226,13 +228,13 @@ class WandbStepExporter(MetricExporter):
         except Exception as exc:  # noqa: BLE001
             self._fault("wandb.define_metric", exc)
 
-    def _define_row_keys(self, run: Any, row: Row) -> None:
-        """Plot each key of ``row`` written for the first time against ``train/step``.
+    def _define_row_keys(self, run: Any, row: Mapping[str, object]) -> None:
+        """Plot each key of ``row`` (and of its tables) written for the first time against ``train/step``.
 
         Only otel-grpo's own keys are defined, one by one (never a glob), so the keys a host
         trainer logs into the same run (TRL's ``train/loss``, ...) keep their own x axis and
-        summaries. Only :data:`keys.SUMMARY_KEYS` and the per-source summary keys keep their
-        latest value in ``run.summary``.
+        summaries. Of otel-grpo's keys, only :data:`keys.SUMMARY_KEYS` and the per-source
+        summary keys keep their latest value in ``run.summary`` (tables keep theirs).
         """
         new = [key for key in row if key not in self._defined]
         if not new:
@@ -243,7 +245,7 @@ class WandbStepExporter(MetricExporter):
         kept.update(k for source in sources for k in keys.summary_keys_of(source))
         try:
             for key in new:
-                if key in kept:
+                if key in kept or not key.startswith(_NAMESPACE_PREFIXES):  # a summary key, or a table
                     run.define_metric(key, step_metric=keys.STEP)
                 else:
                     run.define_metric(key, step_metric=keys.STEP, summary="none")
@@ -349,7 +351,7 @@ class WandbStepExporter(MetricExporter):
                 self.health[semconv.HEALTH_ROWS_DROPPED] += 1
                 return False
             try:
-                self._define_row_keys(run, row)
+                self._define_row_keys(run, data)
                 run.log(data)
             except Exception as exc:  # noqa: BLE001
                 if attempt == 1 and self._run_gone(run):  # finished between the check and the log: once more
