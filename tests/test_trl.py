@@ -89,7 +89,7 @@ def our_rows(where: Path) -> list[dict]:
 def check_rows(where: Path, steps: int, correctness: str | None = None, weights=(1.0, 0.5)) -> list[dict]:
     """otel-grpo's rows equal the expected ones, key by key; returns the rows."""
     calls = read_calls(where)
-    expected = expected_rows(windows(calls, steps, dict(zip(("rule", "judge"), weights)), correctness))
+    expected = expected_rows(windows(calls, steps, dict(zip(("rule", "judge"), weights, strict=True)), correctness))
     actual = our_rows(where)
     for row in actual:  # the rollup still writes these, as 0, for reward-only samples (see PENDING_CORE)
         for key in [k for k in row if k.endswith(PENDING_CORE) and k != "cost/cost_per_correct"]:
@@ -140,7 +140,8 @@ def test_one_process_under_otel_grpo_run_rows_exact_and_trl_metrics_unchanged(tm
     assert not ours & theirs and theirs
     auto_metrics = metric_records(auto)
     assert [m for m in auto_metrics if m.get("name") not in ours] == metric_records(plain)
-    assert all("glob_name" not in m for m in auto_metrics if m.get("name") in ours or m.get("step_metric") == "train/step")
+    defined_by_us = [m for m in auto_metrics if m.get("name") in ours or m.get("step_metric") == "train/step"]
+    assert defined_by_us and all("glob_name" not in m for m in defined_by_us)
     # ... and the same summaries.
     summary_auto, summary_plain = read_run(auto / "wandb").summary, read_run(plain / "wandb").summary
     for key in set(summary_plain) - ours:
@@ -151,7 +152,13 @@ def test_one_process_under_otel_grpo_run_rows_exact_and_trl_metrics_unchanged(tm
 def test_generation_reuse_and_async_judge_with_instrument_trainer(tmp_path, judge):
     steps = 6  # one generation every steps_per_generation * num_iterations = 4 steps: scored at steps 1 and 5
     where = train(
-        tmp_path, "reuse", judge.url, mode="instrument", steps=steps, steps_per_generation=2, num_iterations=2,
+        tmp_path,
+        "reuse",
+        judge.url,
+        mode="instrument",
+        steps=steps,
+        steps_per_generation=2,
+        num_iterations=2,
         async_judge=True,
     )
     rows = check_rows(where, steps)

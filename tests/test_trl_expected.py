@@ -67,8 +67,10 @@ def windows(calls_by_rank, steps: int, weights: dict[str, float], correctness: s
     evals: dict[int, list] = {}
     for k, merged in enumerate(scoring_calls(calls_by_rank)):
         first = merged[0][0]
-        target = by_step.setdefault(first["global_step"] + 1, []) if first["training"] else evals.setdefault(
-            first["global_step"], []
+        target = (
+            by_step.setdefault(first["global_step"] + 1, [])
+            if first["training"]
+            else evals.setdefault(first["global_step"], [])
         )
         target.append((k, merged))
     result = []

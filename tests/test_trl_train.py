@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     STATE.update(rank=rank, log=out / f"calls-{rank}.jsonl", judge_url=args.judge_url)
     rows = [
-        {"prompt": f"Question: {q} Answer:", "answer": a, "source": s, "problem_type": p}
-        for s, p, q, a in ROWS * 8
+        {"prompt": f"Question: {q} Answer:", "answer": a, "source": s, "problem_type": p} for s, p, q, a in ROWS * 8
     ]
     tokenizer = build_tokenizer()
     config = GRPOConfig(
