@@ -178,3 +178,19 @@ def test_two_processes_under_accelerate_rows_exact(tmp_path, judge):
     rows = check_rows(where, steps)
     assert len(rows) >= steps
     assert not math.isnan(rows[-1]["judge/total_calls"])
+
+
+def test_the_readme_example_under_otel_grpo_run(tmp_path, judge):
+    where = tmp_path / "example"
+    where.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OTEL_"))}
+    env.update(WANDB_MODE="offline", WANDB_DIR=str(where), WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    example = [sys.executable, str(ROOT / "examples" / "trl" / "train.py"), "--judge-url", judge.url, "--steps", "2"]
+    command = [*otel_grpo_command(), "run", "--", *example, "--eval-steps", "2"]
+    proc = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    inspect = [*otel_grpo_command(), "inspect", str(where / "wandb")]
+    shown = subprocess.run(inspect, cwd=where, env=env, capture_output=True, text=True, timeout=120, check=True)
+    for key in ("train/step", "train/accuracy", "dataset/gsm8k/accuracy", "judge/success_rate", "val/accuracy"):
+        assert key in shown.stdout, shown.stdout
+    assert "train/loss" in shown.stdout  # TRL's own keys, in the same run

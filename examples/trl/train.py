@@ -29,14 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-to", default="wandb", help="TRL's report_to: wandb or none")
     parser.add_argument("--eval-steps", type=int, default=3, help="evaluate every N steps (0: never)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one is fastest for so small a model)")
     args = parser.parse_args(argv)
     os.environ["JUDGE_URL"] = args.judge_url
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_PROJECT", "otel-grpo-trl-example")
 
+    import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    torch.set_num_threads(args.threads)
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed=args.seed)
     rows = dataset_rows()
