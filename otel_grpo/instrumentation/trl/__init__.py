@@ -16,6 +16,7 @@ The interface to the core (the only otel-grpo calls made here):
   problem_type=)`` per judge evaluation (one per completion a judge function scored);
 * ``Recorder.resolve_labels(source, problem_type)`` for the labels of a reward call;
 * ``Telemetry.exporter.health["unscorable"]``, the ``exporter/unscorable`` count;
+* ``judge_health(tel).observe(outcome, error_type)`` per judge evaluation (the outage warning);
 * the judge-request accounting of the LLM HTTP instrumentation: ``enter_call`` /
   ``exit_call`` with ``CALL_JUDGE`` or ``CALL_REWARD`` around each reward function and a
   ``JudgeEvaluationState`` collecting its attempts; ``llm_http.call.request_listeners``

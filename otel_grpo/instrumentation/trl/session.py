@@ -17,6 +17,7 @@ from otel_grpo import semconv
 from otel_grpo.api import Telemetry, WindowScope, get_telemetry
 from otel_grpo.config import TrlConfig
 from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.judge_health import judge_health
 from otel_grpo.instrumentation.llm_http.call import replay_request
 from otel_grpo.instrumentation.trl.calls import ScoringCall
 from otel_grpo.instrumentation.trl.processes import Payload, RequestBuffer, gather
@@ -171,6 +172,7 @@ class TrlSession:
     def _record(self, tel: Telemetry, payloads: list[Payload], call_id: int, generations: int) -> None:
         """Record every process's judge requests and completions in the current window (main process)."""
         recorder = tel.recorder
+        health = judge_health(tel)  # warns once when judge evaluations keep failing (judge.warn_after_failures)
         for _completions, requests in payloads:
             for request in requests:
                 replay_request(tel, request)
@@ -184,6 +186,7 @@ class TrlSession:
                     recorder.record_judge_evaluation(
                         outcome, verdict, duration, error_type=error_type, source=source, problem_type=ptype
                     )
+                    health.observe(outcome, error_type)
                 if reward is None:
                     unscorable += 1
                     continue
