@@ -87,7 +87,10 @@ class TrlSession:
         """Run TRL's ``_calculate_rewards`` with the reward functions observed; return its result unchanged."""
         scoring = None
         original = trainer.reward_funcs
+        training = bool(getattr(getattr(trainer, "model", None), "training", True))  # TRL's own test of the mode
         try:
+            if not training:  # TRL's evaluation: a validation window, open before its judge requests are made
+                self.open_validation(int(getattr(trainer.state, "global_step", 0) or 0))
             scoring = ScoringCall(trainer.reward_func_names, self.judges, self._call_labels)
             trainer.reward_funcs = scoring.wrap(original)
         except Exception as exc:  # noqa: BLE001 - TRL scores as it would without us
@@ -97,12 +100,13 @@ class TrlSession:
             result = wrapped(*args, **kwargs)
         finally:
             trainer.reward_funcs = original
-        self._after(trainer, scoring, result, args, kwargs)
+        self._after(trainer, scoring, result, args, kwargs, training)
         return result
 
-    def _after(self, trainer: Any, scoring: ScoringCall | None, result: Any, args: tuple, kwargs: dict) -> None:
+    def _after(
+        self, trainer: Any, scoring: ScoringCall | None, result: Any, args: tuple, kwargs: dict, training: bool
+    ) -> None:
         """Merge this call's completions on the main process (every process takes part) and record them."""
-        training = bool(getattr(getattr(trainer, "model", None), "training", True))
         completions: list[Completion] = []
         try:
             if scoring is not None:
@@ -122,8 +126,6 @@ class TrlSession:
         if tel is None:
             return
         try:
-            if not training:
-                self.open_validation(int(getattr(trainer.state, "global_step", 0) or 0))
             generations = _num_generations(trainer, training)
             self._record(tel, payloads, call_id, generations)
         except Exception as exc:  # noqa: BLE001
