@@ -52,7 +52,7 @@ def _rewards_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> 
 def _init_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     result = wrapped(*args, **kwargs)
     try:
-        attach(instance, announce=False)
+        attach(instance)
     except Exception as exc:  # noqa: BLE001 - the trainer works as without otel-grpo
         report_fault("TRL trainer instrumentation", exc)
     return result
@@ -81,7 +81,8 @@ def attach(trainer: Any, announce: bool = True) -> bool:
     session = TrlSession(trainer, options.trl)
     _sessions[trainer] = session
     trainer.add_callback(OtelGrpoCallback(session))
-    report_instrumented([(TRAIN_STEP_ROLE, f"{type(trainer).__name__} (TRL GRPOTrainer)")], announce=announce)
+    what = f"{type(trainer).__name__} (TRL GRPOTrainer, process {session.process_index} of {session.num_processes})"
+    report_instrumented([(TRAIN_STEP_ROLE, what)], announce=announce and session.is_main)
     return True
 
 
