@@ -9,6 +9,7 @@ WandB run. Skipped when TRL (the ``trl`` extra) is not installed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -73,11 +74,17 @@ def train(tmp: Path, name: str, judge_url: str, *, mode: str, launch: list[str] 
     return where
 
 
+@functools.lru_cache(maxsize=16)
+def records(where: Path):
+    """The run under ``where`` read back from disk (once: each read is a ``wandb leet inspect``)."""
+    return read_run(where / "wandb")
+
+
 def our_rows(where: Path) -> list[dict]:
     """otel-grpo's rows. wandb adds TRL's last train/global_step (its ``*`` step_sync glob) to a row that
     carries a table, whatever the table's own definition says: dropped here, after checking it."""
     rows = []
-    for row in read_run(where / "wandb").otel_grpo_rows():
+    for row in records(where).otel_grpo_rows():
         row = {k: v for k, v in row.items() if k != "_step"}
         if "train/global_step" in row:
             assert any(k.startswith("dataset_statistics.") for k in row)
@@ -105,7 +112,7 @@ def trl_rows(where: Path) -> list[dict]:
     """TRL's own rows (train/global_step), timings aside."""
     return [
         {k: v for k, v in row.items() if k != "_step" and not any(t in k for t in TIMING)}
-        for row in read_run(where / "wandb").history
+        for row in records(where).history
         if "train/global_step" in row and "train/step" not in row
     ]
 
@@ -143,7 +150,7 @@ def test_one_process_under_otel_grpo_run_rows_exact_and_trl_metrics_unchanged(tm
     defined_by_us = [m for m in auto_metrics if m.get("name") in ours or m.get("step_metric") == "train/step"]
     assert defined_by_us and all("glob_name" not in m for m in defined_by_us)
     # ... and the same summaries.
-    summary_auto, summary_plain = read_run(auto / "wandb").summary, read_run(plain / "wandb").summary
+    summary_auto, summary_plain = records(auto).summary, records(plain).summary
     for key in set(summary_plain) - ours:
         if not any(t in key for t in TIMING):
             assert summary_auto.get(key) == summary_plain[key], key
