@@ -242,8 +242,12 @@ class WandbStepExporter(MetricExporter):
         sources = [s for s in keys.sources_in(new) if s not in self._summary_sources]
         self._summary_sources.update(sources)
         kept = self._summary_keys
-        kept.update(k for source in sources for k in keys.summary_keys_of(source))
+        promoted = [k for source in sources for k in keys.summary_keys_of(source)]
+        kept.update(promoted)
         try:
+            for key in promoted:  # defined (without a summary) before its source's first row: redefined
+                if key in self._defined:
+                    run.define_metric(key, step_metric=keys.STEP)
             for key in new:
                 if key in kept or not key.startswith(_NAMESPACE_PREFIXES):  # a summary key, or a table
                     run.define_metric(key, step_metric=keys.STEP)
