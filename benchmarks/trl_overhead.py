@@ -12,6 +12,9 @@ median of the runs. Reported:
 
 * **added per step** = median step (otel-grpo) - median step (plain);
 * **A/A** = the same difference between two sets of plain runs, the noise floor;
+* **timed inside**: the time spent in otel-grpo's own TRL code (merging a scoring call's
+  completions and recording them, opening and closing the windows, writing the row), per
+  step, summed by timers around those methods in the otel-grpo runs;
 * **the example**: wall time of ``python examples/trl/train.py`` (6 steps, evaluation
   every 3), plain and under ``otel-grpo run``, imports included.
 
@@ -58,6 +61,7 @@ def _child(steps: int, judge_url: str, out: str) -> None:
         def on_train_end(self, args, state, control, **kwargs):
             begins.append(time.perf_counter())
 
+    inside = _time_inside_otel_grpo()
     tokenizer = build_tokenizer()
     config = GRPOConfig(
         output_dir=out,
@@ -84,7 +88,40 @@ def _child(steps: int, judge_url: str, out: str) -> None:
     started = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - started
-    print(json.dumps({"steps": [b - a for a, b in zip(begins, begins[1:], strict=False)], "train_s": train_s}))
+    steps_s = [b - a for a, b in zip(begins, begins[1:], strict=False)]
+    print(json.dumps({"steps": steps_s, "train_s": train_s, "inside_s": inside[0] / max(1, steps)}))
+
+
+def _time_inside_otel_grpo() -> list[float]:
+    """Under ``otel-grpo run``: sum the time spent in otel-grpo's own TRL code (scoring merge, windows)."""
+    total, depth = [0.0], [0]
+    try:
+        from otel_grpo.instrumentation.trl.session import TrlSession
+    except ImportError:
+        return total
+    from otel_grpo.api import get_telemetry
+
+    if get_telemetry() is None:
+        return total
+
+    def timed(name: str) -> None:
+        original = getattr(TrlSession, name)
+
+        def wrapper(self, *args, **kwargs):
+            depth[0] += 1
+            started = time.perf_counter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:  # outermost only: open_step closes windows itself
+                    total[0] += time.perf_counter() - started
+
+        setattr(TrlSession, name, wrapper)
+
+    for name in ("_after", "open_step", "close_step", "open_validation", "close_validation"):
+        timed(name)
+    return total
 
 
 def _env(where: Path) -> dict[str, str]:
@@ -109,15 +146,15 @@ def _run(command: list[str], where: Path) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
-def _training(mode: str, steps: int, judge_url: str, where: Path) -> float:
-    """Median step wall time (s) of one run, first step (warm-up) left out."""
+def _training(mode: str, steps: int, judge_url: str, where: Path) -> tuple[float, float]:
+    """Median step wall time (s) of one run, first step (warm-up) left out; otel-grpo's own time per step."""
     command = [sys.executable, "-m", "benchmarks.trl_overhead", "--child", "--steps", str(steps)]
     command += ["--judge-url", judge_url, "--out", str(where / "trainer")]
     if mode == "otel":
         command = [*_otel_grpo(), "run", "--", *command]
     _, stdout = _run(command, where)
     result = json.loads(stdout.strip().splitlines()[-1])
-    return statistics.median(result["steps"][1:])
+    return statistics.median(result["steps"][1:]), result["inside_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,11 +172,15 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="trl-bench-"))
     medians: dict[str, list[float]] = {"plain": [], "plain2": [], "otel": []}
+    inside: list[float] = []
     with JudgeServer() as judge:
         for round_ in range(args.rounds):
             for mode in ("plain", "otel", "plain2"):
                 run_mode = "otel" if mode == "otel" else "plain"
-                medians[mode].append(_training(run_mode, args.steps, judge.url, tmp / f"{mode}-{round_}"))
+                median, own = _training(run_mode, args.steps, judge.url, tmp / f"{mode}-{round_}")
+                medians[mode].append(median)
+                if mode == "otel":
+                    inside.append(own)
         example = [sys.executable, str(EXAMPLE / "train.py"), "--judge-url", judge.url]
         plain_s, _ = _run(example, tmp / "example-plain")
         otel_s, _ = _run([*_otel_grpo(), "run", "--", *example], tmp / "example-otel")
@@ -158,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| median step, under `otel-grpo run` | {step['otel'] * 1000:.1f} ms |")
     print(f"| **added per step** (otel-grpo - plain) | {(step['otel'] - step['plain']) * 1000:+.1f} ms |")
     print(f"| A/A noise (plain - plain) | {(step['plain2'] - step['plain']) * 1000:+.1f} ms |")
+    own = statistics.median(inside) * 1000
+    print(f"| otel-grpo's own TRL code per step, timed inside (merge, record, window, row) | {own:.2f} ms |")
     print(f"| the example, plain (`python examples/trl/train.py`, 6 steps + 2 evaluations) | {plain_s:.1f} s |")
     print(f"| the example under `otel-grpo run` | {otel_s:.1f} s |")
     print(
