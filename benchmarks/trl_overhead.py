@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end; ", end="")
     print(
         f"{args.steps} optimizer steps per run, {args.rounds} runs per mode, "
-        "16 completions and 16 judge requests per step.\n"
+        "4 completions (one prompt, 4 generations) and 4 judge requests per step.\n"
     )
     print("| figure | value |")
     print("|---|---|")
