@@ -139,6 +139,7 @@ def test_one_process_under_otel_grpo_run_rows_exact_and_trl_metrics_unchanged(tm
     outcomes = {k for row in rows for k in row if k.startswith("judge/") and row[k]}
     assert {"judge/api_failure_rate", "judge/parse_failure_rate", "judge/success_rate"} <= outcomes
     assert any(k.startswith("val/") for row in rows for k in row)
+    assert rows[-1]["exporter/unscorable"] > 0  # mbpp: the rule's None and a failed judge evaluation
     # TRL's own metrics: the same values at the same global steps, with or without otel-grpo.
     assert trl_rows(auto) == trl_rows(plain) and len(trl_rows(plain)) >= steps
     # ... the same x axis: otel-grpo defines only its own keys, one by one, never a glob.

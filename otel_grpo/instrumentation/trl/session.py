@@ -202,8 +202,8 @@ class TrlSession:
                     executed=False,
                 )
         if unscorable:
-            health = tel.exporter.health
-            health[HEALTH_UNSCORABLE] = health.get(HEALTH_UNSCORABLE, 0) + unscorable
+            counts = tel.exporter.health
+            counts[HEALTH_UNSCORABLE] = counts.get(HEALTH_UNSCORABLE, 0) + unscorable
 
     def close(self) -> None:
         """Close what is still open (the end of training)."""
