@@ -1,16 +1,16 @@
-"""Regenerate ``docs/report-example.png`` and ``docs/report-integrity.png`` from a demo-like run.
+"""Regenerate the report pictures ``docs/report-{group}.png`` from a demo-like run.
 
-    python docs/make_example.py [--out docs/report-example.png] [--integrity-out docs/report-integrity.png]
-                                [--html report.html] [--steps 30]
+    python docs/make_example.py [--out-dir docs] [--html report.html] [--steps 30]
 
 Writes an offline WandB run (in a temporary directory, removed afterwards) with the
 manual otel-grpo API: seven datasets whose accuracy improves over training, GRPO
 groups of K=4, a judge for the math and QA answers the rules cannot read (a third of
 them) with an API outage at steps 13-15 (most judge evaluations fail, and those samples
 get the trainer's fallback reward 0), executor costs, and a validation pass every 5
-steps. Then renders every chart with :func:`otel_grpo.tools.report.render_overview`
-into ``--out``, the "Reward integrity" charts alone into ``--integrity-out`` (and, with
-``--html``, the HTML report). Deterministic (seeded); needs no network and no API key.
+steps. Then renders each panel group with :func:`otel_grpo.tools.report.render_groups`
+into ``--out-dir``: ``report-training.png``, ``-datasets``, ``-judge``, ``-integrity``,
+``-validation``, ``-cost`` and ``-health`` (and, with ``--html``, the HTML report).
+Deterministic (seeded); needs no network and no API key.
 """
 
 from __future__ import annotations
@@ -119,29 +119,31 @@ def shrink_png(path: str | Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).resolve().parent
-    parser.add_argument("--out", default=str(here / "report-example.png"))
-    parser.add_argument("--integrity-out", default=str(here / "report-integrity.png"))
+    parser.add_argument("--out-dir", default=str(here), help="where report-{group}.png go (default: docs/)")
     parser.add_argument("--html", help="also write the HTML report here")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(here.parent))
     os.environ.setdefault("WANDB_SILENT", "true")
-    from otel_grpo import keys
-    from otel_grpo.tools.report import render_overview, render_report
+    from otel_grpo.tools.report import render_groups, render_report
     from otel_grpo.tools.runreader import read_run
 
     with tempfile.TemporaryDirectory(prefix="otel-grpo-example-") as tmp:
         records = read_run(make_run(Path(tmp), steps=args.steps))
-        counts = render_overview(records, args.out)
-        integrity = render_overview(records, args.integrity_out, dpi=80, sections=[keys.INTEGRITY_GROUP])
+        written = render_groups(records, args.out_dir)
         if args.html:
             render_report(records, args.html)
-    empty = [name for name, n in counts.items() if n == 0]
-    shrink_png(args.out)
-    shrink_png(args.integrity_out)
-    for out, charts in ((args.out, counts), (args.integrity_out, integrity)):
-        size = Path(out).stat().st_size
-        print(f"wrote {out} ({size // 1024} KB, {len(charts)} charts" + (f"; empty: {empty}" if empty else "") + ")")
+    empty = [name for counts in written.values() for name, n in counts.items() if n == 0]
+    for path, charts in written.items():
+        shrink_png(path)
+        from PIL import Image
+
+        with Image.open(path) as image:
+            width, height = image.size
+        size = path.stat().st_size
+        print(f"wrote {path} ({width}x{height} px, {size // 1024} KB, {len(charts)} charts)")
+    if empty:
+        print(f"no data for: {', '.join(empty)}")
     return 1 if empty else 0
 
 

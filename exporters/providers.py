@@ -20,6 +20,7 @@ from otel_grpo.config import PrometheusConfig, TelemetryConfig
 from otel_grpo.exporters.preaggregated import PreAggregatedMetrics
 from otel_grpo.exporters.step_reader import StepMetricReader
 from otel_grpo.extras import MissingExtraError
+from otel_grpo.redact import redact_text
 
 if TYPE_CHECKING:
     from otel_grpo.exporters.prometheus import PrometheusEndpoint
@@ -48,7 +49,9 @@ class Providers:
             try:
                 close()
             except Exception as exc:  # noqa: BLE001 - shutdown must not raise into the trainer
-                logger.warning("otel-grpo: error during shutdown: %s: %s", type(exc).__qualname__, exc)
+                logger.warning(
+                    "otel-grpo: error during shutdown: %s: %s", type(exc).__qualname__, redact_text(str(exc))[:300]
+                )
 
     def _shutdown_traces(self) -> None:
         if self.tracer_provider is not None:
@@ -83,7 +86,7 @@ def _resource_of(meter_provider: MeterProvider) -> Resource:
 
 def _warn_missing_extra(exc: MissingExtraError, without: str) -> None:
     """One warning line: what to install, and that telemetry carries on without ``without``."""
-    logger.warning("%s; WandB rows carry on without %s", exc, without)
+    logger.warning("%s; WandB rows carry on without %s", redact_text(str(exc)), without)
 
 
 def _otlp_sinks(

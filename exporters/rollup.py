@@ -83,7 +83,7 @@ class SourceFigures:
     accuracy: float  # percent
     count: int
     avg_reward: float
-    avg_cost: float  # USD per sample
+    avg_cost: float | None  # USD per executor run; None when the source had no executor run
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,12 @@ def compute_train_metrics(agg: WindowAgg) -> Row:
     return row
 
 
+def _per_run(agg: WindowAgg, source: str) -> float | None:
+    """Mean executor cost per executor run of ``source`` in the window; None when it had no run."""
+    runs = agg.exec_runs.get(source, 0)
+    return agg.exec_cost.get(source, 0.0) / runs if runs > 0 else None
+
+
 def compute_source_figures(agg: WindowAgg) -> tuple[SourceFigures, ...]:
     """Per source, the train samples of the step (the Dataset Statistics table's rows), sorted by source."""
     return tuple(
@@ -175,20 +181,22 @@ def compute_source_figures(agg: WindowAgg) -> tuple[SourceFigures, ...]:
             accuracy=_pct(v.correct, v.samples),
             count=int(v.samples),
             avg_reward=v.reward_sum / v.samples,
-            avg_cost=agg.exec_cost.get(source, 0.0) / v.samples,
+            avg_cost=_per_run(agg, source),
         )
         for source, v in _by(_scored(agg), 0).items()
     )
 
 
 def compute_dataset_metrics(sources: Iterable[SourceFigures]) -> Row:
-    """Keys: ``dataset/{source}/accuracy``, ``/count``, ``/avg_reward``, ``/avg_cost`` for each source."""
+    """Keys: ``dataset/{source}/accuracy``, ``/count``, ``/avg_reward``, and ``/avg_cost`` (mean cost per
+    executor run; omitted for a source with no executor run) for each source."""
     row: Row = {}
     for figures in sources:
         row[keys.dataset(figures.source, "accuracy")] = figures.accuracy
         row[keys.dataset(figures.source, "count")] = figures.count
         row[keys.dataset(figures.source, "avg_reward")] = figures.avg_reward
-        row[keys.dataset(figures.source, "avg_cost")] = figures.avg_cost
+        if figures.avg_cost is not None:
+            row[keys.dataset(figures.source, "avg_cost")] = figures.avg_cost
     return row
 
 
@@ -198,9 +206,10 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
     Scored samples are those whose execution did not fail. Keys for train:
     ``train/judge_share``, ``train/judge_failed_share``, ``train/accuracy_excl_judge_failed`` and per source
     ``dataset/{source}/judge_share``, ``/judge_failed_share`` (fractions; once ``judged``),
-    ``/accuracy_excl_judge_failed`` (percent), ``/exec_success_rate`` (percent of samples),
-    ``/cost_per_correct`` (executor cost / correct samples, USD). For val the same under
-    ``val/`` and ``val/{source}/``, except exec_success_rate (``val/success_rate`` has it).
+    ``/accuracy_excl_judge_failed`` (percent), ``/exec_success_rate`` (percent of the source's executor
+    runs; omitted without one), ``/cost_per_correct`` (executor + priced judge cost / correct samples, USD;
+    omitted when nothing of the source carried a cost). For val the same under ``val/`` and
+    ``val/{source}/``, except exec_success_rate (``val/success_rate`` has it).
     """
     train = split == sc.SPLIT_TRAIN
 
@@ -234,10 +243,12 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
         kept_correct_all += kept_correct
         if kept > 0:
             row[key(keys.ACCURACY_EXCL_JUDGE_FAILED, source)] = _pct(kept_correct, kept)
-        if train:
-            row[key(keys.EXEC_SUCCESS_RATE, source)] = _pct(agg.exec_ok.get(source, 0), sums.samples)
-        if sums.correct > 0:
-            row[key(keys.COST_PER_CORRECT, source)] = agg.exec_cost.get(source, 0.0) / sums.correct
+        runs = agg.exec_runs.get(source, 0)
+        if train and runs > 0:
+            row[key(keys.EXEC_SUCCESS_RATE, source)] = _pct(agg.exec_ok.get(source, 0), runs)
+        judge_cost = agg.judge_cost.get(source, 0.0)
+        if sums.correct > 0 and (runs > 0 or judge_cost > 0):
+            row[key(keys.COST_PER_CORRECT, source)] = (agg.exec_cost.get(source, 0.0) + judge_cost) / sums.correct
     if judged and scored_all > 0:
         row[key(keys.JUDGE_SHARE)] = judged_all / scored_all
         row[key(keys.JUDGE_FAILED_SHARE)] = failed_all / scored_all
@@ -246,10 +257,20 @@ def compute_integrity_metrics(agg: WindowAgg, split: str, judged: bool) -> Row:
     return row
 
 
-def compute_step_cost(agg: WindowAgg, carried: float) -> Row:
-    """Key: ``cost/step_cost``: the step's train executor + priced judge cost, plus ``carried``
-    (the cost of earlier attempts of the same step that raised)."""
-    return {keys.COST_STEP: sum(agg.exec_cost.values()) + sum(agg.judge_cost.values()) + carried}
+def _spend(agg: WindowAgg) -> tuple[float, bool]:
+    """The window's executor + priced judge cost, and whether anything in it carried a cost."""
+    cost = sum(agg.exec_cost.values()) + sum(agg.judge_cost.values())
+    return cost, sum(agg.exec_runs.values()) > 0 or cost > 0
+
+
+def compute_step_cost(agg: WindowAgg, carried: tuple[float, bool] = (0.0, False)) -> Row:
+    """Key: ``cost/step_cost``: the step's train executor + priced judge cost, plus ``carried`` (the cost
+    of earlier attempts of the same step that raised, and whether they carried one); omitted when
+    nothing in the step carried a cost (no executor run, no priced judge request)."""
+    cost, spent = _spend(agg)
+    if not (spent or carried[1]):
+        return {}
+    return {keys.COST_STEP: cost + carried[0]}
 
 
 def compute_grpo_metrics(agg: WindowAgg) -> Row:
@@ -280,8 +301,9 @@ def compute_judge_step_metrics(agg: WindowAgg) -> Row:
 def compute_val_metrics(agg: WindowAgg) -> Row:
     """One validation pass.
 
-    Keys: ``val/accuracy``, ``val/avg_correctness``, ``val/success_rate``, ``val/avg_cost``,
-    and per source ``val/{source}/accuracy``, ``val/{source}/count``, ``val/{source}/avg_cost``.
+    Keys: ``val/accuracy``, ``val/avg_correctness``, ``val/success_rate`` and ``val/avg_cost`` (over the
+    pass's executor runs; omitted without one), and per source ``val/{source}/accuracy``,
+    ``val/{source}/count``, ``val/{source}/avg_cost`` (omitted for a source without an executor run).
     Empty when the pass scored no sample.
     """
     by_source = _by(_scored(agg), 0)
@@ -291,13 +313,17 @@ def compute_val_metrics(agg: WindowAgg) -> Row:
     row: Row = {
         keys.VAL_ACCURACY: _pct(sum(v.correct for v in by_source.values()), n),
         keys.VAL_AVG_CORRECTNESS: sum(v.correctness_sum for v in by_source.values()) / n,
-        keys.VAL_SUCCESS_RATE: _pct(sum(agg.exec_ok.values()), n),
-        keys.VAL_AVG_COST: sum(agg.exec_cost.values()) / n,
     }
+    runs = sum(agg.exec_runs.values())
+    if runs > 0:
+        row[keys.VAL_SUCCESS_RATE] = _pct(sum(agg.exec_ok.values()), runs)
+        row[keys.VAL_AVG_COST] = sum(agg.exec_cost.values()) / runs
     for source, v in by_source.items():
         row[keys.val("accuracy", source)] = _pct(v.correct, v.samples)
         row[keys.val("count", source)] = int(v.samples)
-        row[keys.val("avg_cost", source)] = agg.exec_cost.get(source, 0.0) / v.samples
+        per_run = _per_run(agg, source)
+        if per_run is not None:
+            row[keys.val("avg_cost", source)] = per_run
     return row
 
 
@@ -347,7 +373,7 @@ def compute_cost_metrics(totals: RunTotals) -> Row:
         row[keys.COST_JUDGE_CALLS] = int(totals.judge_requests)
         row[keys.COST_JUDGE_COST] = totals.judge_cost
         row[keys.COST_INVALID_COUNT] = int(totals.invalid_costs)
-    if totals.train_correct > 0:
+    if totals.train_correct > 0 and (totals.exec_runs > 0 or totals.train_cost > 0):
         row[keys.COST_PER_CORRECT_TOTAL] = totals.train_cost / totals.train_correct
     return row
 
@@ -386,8 +412,9 @@ def window_row(totals: RunTotals, window: WindowEnd, health: Mapping[str, int]) 
     train = window.split == sc.SPLIT_TRAIN
     step = int(window.step)
     if train and not window.ok:  # its spend counts toward the step's next attempt
-        carry = totals.step_cost_carry
-        carry[step] = carry.get(step, 0.0) + compute_step_cost(agg, 0.0)[keys.COST_STEP]
+        cost, spent = _spend(agg)
+        before = totals.step_cost_carry.get(step, (0.0, False))
+        totals.step_cost_carry[step] = (before[0] + cost, before[1] or spent)
     if not window.ok or not window.write:
         return WindowRow()
     row: Row = {keys.STEP: step}
@@ -401,11 +428,10 @@ def window_row(totals: RunTotals, window: WindowEnd, health: Mapping[str, int]) 
         row.update(compute_grpo_metrics(agg))
         row.update(compute_judge_step_metrics(agg))
         row.update(compute_integrity_metrics(agg, window.split, judged))
-        carried = totals.step_cost_carry.pop(step, 0.0)
+        carried = totals.step_cost_carry.pop(step, (0.0, False))
         for earlier in [s for s in totals.step_cost_carry if s < step]:  # attempts never retried
             del totals.step_cost_carry[earlier]
-        if totals.exec_runs > 0 or totals.judge_requests > 0:
-            row.update(compute_step_cost(agg, carried))
+        row.update(compute_step_cost(agg, carried))
     else:
         validation = compute_val_metrics(agg)
         if not validation:

@@ -119,7 +119,8 @@ class RunTotals:
     train_cost: float = 0.0  # train-split executor + priced judge cost, every step attempt
     train_correct: float = 0  # correct train samples
     judged_samples: float = 0  # samples scored judge or judge_failed (all splits)
-    step_cost_carry: dict[int, float] = field(default_factory=dict)  # step -> cost of its attempts that raised
+    # step -> (cost of its attempts that raised, whether anything in them carried a cost)
+    step_cost_carry: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
 
 def _add(store: dict[str, float], key: str, value: float) -> None:

@@ -45,8 +45,15 @@ _NULL = NullScope()
 
 
 def _watch_ray() -> None:
-    """Track the trainer's Ray calls once ``ray`` is imported (an import hook; Ray is not imported)."""
+    """Track the trainer's Ray calls once ``ray`` is imported (an import hook; Ray is not imported).
+
+    Not under ``OTEL_SDK_DISABLED=true``: then otel-grpo patches nothing.
+    """
     try:
+        from otel_grpo.config.env import sdk_disabled
+
+        if sdk_disabled():
+            return
         from otel_grpo.instrumentation.ray import watch_ray
 
         watch_ray()

@@ -22,6 +22,7 @@ from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, s
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.values import to_step
+from otel_grpo.redact import current_span
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +92,7 @@ class WindowScope(_Scope):
         if not tel.tracing:
             return
         name = "grpo.train_step" if self.split == semconv.SPLIT_TRAIN else "grpo.validation"
-        self._span_cm = tel.tracer.start_as_current_span(
-            name, attributes={semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split}, end_on_exit=True
-        )
+        self._span_cm = current_span(tel.tracer, name, {semconv.ATTR_STEP: self.step, semconv.ATTR_SPLIT: self.split})
         self._span_cm.__enter__()
 
     def close(self, ok: bool) -> None:
@@ -160,6 +159,7 @@ class Telemetry:
             health=self.exporter.health_counts,
             max_sample_rows=config.wandb.dashboard.sample_table_rows,
             preaggregate=providers.preaggregated is not None,
+            count=self.count_health,
         )
         for histogram in self.recorder.preaggregated:
             providers.preaggregated.add(histogram)  # type: ignore[union-attr]
@@ -169,6 +169,7 @@ class Telemetry:
         self._closed = False
         self._pid = os.getpid()
         self._window_lock = threading.RLock()
+        self._health_lock = threading.Lock()
         self.window_close_hooks: list[Callable[[Window], None]] = []
         """Called with a window just before it closes (e.g. to replay what Ray workers recorded in it)."""
         from otel_grpo.exporters.tables import attach_tables
@@ -287,6 +288,12 @@ class Telemetry:
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
         self.recorder.record_scalars({**(values or {}), **kwargs})
 
+    def count_health(self, event: str, amount: int = 1) -> None:
+        """Add ``amount`` to the exporter-health count ``event`` (``exporter/{event}`` in the rows)."""
+        health = self.exporter.health
+        with self._health_lock:
+            health[event] = health.get(event, 0) + amount
+
     def count_fault(self) -> None:
         """One internal fault of otel-grpo (reported through :mod:`otel_grpo.faults`): counted in health."""
         self.exporter.health[semconv.HEALTH_EXPORT_ERRORS] += 1
@@ -348,11 +355,20 @@ def setup(
     ``OTEL_*``/``WANDB_*`` variables win over the file; keyword overrides named after
     sections (``wandb={"mode": "disabled"}``) win over both. A previous current handle
     is shut down first.
+
+    ``OTEL_SDK_DISABLED=true`` wins over everything: the handle records nothing anywhere
+    (no WandB rows, no OTLP, no Prometheus endpoint, no spans; the readers, processors
+    and providers passed in are not used) and instruments nothing; one log line says so.
     """
     global _current
     from otel_grpo.config import load_config
+    from otel_grpo.config.env import announce_sdk_disabled, sdk_disabled, sdk_disabled_config
 
     cfg = load_config(config, missing_file="defaults", **overrides)
+    if sdk_disabled():
+        announce_sdk_disabled()
+        cfg = sdk_disabled_config(cfg)
+        metric_readers, span_processors, step_reader, meter_provider, tracer_provider = (), (), None, None, None
     if cfg.wandb.debug_logging:
         logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
     with _current_lock:

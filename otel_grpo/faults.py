@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -54,10 +55,17 @@ def report_fault(kind: str, exc: BaseException, count: Callable[[], None] | None
                 type(exc).__qualname__,
                 redact_text(str(exc))[:300],
             )
-        else:
-            logger.debug("otel-grpo: internal error in %s", kind, exc_info=exc)
+        elif logger.isEnabledFor(logging.DEBUG):  # the stack trace, through the redactor like the message
+            logger.debug("otel-grpo: internal error in %s\n%s", kind, redact_text(_stack(exc)))
     except Exception:  # noqa: BLE001 - reporting a fault must not be a fault
         pass
+
+
+def _stack(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    except Exception:  # noqa: BLE001
+        return type(exc).__qualname__
 
 
 def _count_in_health() -> None:

@@ -199,6 +199,23 @@ def exporter(event: str) -> str:
     return f"{EXPORTER}/{event}"
 
 
+# --- what a key's value covers (its window) --------------------------------------------------------
+WINDOW_STEP: Final = "step"  # its row's training step (train/, dataset/, grpo/, judge/step_*, cost/step_cost)
+WINDOW_VALIDATION: Final = "validation"  # one validation pass (val/)
+WINDOW_RUN: Final = "run"  # everything since the run started: cumulative
+
+
+def window_of(key: str) -> str:
+    """What ``key``'s value covers: :data:`WINDOW_RUN` for judge/ (but its ``step_`` rates), cost/ (but
+    ``step_cost``), executor/ and exporter/; :data:`WINDOW_VALIDATION` for val/; else :data:`WINDOW_STEP`."""
+    namespace, _, name = key.partition("/")
+    if namespace == VAL:
+        return WINDOW_VALIDATION
+    if (namespace == JUDGE and not name.startswith("step_")) or (namespace == COST and key != COST_STEP):
+        return WINDOW_RUN
+    return WINDOW_RUN if namespace in (EXECUTOR, EXPORTER) else WINDOW_STEP
+
+
 def sources_in(row_keys: Iterable[str]) -> list[str]:
     """The sources a run's keys name (``dataset/{source}/count``, ``val/{source}/count``), sorted.
 

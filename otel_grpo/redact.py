@@ -9,13 +9,26 @@ targets (gRPC), to the query of a bare request path (``/v1/metrics?token=...``, 
 HTTP client errors print it) and to any extra known secret values.
 :func:`url_secrets` lists the secret parts of a URL, for callers that must also hide
 them where they appear out of URL context.
+
+Spans go through here too: :func:`record_span_error` is the only way otel-grpo records an
+exception on a span (type, message and stack trace redacted, status set), and
+:func:`current_span` opens every span otel-grpo makes current, with the SDK's own
+exception recording turned off so that no unredacted text reaches an exporter.
+:func:`redact_attributes` masks span attribute values that could carry a URL secret.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import traceback
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 REDACTED = "REDACTED"
 
@@ -107,4 +120,136 @@ def url_has_secret(url: str) -> bool:
     return "@" in parts.netloc or bool(parts.query)
 
 
-__all__ = ["REDACTED", "redact_text", "redact_url", "url_has_secret", "url_secrets"]
+# --- spans ------------------------------------------------------------------------------------
+# Cheap test for an attribute value that could hold a URL secret: a URL, userinfo or a query.
+_MAY_HOLD_SECRET_RE = re.compile(r"://|@|\?")
+_EXCEPTION_EVENT = "exception"
+
+
+def redact_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``attributes`` with every string value that could carry a URL secret redacted (:func:`redact_text`).
+
+    Values without ``://``, ``@`` or ``?`` (labels, model names, numbers) are kept as they are.
+    """
+    if not attributes:
+        return {}
+    result = dict(attributes)
+    for key, value in result.items():
+        if isinstance(value, str):
+            if _MAY_HOLD_SECRET_RE.search(value):
+                result[key] = redact_text(value)
+        elif isinstance(value, list | tuple) and any(
+            isinstance(v, str) and _MAY_HOLD_SECRET_RE.search(v) for v in value
+        ):
+            result[key] = [redact_text(v) if isinstance(v, str) else v for v in value]
+    return result
+
+
+def exception_type_name(exc: BaseException) -> str:
+    """``module.QualifiedName`` of ``exc``'s class (no module for builtins), as OpenTelemetry writes it."""
+    klass = type(exc)
+    module = getattr(klass, "__module__", None)
+    return klass.__qualname__ if not module or module == "builtins" else f"{module}.{klass.__qualname__}"
+
+
+def record_span_error(
+    span: Span, exc: BaseException, *, description: str | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Record ``exc`` on ``span`` as an ``exception`` event and set the span's status to ERROR.
+
+    The one replacement for ``Span.record_exception``: ``exception.type``,
+    ``exception.message`` and ``exception.stacktrace`` all go through :func:`redact_text`
+    (with ``secrets``), so a URL with a password or a query value in the exception's text
+    never reaches an exporter. The status description is ``description`` (redacted), by
+    default the exception's class name. Never raises.
+    """
+    try:
+        if not span.is_recording():
+            return
+        secrets = tuple(secrets)
+        try:
+            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        except Exception:  # noqa: BLE001 - an exception whose formatting fails: no stack trace
+            stack = ""
+        try:
+            message = str(exc)
+        except Exception:  # noqa: BLE001 - a __str__ that raises
+            message = ""
+        span.add_event(
+            _EXCEPTION_EVENT,
+            {
+                "exception.type": redact_text(exception_type_name(exc), secrets),
+                "exception.message": redact_text(message, secrets),
+                "exception.stacktrace": redact_text(stack, secrets),
+            },
+        )
+        text = type(exc).__qualname__ if description is None else description
+        span.set_status(Status(StatusCode.ERROR, redact_text(text, secrets)))
+    except Exception:  # noqa: BLE001 - recording an error must never become one
+        pass
+
+
+class CurrentSpan:
+    """A span made current for a block; an exception leaving the block is recorded redacted.
+
+    Used like ``Tracer.start_as_current_span``, but the exception goes through
+    :func:`record_span_error` instead of the SDK's unredacted ``record_exception``.
+    """
+
+    __slots__ = ("span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._token: object | None = None
+
+    def __enter__(self) -> Span:
+        try:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        except Exception:  # noqa: BLE001 - a span that cannot be made current still ends
+            self._token = None
+        return self.span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        try:
+            if exc is not None:
+                record_span_error(self.span, exc)
+        finally:
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+                self._token = None
+            self.span.end()
+        return False
+
+
+def current_span(
+    tracer: Tracer, name: str, attributes: Mapping[str, Any] | None = None, kind: SpanKind = SpanKind.INTERNAL
+) -> CurrentSpan:
+    """Start span ``name`` (attributes through :func:`redact_attributes`) to be made current with ``with``.
+
+    The SDK's automatic ``record_exception`` and status-on-exception are off: an
+    exception is recorded by :class:`CurrentSpan` through the redactor.
+    """
+    span = tracer.start_span(
+        name,
+        kind=kind,
+        attributes=redact_attributes(attributes),
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+    return CurrentSpan(span)
+
+
+__all__ = [
+    "REDACTED",
+    "CurrentSpan",
+    "current_span",
+    "exception_type_name",
+    "record_span_error",
+    "redact_attributes",
+    "redact_text",
+    "redact_url",
+    "url_has_secret",
+    "url_secrets",
+]

@@ -112,11 +112,13 @@ class Oracle:
         self.rows_written = 0
         self.train_cost = 0.0  # every train attempt's executor cost (judge cost is unpriced: 0)
         self.train_correct = 0
-        self.carried: dict[int, float] = {}  # step -> executor cost of its attempts that raised
+        # step -> (executor cost of its attempts that raised, whether any of them ran an executor)
+        self.carried: dict[int, tuple[float, bool]] = {}
 
     def _spend(self, window: dict) -> tuple[dict[str, float], dict[str, Any]]:
         cost_by_source: dict[str, float] = {}
         ok_by_source: dict[str, int] = {}
+        runs_by_source: dict[str, int] = {}
         judges = list(window["judges"])
         for s in window["samples"]:
             judges += [{**j, "source": norm_source(s.get("source"))} for j in s.get("judges", ())]
@@ -129,6 +131,7 @@ class Oracle:
             self.exec_runs += 1
             self.invalid_costs += invalid
             cost_by_source[src] = cost_by_source.get(src, 0.0) + value
+            runs_by_source[src] = runs_by_source.get(src, 0) + 1
             if s.get("exec", "ok") == "ok":
                 ok_by_source[src] = ok_by_source.get(src, 0) + 1
         self.judge_requests += window.get("judge_requests", 0)
@@ -145,15 +148,19 @@ class Oracle:
             self.judge_requests += j.get("requests", 1)
         if window["split"] == "train":
             self.train_cost += sum(cost_by_source.values())
-        return cost_by_source, {"_ok": sum(ok_by_source.values()), "_ok_by_source": ok_by_source, **step_judges}
+        extra = {"_ok": sum(ok_by_source.values()), "_ok_by_source": ok_by_source, "_runs_by_source": runs_by_source}
+        return cost_by_source, {**extra, **step_judges}
 
     def window_row(self, window: dict) -> dict[str, Any] | None:
         """The row for ``window`` (None: a step that raised, or an empty validation)."""
         cost_by_source, extra = self._spend(window)
+        runs = extra["_runs_by_source"]
         step_cost = sum(cost_by_source.values())
+        spent = sum(runs.values()) > 0  # judge cost is unpriced (0) in these scripts
         if window.get("raises"):
             if window["split"] == "train":
-                self.carried[window["step"]] = self.carried.get(window["step"], 0.0) + step_cost
+                cost, was_spent = self.carried.get(window["step"], (0.0, False))
+                self.carried[window["step"]] = (cost + step_cost, was_spent or spent)
             return None
         values = [sample_values(s) for s in window["samples"]]
         row: dict[str, Any] = {"train/step": window["step"]}
@@ -177,35 +184,37 @@ class Oracle:
                 row[f"dataset/{src}/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in group) / len(group)
                 row[f"dataset/{src}/count"] = len(group)
                 row[f"dataset/{src}/avg_reward"] = sum(v[2] for v in group) / len(group)
-                row[f"dataset/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / len(group)
+                if runs.get(src):  # per executor run; omitted for a source without one
+                    row[f"dataset/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / runs[src]
             self._groups(window, row)
             total = sum(extra[k] for k in ("success", "parse_failure", "api_failure"))
             if total:
                 for k in ("success", "parse_failure", "api_failure"):
                     row[f"judge/step_{k}_rate"] = extra[k] / total
-            self._integrity(window, row, "train", cost_by_source, extra["_ok_by_source"])
+            self._integrity(window, row, "train", cost_by_source, extra)
             self.train_correct += sum(v[3] >= THRESHOLD for v in values)
-            if self.exec_runs or self.judge_requests:
-                row["cost/step_cost"] = step_cost + self.carried.pop(window["step"], 0.0)
+            carried, carried_spent = self.carried.pop(window["step"], (0.0, False))
+            if spent or carried_spent:  # omitted when nothing in the step carried a cost
+                row["cost/step_cost"] = step_cost + carried
         else:
             if not n:
                 return None
             row["val/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in values) / n
             row["val/avg_correctness"] = sum(v[3] for v in values) / n
-            row["val/success_rate"] = 100.0 * extra["_ok"] / n
-            row["val/avg_cost"] = sum(cost_by_source.values()) / n
+            if sum(runs.values()):  # over the pass's executor runs; omitted without one
+                row["val/success_rate"] = 100.0 * extra["_ok"] / sum(runs.values())
+                row["val/avg_cost"] = sum(cost_by_source.values()) / sum(runs.values())
             for src in sorted({v[0] for v in values}):
                 group = [v for v in values if v[0] == src]
                 row[f"val/{src}/accuracy"] = 100.0 * sum(v[3] >= THRESHOLD for v in group) / len(group)
                 row[f"val/{src}/count"] = len(group)
-                row[f"val/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / len(group)
-            self._integrity(window, row, "val", cost_by_source, extra["_ok_by_source"])
+                if runs.get(src):
+                    row[f"val/{src}/avg_cost"] = cost_by_source.get(src, 0.0) / runs[src]
+            self._integrity(window, row, "val", cost_by_source, extra)
         self._cumulative(row)
         return row
 
-    def _integrity(
-        self, window: dict, row: dict[str, Any], split: str, cost_by_source: dict, ok_by_source: dict
-    ) -> None:
+    def _integrity(self, window: dict, row: dict[str, Any], split: str, cost_by_source: dict, extra: dict) -> None:
         """SPEC.md "Reward integrity and cost insight" for one window's samples."""
         judged_run = sum(self.judge_outcomes.values()) > 0
         total_key = (lambda f: f"train/{f}") if split == "train" else (lambda f: f"val/{f}")
@@ -226,9 +235,10 @@ class Oracle:
             kept = [c for c, b in zip(correct, by, strict=True) if b != "judge_failed"]
             if kept:
                 row[source_key(src, "accuracy_excl_judge_failed")] = 100.0 * sum(kept) / len(kept)
-            if split == "train":
-                row[source_key(src, "exec_success_rate")] = 100.0 * ok_by_source.get(src, 0) / len(mine)
-            if sum(correct):
+            runs = extra["_runs_by_source"].get(src, 0)
+            if split == "train" and runs:  # over executor runs; omitted without one
+                row[source_key(src, "exec_success_rate")] = 100.0 * extra["_ok_by_source"].get(src, 0) / runs
+            if sum(correct) and runs:  # omitted when nothing of the source carried a cost
                 row[source_key(src, "cost_per_correct")] = cost_by_source.get(src, 0.0) / sum(correct)
         if judged_run and all_scored:
             row[total_key("judge_share")] = all_judged / all_scored
@@ -280,7 +290,7 @@ class Oracle:
             row["cost/judge_calls"] = self.judge_requests
             row["cost/judge_cost"] = 0.0
             row["cost/invalid_cost_count"] = self.invalid_costs
-        if self.train_correct:
+        if self.train_correct and self.exec_runs:
             row["cost/cost_per_correct"] = self.train_cost / self.train_correct
         self.rows_written += 1
         row["exporter/rows_written"] = self.rows_written

@@ -200,7 +200,7 @@ ENV_CASES: list[tuple[dict[str, str], str, Any]] = [
     ({"OTEL_METRIC_EXPORT_INTERVAL": "2500"}, "otlp.export_interval_s", 2.5),
     ({"OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}, "otlp.timeout_s", 1.0),
     ({"OTEL_METRICS_EXPORTER": "none"}, "otlp.metrics", False),
-    ({"OTEL_METRICS_EXPORTER": "console"}, "otlp.metrics", False),
+    ({"OTEL_METRICS_EXPORTER": "console"}, "otlp.metrics", True),  # not a name that decides: file value kept
     ({"OTEL_METRICS_EXPORTER": "prometheus"}, "otlp.metrics", False),
     ({"OTEL_METRICS_EXPORTER": "prometheus"}, "prometheus.enabled", True),
     ({"OTEL_METRICS_EXPORTER": "otlp,prometheus"}, "otlp.metrics", True),

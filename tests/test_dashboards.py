@@ -32,7 +32,8 @@ from otel_grpo.tools.dashboards.wandb_workspace import (
     spec_keys,
     validate_workspace,
 )
-from otel_grpo.tools.report import render_overview, render_report, report_sections
+from otel_grpo.tools.report import render_overview, render_report, report_sections, section_figures
+from otel_grpo.tools.report.sections import extra_panels, is_small_multiples
 from otel_grpo.tools.runreader import read_run
 
 pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
@@ -435,6 +436,7 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
     counts = render_report(offline_run.records, out)
     spec = build_workspace_spec("p", None, DEFAULT_DATASETS)
     drawn = dict(report_sections(offline_run.records))
+    extra = extra_panels(offline_run.records)
     assert len(counts) == sum(len(panels) for panels in drawn.values())
     # every panel of the workspace but the "Total cost (USD)" scalar (its key is the line chart's),
     # and a Reward integrity section (the report's own panels of the group)
@@ -443,8 +445,12 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
             assert drawn[section["name"]], "the report draws the Reward integrity group"
             continue
         want = [p["title"] for p in section["panels"] if p["title"] != "Total cost (USD)"]
-        assert [p["title"] for p in drawn[section["name"]]] == want, section["name"]
+        titles = [p["title"] for p in drawn[section["name"]]]
+        assert titles[: len(want)] == want, section["name"]
+        # then the report's own charts of the group's keys the workspace draws nowhere
+        assert titles[len(want) :] == [p["title"] for p in extra.get(section["name"], [])], section["name"]
     assert "Total cost (USD)" not in counts and "Total executor cost (USD)" in counts
+    assert [p["title"] for p in drawn["Exporter health"]] == ["Rows written to WandB", "Rows dropped & export errors"]
     empty = {name: n for name, n in counts.items() if n <= 0}
     assert not empty, f"charts without data: {empty}"
     assert counts["Dataset Statistics"] == len(SOURCES)
@@ -481,7 +487,9 @@ def test_every_chart_says_which_steps_it_shows(offline_run: SimpleNamespace, tmp
     # the bar chart and the table show the same step, the last one, and agree on the values
     assert captions["Latest accuracy per dataset (%)"].startswith(f"step {last}")
     assert captions["Dataset Statistics"].startswith(f"step {last}")
-    assert captions["Loss & KL divergence"].startswith(f"steps {min(STEPS)}-{last}")
+    assert captions["Loss & KL divergence"].startswith(f"per step, steps {min(STEPS)}-{last}")
+    assert captions["Judge success rate per dataset"].startswith(f"run total at step {last}")
+    assert captions["Judge latency (s)"].startswith("cumulative since the run started")
     assert "bucket estimate" in captions["Judge latency (s)"]
     last_row = next(r for r in reversed(offline_run.records.history) if "dataset/gsm8k/accuracy" in r)
     table = re.search(r"<table>.*?</table>", out.read_text(encoding="utf-8"), re.S).group(0)
@@ -490,25 +498,38 @@ def test_every_chart_says_which_steps_it_shows(offline_run: SimpleNamespace, tmp
 
 
 def test_chart_lines_stay_distinguishable(offline_run: SimpleNamespace) -> None:
-    """Every series of a chart has its own marker or line style; one unit never gets two y axes."""
+    """Every series of a chart has its own marker or line style; one unit never gets two y axes;
+    a panel of more than four keys is small multiples, one series each on one shared y axis."""
     from matplotlib.figure import Figure
 
-    from otel_grpo.tools.report import _draw
+    from otel_grpo.tools.report import draw_panel
 
     for _, panels in report_sections(offline_run.records):
         for panel in (p for p in panels if p["type"] == "line"):
             fig = Figure()
-            ax = fig.add_subplot(1, 1, 1)
-            _, title = _draw(ax, panel, offline_run.records)
+            _, title = draw_panel(fig, panel, offline_run.records, 5.0)
             axes = fig.get_axes()
+            assert title.split("\n")[0] == panel["title"] and "step" in title.split("\n")[1]
+            if is_small_multiples(panel):
+                assert len(axes) == len(panel["keys"]) and all(len(ax.get_lines()) == 1 for ax in axes)
+                assert len({ax.get_ylim() for ax in axes}) == 1
+                continue
             lines = [line for a in axes for line in a.get_lines()]
             styles = {(line.get_marker(), line.get_linestyle()) for line in lines}
-            assert len(styles) == len(lines), (panel["title"], styles)
-            assert title.split("\n")[0] == panel["title"] and "step" in title.split("\n")[1]
+            assert len(styles) == len(lines) <= 4, (panel["title"], styles)
             if panel["title"] == "Judge latency (s)":
                 assert len(axes) == 1, "p50 and p95 share one axis (so p95 is never drawn below p50)"
             if panel["title"].endswith("accuracy (%) & avg reward"):
                 assert len(axes) == 2, "percent and reward get their own axes"
+
+
+def test_report_figures_read_at_their_native_size(offline_run: SimpleNamespace) -> None:
+    """Three steps, seven datasets, every judge outcome: each section's figure reads well (see figure_checks)."""
+    from tests.figure_checks import readability_problems
+
+    for name, fig, _ in section_figures(offline_run.records):
+        problems = readability_problems(fig)
+        assert not problems, (name, problems[:12])
 
 
 def test_report_cli(offline_run: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -522,14 +543,16 @@ def test_report_cli(offline_run: SimpleNamespace, tmp_path: Path, capsys: pytest
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     assert report_main([str(empty_dir)]) == 2
-
-
-def test_example_image_is_committed_and_small() -> None:
-    png = ROOT / "docs" / "report-example.png"
-    assert png.is_file(), "run: python docs/make_example.py"
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) < 300 * 1024
+    png, groups = tmp_path / "overview.png", tmp_path / "groups"
+    args = [str(offline_run.records.path), "--out", str(out), "--png", str(png), "--png-dir", str(groups)]
+    assert report_main(args) == 0
+    printed = capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in printed
+    written = sorted(p.name for p in groups.glob("*.png"))
+    assert written == sorted(
+        f"report-{s}.png" for s in ("training", "datasets", "judge", "integrity", "validation", "cost", "health")
+    )
+    assert all(f"wrote {groups / name}" in printed for name in written)
 
 
 # --- the Grafana dashboard's modules ---------------------------------------------------------------

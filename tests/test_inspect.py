@@ -209,3 +209,85 @@ def test_a_run_without_otel_grpo_rows(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "otel-grpo rows: 0 (" in out and "the run's 3 other rows" in out
     assert "otel-grpo wrote no rows to this run" in out
     assert _value_lines(out)["loss"] == "0.3333"
+
+
+# --- a key the last row leaves out: its value says the step it comes from ------------------------------------
+@pytest.fixture(scope="module")
+def stale_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """An offline run whose hotpotqa samples are all judge-failed at steps 2 and 3, and mbpp runs at step 1 only.
+
+    So ``dataset/hotpotqa/accuracy_excl_judge_failed`` and every ``dataset/mbpp/`` key are
+    in the row of step 1 and left out of the rows of steps 2 and 3 (nothing to measure).
+    """
+    tmp = tmp_path_factory.mktemp("inspect-stale")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("WANDB_", "OTEL_")):
+                mp.delenv(key, raising=False)
+        mp.setenv("WANDB_SILENT", "true")
+        mp.chdir(tmp)
+        tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp)})
+        for step in STEPS:
+            with otel_grpo.step(step):
+                for source, problem_type in [("gsm8k", "math"), ("hotpotqa", "qa")] + [("mbpp", "code")] * (step == 1):
+                    with otel_grpo.sample(source, problem_type):
+                        otel_grpo.record_executor_run(cost=0.01, duration_s=0.5, success=True)
+                        if source == "hotpotqa" and step == 1:  # the judge answers: correct
+                            otel_grpo.record_judge_evaluation("success", True, 0.2)
+                        elif source == "hotpotqa":  # the judge is down: the trainer's fallback reward 0
+                            otel_grpo.record_judge_evaluation("api_failure", None, 0.2, error_type="connection")
+                        otel_grpo.record_sample(0.0 if source == "hotpotqa" and step > 1 else 1.0)
+                otel_grpo.record_scalars(loss=1.0 / step)
+        run_dir = Path(tel.run.dir).parent
+        tel.shutdown()
+    return SimpleNamespace(run_dir=run_dir, records=read_run(run_dir))
+
+
+def _sections(out: str) -> dict[str, dict[str, str]]:
+    """``{header: {key: the rest of its line}}`` of inspect's ``== ... ==`` sections."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in out.splitlines():
+        if line.startswith("== "):
+            current = sections.setdefault(line.strip("= "), {})
+        elif m := re.match(r"^  (\S+)\s+(.*)$", line):
+            current[m.group(1)] = m.group(2)
+    return sections
+
+
+def test_a_value_from_an_older_row_says_its_step(stale_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    rows = {row["train/step"]: row for row in stale_run.records.otel_grpo_rows()}
+    stale = "dataset/hotpotqa/accuracy_excl_judge_failed"
+    assert stale in rows[1] and stale not in rows[2] and stale not in rows[3]  # omitted, not 0
+    assert "dataset/mbpp/accuracy" in rows[1] and "dataset/mbpp/accuracy" not in rows[3]
+    out = _inspect(capsys, stale_run.run_dir)
+    assert "last train/step 3" in out.splitlines()[1]
+    lines = _value_lines(out)
+    assert lines[stale] == "100.0  %  (step 1)"  # step 1's figure, said so: not "0.0 %" read as step 3's
+    assert lines["dataset/mbpp/accuracy"] == "100.0  %  (step 1)"
+    assert lines["dataset/mbpp/count"] == "1  count  (step 1)"
+    # values of the last row carry no step
+    assert lines["dataset/hotpotqa/accuracy"] == "0.0  %"
+    assert lines["dataset/hotpotqa/judge_failed_share"] == "1.000  fraction (0-1)"
+    assert lines["judge/success_rate"] == "0.333  fraction (0-1)"
+    data = json.loads(_inspect(capsys, stale_run.run_dir, "--json"))
+    assert data["from_step"][stale] == 1 and data["from_step"]["dataset/hotpotqa/accuracy"] == 3
+
+
+def test_groups_say_step_or_run_total(stale_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    sections = _sections(_inspect(capsys, stale_run.run_dir))
+    assert "train/accuracy" in sections["Training overview: step 3"]
+    assert "dataset/gsm8k/accuracy" in sections["Datasets: step 3"]
+    assert "dataset/hotpotqa/accuracy_excl_judge_failed" in sections["Reward integrity: step 3"]
+    # the judge's rates since the start are run totals, its step_ rates the step's
+    assert {"judge/success_rate", "judge/hotpotqa_success_rate", "judge/total_calls"} <= set(
+        sections["Judge: run total up to step 3"]
+    )
+    assert set(sections["Judge: step 3"]) == {
+        "judge/step_success_rate",
+        "judge/step_parse_failure_rate",
+        "judge/step_api_failure_rate",
+    }
+    assert "cost/total_cost" in sections["Cost: run total up to step 3"]
+    assert "exporter/rows_written" in sections["Exporter health: run total up to step 3"]
+    assert not any(header in ("Judge", "Cost", "Datasets") for header in sections)  # every group says its coverage

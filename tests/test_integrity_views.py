@@ -142,12 +142,14 @@ def test_inspect_lists_the_integrity_keys_in_their_own_group(
 def test_inspect_text_shows_the_group_with_units(integrity_run: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
     assert cli_main(["inspect", str(integrity_run.run_dir)]) == 0
     out = capsys.readouterr().out
-    section = out.split(f"== {keys.INTEGRITY_GROUP} ==", 1)[1].split("\n== ", 1)[0]
+    # a group is split by what its values cover: "== Reward integrity: step 3 ==", "...: run total up to step 3 =="
+    blocks = re.findall(r"^== ([^:=]*)(?::[^=]*)? ==\n((?:  .*\n?)*)", out, re.M)
+    section = "".join(block for group, block in blocks if group == keys.INTEGRITY_GROUP)
     lines = {line.split()[0]: line.split()[1:] for line in section.strip().splitlines()}
     # the groups in the workspace's order: the integrity group where the workspace has its section
     from otel_grpo.tools.dashboards.wandb_workspace import SECTION_NAMES
 
-    groups = re.findall(r"^== (.*) ==$", out, re.M)
+    groups = list(dict.fromkeys(group for group, _ in blocks))
     assert [g for g in groups if g in SECTION_NAMES] == list(SECTION_NAMES)
     assert set(lines) == set(EXPECTED_LATEST)
     assert lines["train/judge_failed_share"] == ["0.167", "fraction", "(0-1)"]
@@ -162,7 +164,8 @@ def test_report_has_the_reward_integrity_charts(integrity_run: SimpleNamespace, 
     from otel_grpo.tools.report import render_overview, render_report, report_sections
 
     sections = dict(report_sections(integrity_run.records))
-    assert list(sections) == list(SECTION_NAMES)  # the workspace's sections, its integrity one included
+    # the workspace's sections, its integrity one included, then the report's exporter health
+    assert list(sections) == [*SECTION_NAMES, "Exporter health"]
     panels = sections[keys.INTEGRITY_GROUP]
     drawn = {k for p in panels for k in p["keys"]}
     assert {
@@ -185,11 +188,22 @@ def test_report_has_the_reward_integrity_charts(integrity_run: SimpleNamespace, 
     share = next(p for p in panels if p["keys"] == ["train/judge_share", "train/judge_failed_share"])
     assert counts[share["title"]] == 4  # two keys, two steps
     caption = re.search(rf"<b>{re.escape(html.escape(share['title']))}</b>, ([^<]*)<br>", text).group(1)
-    assert caption.startswith("steps 1-2")
+    assert caption.startswith("per step, steps 1-2")
     png = tmp_path / "integrity.png"
     assert render_overview(integrity_run.records, png, sections=[keys.INTEGRITY_GROUP]) == {
         p["title"]: counts[p["title"]] for p in panels
     }
+
+
+@pytest.mark.slow
+def test_the_report_of_two_datasets_reads_at_its_native_size(integrity_run: SimpleNamespace) -> None:
+    """Two steps, two datasets: every section figure reads well (text size, overlaps, series, axes, titles)."""
+    from otel_grpo.tools.report import section_figures
+    from tests.figure_checks import readability_problems
+
+    for name, fig, _ in section_figures(integrity_run.records):
+        problems = readability_problems(fig)
+        assert not problems, (name, problems[:12])
 
 
 @pytest.mark.slow
@@ -208,15 +222,16 @@ def test_the_report_draws_its_own_group_when_the_workspace_has_none(
     from matplotlib.figure import Figure
 
     from otel_grpo.tools import report
+    from otel_grpo.tools.report import sections as report_sections_module
 
-    spec_for = report._spec_for
+    spec_for = report_sections_module.spec_for
 
     def without_integrity(records):
         spec = spec_for(records)
         spec["sections"] = [s for s in spec["sections"] if s["name"] != keys.INTEGRITY_GROUP]
         return spec
 
-    monkeypatch.setattr(report, "_spec_for", without_integrity)
+    monkeypatch.setattr(report_sections_module, "spec_for", without_integrity)
     records = integrity_run.records
     if not with_train_key:  # a run of an otel-grpo before the train-wide key: derived from the sources
         records = SimpleNamespace(
@@ -234,10 +249,9 @@ def test_the_report_draws_its_own_group_when_the_workspace_has_none(
     assert panels == report.integrity_panels(records)
     accuracy = next(p for p in panels if p["keys"][0] == keys.TRAIN_ACCURACY)
     fig = Figure()
-    ax = fig.add_subplot(1, 1, 1)
-    points, title = report._draw(ax, accuracy, records)
+    points, title = report.draw_panel(fig, accuracy, records, 5.0)
     assert points == 4 and "steps 1-2" in title and (("samples-weighted" in title) is not with_train_key)
-    ys = [list(line.get_ydata()) for line in ax.get_lines()]
+    ys = [list(line.get_ydata()) for line in fig.get_axes()[0].get_lines()]
     assert ys[0] == pytest.approx([100 * 3 / 7, 100 * 3 / 7])  # train/accuracy
     assert ys[1] == pytest.approx([100 * 3 / 7, 100 * 3 / 6])  # excluding gsm8k's judge-failed sample
     counts = report.render_report(records, tmp_path / "r.html")

@@ -451,8 +451,12 @@ def _integrity_truth(minutes: int) -> dict[tuple[str, str], dict[str, float]]:
         )
 
     def exec_cost(source: str | None) -> float:
+        """Executor + priced judge cost of train samples (the rows' cost_per_correct numerator)."""
         return minutes * sum(
-            usd for (_, split, src), usd in INTEGRITY_EXEC_COST.items() if split == "train" and src == (source or src)
+            usd
+            for store in (INTEGRITY_EXEC_COST, INTEGRITY_JUDGE_COST)
+            for (_, split, src), usd in store.items()
+            if split == "train" and src == (source or src)
         )
 
     everything = {"rule", "judge", "judge_failed", "not_scored"}

@@ -90,6 +90,9 @@ STEPS = 4
 THRESHOLD = 0.9  # the default accuracy_threshold
 PRICES = {"price_input_per_mtok": 0.5, "price_output_per_mtok": 2.0}  # -> judge cost
 JUDGE_TOKENS = (400, 20)  # per successful judge request
+JUDGE_REQUEST_COST = (
+    JUDGE_TOKENS[0] * PRICES["price_input_per_mtok"] + JUDGE_TOKENS[1] * PRICES["price_output_per_mtok"]
+) / 1e6
 
 
 def plan(split: str, step: int) -> list[tuple]:
@@ -176,8 +179,9 @@ def integrity_truth(windows: list[list[tuple]]) -> dict[str, dict[str, float]]:
         if kept:
             found["accuracy_excl_judge_failed"] = 100 * sum(s[3] >= THRESHOLD for s in kept) / len(kept)
         found["accuracy"] = 100 * len(correct) / len(mine)
-        if correct:
-            found["cost_per_correct"] = sum(s[4] for s in mine) / len(correct)
+        if correct:  # executor + priced judge cost (every judge request that returned tokens)
+            judge_cost = JUDGE_REQUEST_COST * sum(s[6].count(OK) for s in mine)
+            found["cost_per_correct"] = (sum(s[4] for s in mine) + judge_cost) / len(correct)
         figures[source] = found
     return figures
 
@@ -428,9 +432,6 @@ def check_cost_per_correct_since_start(api_url: str, at: float, last_row: dict) 
     stat = integrity_targets({})[(title, title)]
     assert single(query(api_url, stat, at=at)) == pytest.approx(last_row["cost/cost_per_correct"], rel=1e-9)
     train = [s for step in range(1, STEPS + 1) for s in plan("train", step)]
-    per_request = (
-        JUDGE_TOKENS[0] * PRICES["price_input_per_mtok"] + JUDGE_TOKENS[1] * PRICES["price_output_per_mtok"]
-    ) / 1e6
-    judge_cost = per_request * sum(s[6].count(OK) for s in train)
+    judge_cost = JUDGE_REQUEST_COST * sum(s[6].count(OK) for s in train)
     correct = sum(s[3] >= THRESHOLD for s in train)
     assert last_row["cost/cost_per_correct"] == pytest.approx((sum(s[4] for s in train) + judge_cost) / correct)

@@ -107,3 +107,102 @@ def test_every_dashboard_and_alert_query_sums_across_processes():
     assert not grouped_by_instance, grouped_by_instance
     raw_counters = [e for e in exprs if re.search(r"(?<![(\w])grpo_\w+_total\{", e[1]) and "sum" not in e[1]]
     assert not raw_counters, raw_counters
+
+
+def _record_everything(recorder) -> None:
+    """One of each recording call, as the role wrappers make them inside a remote call."""
+    from otel_grpo.recording.context import reset_sample, set_sample
+
+    state = recorder.new_sample("gsm8k", "math", group="q1")
+    token = set_sample(state)
+    try:
+        recorder.record_executor_run(0.02, 0.5, True, source="gsm8k")
+        recorder.record_executor_llm_request(error_type=None, source="gsm8k")
+        recorder.record_judge_request(input_tokens=1000, output_tokens=10, source="gsm8k")
+        recorder.record_judge_evaluation("success", True, 0.2, source="gsm8k")
+        recorder.genai_duration.record(0.2, {"gen_ai.operation.name": "chat"})
+        recorder.record_sample(1.0, 1.0, state=state)
+    finally:
+        reset_sample(token)
+    recorder.record_workflow("math", 0.0, cost="n/a", success=False)  # an invalid cost, judged on the driver
+    recorder.record_scalars({"loss": 0.5})
+
+
+def test_a_calls_records_are_typed_picklable_and_replay_as_recorded_in_one_process():
+    """The records a worker ships (one typed record per recorder call) replay to the row one process writes."""
+    import contextvars
+    import pickle
+
+    import otel_grpo
+    from otel_grpo.instrumentation.ray.events import CallPayload, ExecutorRun, NewSample, Scalars, Workflow
+    from otel_grpo.instrumentation.ray.records import CallRecords, begin_call, end_call
+    from otel_grpo.instrumentation.ray.replay import Lane, replay_call
+
+    worker = CapturingRecorder()
+    records = CallRecords(7)
+    token = begin_call(records)
+    try:
+        _record_everything(worker)
+    finally:
+        end_call(records, token)
+    payload = pickle.loads(pickle.dumps(records.payload(None)))
+    assert isinstance(payload, CallPayload) and payload.call_id == 7
+    kinds = [type(event) for event in payload.events]
+    assert kinds[0] is NewSample and ExecutorRun in kinds and kinds[-2:] == [Workflow, Scalars]
+    assert len(pickle.dumps(payload)) < 2500  # small on the wire
+
+    rows = {}
+    for way in ("one process", "replayed"):
+        tel = otel_grpo.setup(None, wandb={"mode": "disabled"}, judge={"price_input_per_mtok": 1.0})
+        with tel.step(1):
+            if way == "one process":
+                _record_everything(tel.recorder)
+            else:
+                outcome = replay_call(tel.recorder, payload, contextvars.copy_context(), Lane("task"))
+                assert outcome is not None and outcome.lost == 0
+        rows[way] = {k: v for k, v in tel.rows[-1].items() if "latency" not in k}
+        tel.shutdown()
+    assert rows["replayed"] == rows["one process"]
+    assert rows["replayed"]["cost/executor_calls"] == 2 and rows["replayed"]["cost/invalid_cost_count"] == 1
+
+
+def test_a_late_calls_records_count_spend_and_judge_figures_but_no_sample():
+    """Replayed late (its window closed first): executor runs, cost and judge figures count; samples don't."""
+    import contextvars
+
+    import otel_grpo
+    from otel_grpo.instrumentation.ray.records import CallRecords, begin_call, end_call
+    from otel_grpo.instrumentation.ray.replay import Lane, replay_call
+
+    worker = CapturingRecorder()
+    records = CallRecords(1)
+    token = begin_call(records)
+    try:
+        _record_everything(worker)
+    finally:
+        end_call(records, token)
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
+    with tel.step(1):
+        context = contextvars.copy_context()  # the call was made in step 1
+    with tel.step(2):
+        tel.record_sample(1.0, source="gsm8k")
+        replay_call(tel.recorder, records.payload(None), context, Lane("task"), late=True)
+    row = tel.rows[-1]
+    tel.shutdown()
+    assert row["dataset/gsm8k/count"] == 1  # step 2's own sample only
+    assert "dataset/math/count" not in row
+    assert row["cost/executor_calls"] == 2 and row["judge/total_calls"] == 1 and row["cost/judge_calls"] == 1
+    assert row["exporter/late_samples"] == 2
+    assert "train/loss" not in row  # a late call's scalars belong to no step
+
+
+def test_the_exit_wait_reads_its_variable_when_it_is_needed(monkeypatch):
+    from otel_grpo.instrumentation.ray.calls import WAIT_S_DEFAULT, exit_wait_s
+
+    monkeypatch.delenv("OTEL_GRPO_RAY_WAIT_S", raising=False)
+    assert exit_wait_s() == WAIT_S_DEFAULT == 5.0
+    monkeypatch.setenv("OTEL_GRPO_RAY_WAIT_S", "0.5")
+    assert exit_wait_s() == 0.5
+    for bad in ("soon", "-1", "inf", "nan"):
+        monkeypatch.setenv("OTEL_GRPO_RAY_WAIT_S", bad)
+        assert exit_wait_s() == WAIT_S_DEFAULT

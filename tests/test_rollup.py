@@ -246,7 +246,7 @@ def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_export
         "dataset/gsm8k/judge_failed_share": 1 / 4,
         "dataset/gsm8k/accuracy_excl_judge_failed": 100.0,
         "dataset/gsm8k/exec_success_rate": 100.0,
-        "dataset/gsm8k/cost_per_correct": 0.4 / 3,
+        "dataset/gsm8k/cost_per_correct": (0.4 + 0.05) / 3,  # executor + priced judge cost
         "dataset/math/judge_share": 1.0,
         "dataset/math/judge_failed_share": 1.0,
         "dataset/math/accuracy_excl_judge_failed": 0.0,  # the failed execution stays in
@@ -487,7 +487,8 @@ def test_step_cost_counts_every_attempt_of_the_step_and_cost_per_correct_all_tra
     row = row_of(retried, WindowEnd(t, 2), totals).data
     assert row["cost/step_cost"] == pytest.approx(0.3 + 0.02 + 0.5 + 0.01)
     assert row["cost/cost_per_correct"] == pytest.approx((0.3 + 0.02 + 0.5 + 0.01) / 1)
-    assert row["dataset/gsm8k/cost_per_correct"] == pytest.approx(0.5)  # this row's executor cost only
+    # this row's executor + priced judge cost (not the raised attempt's, not validation's)
+    assert row["dataset/gsm8k/cost_per_correct"] == pytest.approx(0.5 + 0.01)
     assert "train/judge_share" not in row  # no judge evaluation yet in the run
     nxt = row_of([*runs(t, "gsm8k", 1, 0, 0.1)], WindowEnd(t, 3), totals).data
     assert nxt["cost/step_cost"] == pytest.approx(0.1)  # nothing carried twice

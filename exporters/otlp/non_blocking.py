@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from opentelemetry.sdk.metrics import (
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from otel_grpo import redact
 from otel_grpo.exporters.otlp.health import ExportState, bump
 from otel_grpo.exporters.otlp.log_filters import export_logging
 from otel_grpo.exporters.otlp.worker import ExportWorker, call_in_forked_child
@@ -244,4 +246,5 @@ def _shutdown_quietly(exporter: MetricExporter | SpanExporter) -> None:
     try:
         exporter.shutdown()
     except Exception:  # noqa: BLE001 - shutting down must not raise into the trainer
-        _logger.debug("OTLP exporter shutdown raised", exc_info=True)
+        if _logger.isEnabledFor(logging.DEBUG):  # no exc_info: the text may hold the endpoint's secrets
+            _logger.debug("OTLP exporter shutdown raised %s", redact.redact_text(traceback.format_exc()))

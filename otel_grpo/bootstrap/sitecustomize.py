@@ -76,4 +76,10 @@ try:
 except Exception as _exc:  # noqa: BLE001 - never stop the user's program from starting
     import logging
 
-    logging.getLogger("otel_grpo").warning("otel-grpo: instrumentation disabled: %s: %s", type(_exc).__name__, _exc)
+    try:
+        from otel_grpo.redact import redact_text as _redact
+
+        _text = _redact(str(_exc))
+    except Exception:  # noqa: BLE001
+        _text = "(message not shown)"
+    logging.getLogger("otel_grpo").warning("otel-grpo: instrumentation disabled: %s: %s", type(_exc).__name__, _text)

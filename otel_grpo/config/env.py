@@ -5,6 +5,19 @@ they set; ``load_config`` applies them over the file. An empty variable counts a
 as in the OpenTelemetry specification. :func:`resolve_headers` expands ``"${NAME}"``
 references in OTLP header values when an exporter is built, so a file only ever holds
 references, never the secrets themselves.
+
+The switches, exactly:
+
+- ``OTEL_SDK_DISABLED=true``: nothing is patched, served or written (no targets or HTTP
+  clients wrapped, no Prometheus endpoint, no OTLP, no WandB rows);
+  :func:`sdk_disabled_config` turns everything off even over code overrides, and
+  :func:`announce_sdk_disabled` says so in one log line.
+- ``OTEL_METRICS_EXPORTER`` naming ``otlp``, ``prometheus`` or ``none``: OTLP metric
+  export runs only if it names ``otlp`` and the Prometheus endpoint only if it names
+  ``prometheus`` (file settings included); other names (``grpo_wandb``, ``console``) change
+  neither. ``OTEL_TRACES_EXPORTER`` decides span export over OTLP the same way. Naming
+  ``otlp`` turns OTLP on; when the file (or ``OTEL_EXPORTER_OTLP_ENDPOINT``) had not, only
+  the signals named are exported.
 """
 
 from __future__ import annotations
@@ -17,9 +30,18 @@ from typing import Final, NamedTuple, Union
 from urllib.parse import unquote
 
 from otel_grpo.config.errors import ENV_LABEL, ConfigError, short_repr
-from otel_grpo.config.schema import OtlpConfig
+from otel_grpo.config.schema import OtlpConfig, TelemetryConfig
 
-__all__ = ["ENV_VARS", "EnvSetting", "EnvValue", "env_settings", "resolve_headers"]
+__all__ = [
+    "ENV_VARS",
+    "EnvSetting",
+    "EnvValue",
+    "announce_sdk_disabled",
+    "env_settings",
+    "resolve_headers",
+    "sdk_disabled",
+    "sdk_disabled_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +92,15 @@ _WANDB_MODES: Final = {
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 _EXPORTER_TOKEN_RE: Final = re.compile(r"^[a-z0-9_.\-/]+$")
+_OTLP: Final = "otlp"
+_PROMETHEUS: Final = "prometheus"
+_DECIDING_EXPORTERS: Final = frozenset({_OTLP, _PROMETHEUS, "none"})
+"""Exporter names that decide what runs; any other name (``grpo_wandb``, ``console``) changes nothing."""
+_EXPORTER_VARS: Final = (("OTEL_METRICS_EXPORTER", "metrics"), ("OTEL_TRACES_EXPORTER", "traces"))
+SDK_DISABLED_MESSAGE: Final = (
+    "otel-grpo: OTEL_SDK_DISABLED=true: nothing is instrumented, served or written "
+    "(no WandB rows, no OTLP, no Prometheus endpoint)"
+)
 _ENV_REF_RE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # (header, variable) pairs whose unset variable was already reported.
@@ -88,13 +119,16 @@ class EnvSetting(NamedTuple):
     value: EnvValue
 
 
-def env_settings(env: Mapping[str, str]) -> list[EnvSetting]:
+def env_settings(env: Mapping[str, str], base: TelemetryConfig | None = None) -> list[EnvSetting]:
     """The config keys the variables of ``env`` set, in the order they apply (later wins).
+
+    ``base`` is the configuration the variables apply over (the file): whether it already
+    exports over OTLP decides which signals an ``OTEL_*_EXPORTER`` naming ``otlp`` turns on.
 
     Raises:
         ConfigError: source ``<env>``, listing every malformed variable by name.
     """
-    reader = _EnvReader(env)
+    reader = _EnvReader(env, otlp_on=base is not None and base.otlp.enabled)
     reader.read_wandb()
     reader.read_otel()
     if reader.issues:
@@ -105,8 +139,9 @@ def env_settings(env: Mapping[str, str]) -> list[EnvSetting]:
 class _EnvReader:
     """Reads the variables one by one, collecting settings and problems."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], otlp_on: bool = False) -> None:
         self.env = env
+        self.otlp_on = otlp_on  # the base configuration already exports over OTLP
         self.settings: list[EnvSetting] = []
         self.issues: list[tuple[str, str]] = []
 
@@ -156,13 +191,13 @@ class _EnvReader:
             self.put("OTEL_SERVICE_NAME", ("service_name",), raw)
         self.read_otlp()
         self.read_exporters()
-        if self.get_bool("OTEL_SDK_DISABLED"):
-            self.put("OTEL_SDK_DISABLED", ("instrumentation", "enabled"), False)
-            self.put("OTEL_SDK_DISABLED", ("otlp", "enabled"), False)
         capture = self.get_bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
         if capture is not None:
             self.put("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", ("judge", "capture_content"), capture)
         self.read_prometheus()
+        if self.get_bool("OTEL_SDK_DISABLED"):  # last: it wins over every other variable
+            for section, key, value in _SDK_DISABLED_SETTINGS:
+                self.put("OTEL_SDK_DISABLED", (section, key), value)
 
     def read_otlp(self) -> None:
         raw = self.get("OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -199,22 +234,42 @@ class _EnvReader:
             else:
                 self.problem(variable, f"expected a positive number of milliseconds (got {short_repr(raw)})")
 
+    def exporter_names(self, variable: str) -> set[str] | None:
+        """The exporter names ``variable`` lists; None when unset or malformed (reported)."""
+        raw = self.get(variable)
+        if raw is None:
+            return None
+        names = [token.strip().lower() for token in raw.split(",") if token.strip()]
+        if not names or not all(_EXPORTER_TOKEN_RE.fullmatch(name) for name in names):
+            self.problem(
+                variable,
+                "expected a comma-separated list of exporter names, e.g. "
+                f"otlp,prometheus or none (got {short_repr(raw)})",
+            )
+            return None
+        return set(names)
+
     def read_exporters(self) -> None:
-        for variable, signal in (("OTEL_METRICS_EXPORTER", "metrics"), ("OTEL_TRACES_EXPORTER", "traces")):
-            raw = self.get(variable)
-            if raw is None:
-                continue
-            names = [token.strip().lower() for token in raw.split(",") if token.strip()]
-            if not names or not all(_EXPORTER_TOKEN_RE.fullmatch(name) for name in names):
-                self.problem(
-                    variable,
-                    "expected a comma-separated list of exporter names, e.g. "
-                    f"otlp,prometheus or none (got {short_repr(raw)})",
-                )
-                continue
-            self.put(variable, ("otlp", signal), "otlp" in names)
-            if signal == "metrics" and "prometheus" in names:
-                self.put(variable, ("prometheus", "enabled"), True)
+        """``OTEL_METRICS_EXPORTER`` / ``OTEL_TRACES_EXPORTER``: which exporters run (see the module doc)."""
+        decided: set[str] = set()
+        turned_on_by: str | None = None
+        for variable, signal in _EXPORTER_VARS:
+            names = self.exporter_names(variable)
+            if names is None or not names & _DECIDING_EXPORTERS:
+                continue  # unset, malformed, or only names that are not ours to decide
+            decided.add(signal)
+            self.put(variable, ("otlp", signal), _OTLP in names)
+            if signal == "metrics":
+                self.put(variable, ("prometheus", "enabled"), _PROMETHEUS in names)
+            if _OTLP in names:
+                turned_on_by = turned_on_by or variable
+        if turned_on_by is None:
+            return
+        if not (self.otlp_on or self.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+            for _, signal in _EXPORTER_VARS:  # OTLP was off: export only the signals named
+                if signal not in decided:
+                    self.put(turned_on_by, ("otlp", signal), False)
+        self.put(turned_on_by, ("otlp", "enabled"), True)
 
     def read_prometheus(self) -> None:
         raw = self.get("OTEL_EXPORTER_PROMETHEUS_HOST")
@@ -229,6 +284,40 @@ class _EnvReader:
             self.problem(
                 "OTEL_EXPORTER_PROMETHEUS_PORT", f"expected an integer between 0 and 65535 (got {short_repr(raw)})"
             )
+
+
+_SDK_DISABLED_SETTINGS: Final[tuple[tuple[str, str, EnvValue], ...]] = (
+    ("instrumentation", "enabled", False),
+    ("otlp", "enabled", False),
+    ("prometheus", "enabled", False),
+    ("wandb", "mode", "disabled"),
+)
+"""What ``OTEL_SDK_DISABLED=true`` sets: nothing patched, served or written."""
+
+_announced = False
+
+
+def sdk_disabled(env: Mapping[str, str] | None = None) -> bool:
+    """True when ``OTEL_SDK_DISABLED`` (in ``env``, default ``os.environ``) is true."""
+    raw = (os.environ if env is None else env).get("OTEL_SDK_DISABLED")
+    return raw is not None and raw.strip().lower() in _TRUE
+
+
+def sdk_disabled_config(config: TelemetryConfig) -> TelemetryConfig:
+    """``config`` with everything ``OTEL_SDK_DISABLED=true`` turns off turned off, whatever set it on."""
+    sections: dict[str, dict[str, EnvValue]] = {}
+    for section, key, value in _SDK_DISABLED_SETTINGS:
+        sections.setdefault(section, {})[key] = value
+    update = {name: getattr(config, name).model_copy(update=values) for name, values in sections.items()}
+    return config.model_copy(update=update)
+
+
+def announce_sdk_disabled() -> None:
+    """Say once per process, in one log line, that ``OTEL_SDK_DISABLED=true`` turned otel-grpo off."""
+    global _announced
+    if not _announced:
+        _announced = True
+        logger.warning(SDK_DISABLED_MESSAGE)
 
 
 def _parse_w3c_headers(raw: str) -> tuple[dict[str, str], str | None]:

@@ -182,7 +182,7 @@ def _apply_env(config: TelemetryConfig, env: Mapping[str, str]) -> TelemetryConf
     """The second layer: ``WANDB_*`` / ``OTEL_*`` variables; problems name the variable."""
     patch: _PlainDict = {}
     origin: dict[tuple[str, ...], str] = {}
-    for setting in env_settings(env):
+    for setting in env_settings(env, config):
         _set_path(patch, setting.path, setting.value)
         origin[setting.path] = setting.variable
     if not patch:

@@ -19,7 +19,13 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from otel_grpo.api import get_telemetry, setup
 from otel_grpo.config import parse_target
 from otel_grpo.instrumentation.patching import patch_method, unpatch_method
-from otel_grpo.instrumentation.report import report_instrumented, set_targets_hint, warn_at_exit
+from otel_grpo.instrumentation.report import (
+    report_instrumented,
+    set_targets_hint,
+    target_appeared,
+    warn_at_exit,
+    watch_targets,
+)
 from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
 
 logger = logging.getLogger(__name__)
@@ -74,6 +80,7 @@ class GrpoInstrumentor(BaseInstrumentor):
             return
         targets = options.targets.enabled_targets()
         set_targets_hint(targets)
+        watch_targets(targets)  # a module never imported (a typo in its name) is warned about too
         for role, target in targets.items():
             module_name, qualname = parse_target(target)
             wrapper = ROLE_WRAPPERS[role](options)
@@ -93,6 +100,7 @@ class GrpoInstrumentor(BaseInstrumentor):
 
     def _patcher(self, module_name: str, qualname: str, wrapper: Any, role: str) -> Any:
         def patch(module: Any) -> None:
+            target_appeared(role)
             try:
                 owner, attr = _resolve_owner(module, qualname)
                 getattr(owner, attr)

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import signal
+import traceback
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -15,11 +16,20 @@ _started = False
 
 
 def start_from_environment() -> None:
-    """Set up otel-grpo from ``$OTEL_GRPO_CONFIG`` and patch the configured targets."""
+    """Set up otel-grpo from ``$OTEL_GRPO_CONFIG`` and patch the configured targets.
+
+    Under ``OTEL_SDK_DISABLED=true`` nothing at all: no setup, no patch, no exit or
+    signal hook; one log line says so.
+    """
     global _started
     if _started:
         return
     _started = True
+    from otel_grpo.config.env import announce_sdk_disabled, sdk_disabled
+
+    if sdk_disabled():
+        announce_sdk_disabled()
+        return
     from otel_grpo.instrumentation.trl import hand_over_to_workers
 
     if hand_over_to_workers():  # a launcher (accelerate launch, torchrun): its training processes start otel-grpo
@@ -48,8 +58,12 @@ def _shutdown(finish_any_run: bool = False) -> None:
         if finish_any_run and run is not None and not getattr(run, "_is_finished", False):
             run.finish()
     except Exception as exc:  # noqa: BLE001 - an exit hook must never turn a clean exit into a traceback
-        logger.warning("otel-grpo: flushing telemetry at exit failed (%s: %s)", type(exc).__qualname__, exc)
-        logger.debug("otel-grpo: exit hook failure", exc_info=True)
+        from otel_grpo.redact import redact_text
+
+        logger.warning(
+            "otel-grpo: flushing telemetry at exit failed (%s: %s)", type(exc).__qualname__, redact_text(str(exc))[:300]
+        )
+        logger.debug("otel-grpo: exit hook failure\n%s", redact_text(traceback.format_exc()))
 
 
 def install_exit_hooks() -> None:

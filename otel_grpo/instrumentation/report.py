@@ -1,17 +1,23 @@
-"""Saying what was instrumented, and warning when the training step never was.
+"""Saying what was instrumented, and warning when a configured target never was.
 
 A target whose module or class name does not match the trainer (a typo in
 ``instrumentation.targets``, a renamed class) would otherwise do nothing, silently:
-no rows, or rows without samples. So otel-grpo says once what it wrapped, and warns,
-naming ``instrumentation.targets``, when a recorded call or the end of the program
-comes without any training step having been instrumented.
+no rows, or rows whose figures for that role stay at zero. So otel-grpo says once what
+it wrapped, and warns, naming the target and ``instrumentation.targets``:
+
+- when a target's module is imported but has no such class or method (at the import);
+- when a target's module cannot be found at all (at the first recorded call, usually the
+  first training step), or was never imported (at exit) - :func:`watch_targets`;
+- when a recorded call or the end of the program comes without any training step
+  having been instrumented (this one covers the ``train_step`` target).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +30,9 @@ class _Report:
     warned = False
     announced = False
     targets_hint = ""
+    watched: dict[str, str] = {}  # role -> "module:Class.method" whose module is awaited (otel-grpo run)
+    appeared: set[str] = set()  # roles whose module has been imported
+    target_warned: set[str] = set()  # roles already warned about
 
 
 def set_targets_hint(targets: dict[str, str]) -> None:
@@ -49,14 +58,87 @@ def report_instrumented(wrapped: Iterable[tuple[str, str]], announce: bool = Tru
         logger.debug("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
 
 
+def watch_targets(targets: Mapping[str, str]) -> None:
+    """Expect the modules of ``targets`` (role -> ``module:Class.method``) to be imported.
+
+    A target whose module cannot be found is warned about at the first recorded call
+    (:func:`first_call`); one whose module was never imported, at exit (:func:`warn_at_exit`).
+    """
+    with _Report.lock:
+        _Report.watched = dict(targets)
+        _Report.appeared = set()
+        _Report.target_warned = set()
+
+
+def target_appeared(role: str) -> None:
+    """The module of ``role``'s target has been imported (its class is checked there)."""
+    with _Report.lock:
+        _Report.appeared.add(role)
+
+
+def _in_ray_worker() -> bool:
+    """A Ray worker imports only what its calls need: it does not judge the driver's targets."""
+    try:
+        from otel_grpo.instrumentation.ray.worker import is_worker_process
+
+        return is_worker_process()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _claim_target_warning(role: str) -> bool:
+    """True once per role not yet instrumented nor warned about (the caller warns)."""
+    with _Report.lock:
+        if role in _Report.target_warned or role in _Report.appeared:
+            return False
+        _Report.target_warned.add(role)
+        return True
+
+
+def check_targets(at_exit: bool) -> list[str]:
+    """Warn once per target whose module cannot be found or, ``at_exit``, was never imported.
+
+    Returns the roles warned about now. Never imports a module.
+    """
+    from otel_grpo.config.targets import module_findable, target_module
+
+    with _Report.lock:
+        done = _Report.appeared | _Report.target_warned | {TRAIN_STEP_ROLE}  # train_step: warn_if_no_train_step
+        pending = {r: t for r, t in _Report.watched.items() if r not in done}
+    if not pending or _in_ray_worker():
+        return []
+    warned = []
+    for role, target in sorted(pending.items()):
+        module = target_module(target)
+        if module in sys.modules:  # imported: its post-import hook checks the class
+            continue
+        findable = module_findable(module)
+        if (findable and not at_exit) or not _claim_target_warning(role):
+            continue  # a module that can be found may still be imported later
+        warned.append(role)
+        logger.warning(
+            "otel-grpo: target %s=%s is not instrumented: module %s %s, so %s calls are not recorded. "
+            "Check instrumentation.targets in your telemetry config (module, class and method must "
+            "match your trainer; null turns a target off).",
+            role,
+            target,
+            module,
+            "was never imported" if findable else "cannot be found (a typo?)",
+            role,
+        )
+    return warned
+
+
 def first_call(role: str, steps_seen: bool) -> None:
-    """The first call of any instrumented method: say what is instrumented, warn if no step is."""
+    """The first call of any instrumented method: say what is instrumented, warn about targets
+    whose module cannot be found, and warn if no training step is instrumented."""
     with _Report.lock:
         if _Report.announced:
             return
         _Report.announced = True
     if _Report.wrapped:
         logger.info("otel-grpo: recording %s", _listing())
+    check_targets(at_exit=False)
     if role != TRAIN_STEP_ROLE:
         warn_if_no_train_step(f"{role} was called", steps_seen)
 
@@ -94,9 +176,11 @@ def warn_if_no_train_step(when: str, steps_seen: bool = False) -> bool:
 
 
 def warn_at_exit() -> None:
-    """At interpreter exit: warn if the program ran without a single training-step window."""
+    """At interpreter exit: warn about targets never instrumented, and if the program ran
+    without a single training-step window."""
     from otel_grpo.api import train_windows_opened
 
+    check_targets(at_exit=True)
     warn_if_no_train_step("the program ends", steps_seen=train_windows_opened() > 0)
 
 
@@ -106,14 +190,20 @@ def reset() -> None:
         _Report.wrapped = {}
         _Report.warned = False
         _Report.announced = False
+        _Report.watched = {}
+        _Report.appeared = set()
+        _Report.target_warned = set()
 
 
 __all__ = [
+    "check_targets",
     "first_call",
     "report_instrumented",
     "reset",
     "set_targets_hint",
+    "target_appeared",
     "train_step_instrumented",
     "warn_at_exit",
     "warn_if_no_train_step",
+    "watch_targets",
 ]

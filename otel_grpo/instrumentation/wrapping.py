@@ -20,6 +20,7 @@ from otel_grpo import semconv
 from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.faults import report_fault
 from otel_grpo.instrumentation.report import first_call
+from otel_grpo.redact import current_span
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple, dict], Any]
 """A ``wrapt`` wrapper: ``(wrapped, instance, args, kwargs) -> result``."""
@@ -189,10 +190,14 @@ _NO_SPAN = _NoSpan()
 
 
 def span_for(tel: Telemetry, name: str, attrs: Callable[[Telemetry, Any], dict[str, Any]], subject: Any) -> Any:
-    """A current-span context manager, or a free stand-in when no tracer provider is set up."""
+    """A current-span context manager, or a free stand-in when no tracer provider is set up.
+
+    An exception passed to its ``__exit__`` is recorded through the redactor
+    (:func:`otel_grpo.redact.current_span`), never by the SDK's ``record_exception``.
+    """
     if not tel.tracing:
         return _NO_SPAN
-    return tel.tracer.start_as_current_span(name, attributes=attrs(tel, subject), end_on_exit=True)
+    return current_span(tel.tracer, name, attrs(tel, subject))
 
 
 def judge_span_attrs(tel: Telemetry, evaluation: Any) -> dict[str, Any]:

@@ -37,7 +37,9 @@ class PublishedTotals:
     ) -> None:
         self.invalid = InvalidValueLog()
         self._health = health or (lambda: {})
-        self._lock = threading.Lock()
+        # Re-entrant: a step-end collection holds it across every instrument's callback (each of which
+        # takes it too), so the figures of one collection are one consistent snapshot.
+        self._lock = threading.RLock()
         self._samples: dict[SeriesKey, SampleStats] = {}
         self._exec: dict[ExecKey, ExecStats] = {}
         self._groups: dict[tuple[str, str], list[int]] = {}  # (split, source) -> [groups, zero_adv]
@@ -64,7 +66,7 @@ class PublishedTotals:
         """
         out: list[tuple[str, dict, float]] = []
         options = CallbackOptions()
-        with self._direct_lock:
+        with self._direct_lock, self._lock:  # one consistent snapshot of every figure
             last = self._direct_last
             for name, is_sum, callback in self._callbacks:
                 for observation in callback(options):
@@ -90,7 +92,8 @@ class PublishedTotals:
         """
         self._delta_collection.active = True
         try:
-            yield
+            with self._lock:  # one consistent snapshot of every figure, whatever other threads record
+                yield
         finally:
             self._delta_collection.active = False
 

@@ -17,7 +17,9 @@ the accumulators in :mod:`otel_grpo.recording.stats`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.metrics import Meter
@@ -42,6 +44,13 @@ _SCORER_INDEX = {name: index for index, name in enumerate(semconv.SCORERS)}
 
 _MAX = MAX_MAGNITUDE
 
+HEALTH_LATE_REWARDS = "late_rewards"
+"""Exporter-health count: rewards for samples already counted (their step closed before the reward came)."""
+HEALTH_LATE_SAMPLES = "late_samples"
+"""Exporter-health count: samples recorded late (inside :meth:`Recorder.late_records`): in no row."""
+
+_late_var: ContextVar[bool] = ContextVar("otel_grpo_late_records", default=False)
+
 
 class Recorder(PublishedTotals):
     """Pre-aggregating recorder bound to one :class:`~opentelemetry.metrics.Meter`."""
@@ -56,8 +65,10 @@ class Recorder(PublishedTotals):
         health: Callable[[], dict[str, int]] | None = None,
         max_sample_rows: int = 16,
         preaggregate: bool = False,
+        count: Callable[[str, int], None] | None = None,
     ) -> None:
         self.threshold = accuracy_threshold
+        self._count = count
         self.max_sample_rows = max_sample_rows
         self.labels = labels or LabelGuard()
         self._prices = judge_prices
@@ -68,12 +79,28 @@ class Recorder(PublishedTotals):
     def open_window(self, split: str, step: int | None = None) -> tuple[Window, tuple]:
         """Open a step (``train``) or validation (``val``) window in this context."""
         if step is None:
-            step = self._last_step if self._last_step is not None else 0
+            step = self._default_step()
         window = Window(split=split, step=int(step))
         with self._lock:
             self._global_windows.append(window)
         tokens = (current_window_var().set(window), current_split_var().set(split))
         return window, tokens
+
+    def _default_step(self) -> int:
+        """The step a window without a number belongs to: the training step running now, else the latest."""
+        train = self._open_train_window()
+        if train is not None:
+            return train.step
+        return self._last_step if self._last_step is not None else 0
+
+    def _open_train_window(self) -> Window | None:
+        """The innermost open training-step window of this context, else of the process."""
+        window = current_window_var().get()
+        if window is not None and not window.closed and window.split == semconv.SPLIT_TRAIN:
+            return window
+        with self._lock:
+            trains = [w for w in self._global_windows if w.split == semconv.SPLIT_TRAIN and not w.closed]
+        return trains[-1] if trains else None
 
     def close_window(self, window: Window, tokens: tuple | None, ok: bool) -> None:
         """Close ``window``: commit its samples when ``ok``, discard them otherwise."""
@@ -150,6 +177,21 @@ class Recorder(PublishedTotals):
         """Number of the most recent training step window."""
         return self._last_step
 
+    @contextmanager
+    def late_records(self) -> Iterator[None]:
+        """Record what arrives after its window closed (a Ray call the trainer did not wait for).
+
+        Inside the block, executor runs, costs and judge evaluations and requests still count
+        toward the run's cumulative figures; samples go into no row and no total (the trainer
+        did not use them in their step, like the samples of a step that raised) and are
+        counted in ``exporter/late_samples``.
+        """
+        token = _late_var.set(True)
+        try:
+            yield
+        finally:
+            _late_var.reset(token)
+
     # --- labels --------------------------------------------------------------------------
     def resolve_labels(self, source: Any = None, problem_type: Any = None) -> tuple[str, str]:
         """Labels for an event: the current sample's, else the given ones, normalised."""
@@ -176,15 +218,19 @@ class Recorder(PublishedTotals):
         state: SampleState | None = None,
     ) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
+        if _late_var.get():
+            self._count_health(HEALTH_LATE_SAMPLES)
+            return
         reward_value, correctness_value = self._scores(reward, correctness)
         if state is None:
             state = current_sample()
-        if state is not None and state.recorded and state.executed and not state.execution_ok:
-            return  # already counted: a failed execution is an incorrect sample with reward 0
         if state is not None:
+            if not self._claim(state):
+                if not state.executed or state.execution_ok:  # a failed execution was counted, reward 0
+                    self._count_health(HEALTH_LATE_REWARDS)
+                return
             src, ptype = state.source, state.problem_type
             group = group if group is not None else state.group
-            state.recorded = True
         else:
             src = self.labels.source(source)
             ptype = self.labels.problem_type(problem_type, src)
@@ -231,6 +277,9 @@ class Recorder(PublishedTotals):
         labels = self.labels
         src = labels.source(source)
         ptype = labels.problem_type(problem_type, src)
+        if _late_var.get():
+            self._record_late_workflow(src, ptype, cost, success, duration_s, executed)
+            return
         ok_flag = success if success is True or success is False else to_bool(success)
         if ok_flag is None:
             self.invalid.report("success flag", success)
@@ -247,7 +296,6 @@ class Recorder(PublishedTotals):
             reward_value = correctness_value = 0.0
             scorer = SCORER_NOT_SCORED
         window = self.current_window()
-        open_window = window is not None and not window.closed
         key = None
         if executed:
             if type(cost) is float and 0.0 <= cost <= _MAX:
@@ -257,7 +305,8 @@ class Recorder(PublishedTotals):
             split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
             key = (split, src, ptype, "true" if ok_flag else "false")
         correct = correctness_value >= self.threshold
-        with self._lock:  # the run and the sample together, under one lock
+        with self._lock:  # the run and the sample together, under one lock: a close cannot come between
+            open_window = window is not None and not window.closed
             if key is not None:
                 runs = window.executions if open_window else self._exec  # type: ignore[union-attr]
                 exec_stats = runs.get(key)
@@ -282,6 +331,15 @@ class Recorder(PublishedTotals):
             seconds = self._duration(duration_s)
             if seconds is not None:
                 self._exec_duration.record(seconds, key[:3])
+
+    def _record_late_workflow(
+        self, source: str, ptype: str, cost: Any, success: Any, duration_s: Any, executed: bool | None
+    ) -> None:
+        """A workflow recorded late: its executor run counts (cumulative), its sample goes into no row."""
+        self._count_health(HEALTH_LATE_SAMPLES)
+        failed = success is False or to_bool(success) is False
+        if executed or (executed is None and (cost is not None or duration_s is not None or failed)):
+            self.record_executor_run(cost, duration_s, not failed, source=source, problem_type=ptype)
 
     def _add_sample(
         self,
@@ -337,10 +395,28 @@ class Recorder(PublishedTotals):
         entry[2] = entry[2] and equal
         entry[3] += 1
 
-    def _finish_unscored(self, state: SampleState, window: Window) -> None:
-        if not state.recorded:
-            state.recorded = True
+    def _finish_unscored(self, state: SampleState, window: Window | None) -> None:
+        if _late_var.get():
+            self._count_health(HEALTH_LATE_SAMPLES)
+            return
+        if self._claim(state):
             self._add_sample(window, state.source, state.problem_type, 0.0, 0.0, state.group, state, SCORER_NOT_SCORED)
+
+    def _claim(self, state: SampleState) -> bool:
+        """Mark ``state`` counted; False when it already was (by its window's close, or an earlier score).
+
+        One lock decides, so a reward racing its step's close is counted exactly once.
+        """
+        with self._lock:
+            if state.recorded:
+                return False
+            state.recorded = True
+            return True
+
+    def _count_health(self, event: str, amount: int = 1) -> None:
+        """Add ``amount`` to the exporter-health count ``event`` (``exporter/{event}`` in the rows)."""
+        if self._count is not None:
+            self._count(event, amount)
 
     @staticmethod
     def _unpend(window: Window, state: SampleState) -> None:
@@ -394,7 +470,8 @@ class Recorder(PublishedTotals):
         else:
             src = self.labels.source(source)
             ptype = self.labels.problem_type(problem_type, src)
-        window = self.current_window()
+        late = _late_var.get()
+        window = None if late else self.current_window()
         split = window.split if window is not None else (current_split_var().get() or semconv.SPLIT_TRAIN)
         value, invalid = to_cost(cost, self.invalid)
         ok_flag = success if isinstance(success, bool) else to_bool(success)
@@ -403,7 +480,7 @@ class Recorder(PublishedTotals):
             ok_flag = True  # unreadable: counted, and taken as the default (a run that worked)
         ok = "true" if ok_flag else "false"
         key = (split, src, ptype, ok)
-        starts_sample = state is not None and not state.recorded
+        starts_sample = state is not None and not state.recorded and not late
         with self._lock:
             if window is not None and not window.closed:
                 stats = window.executions.get(key)
@@ -416,20 +493,20 @@ class Recorder(PublishedTotals):
             stats.runs += 1
             stats.cost += value
             stats.invalid_cost += invalid
-            if state is not None and starts_sample and ok_flag and window is not None and not window.closed:
-                window.pending.add(state)  # scored later, or counted incorrect at window close
-                problem_key = state.extra.get("problem_key")
-                if problem_key is not None:
-                    window.by_problem.setdefault(problem_key, []).append(state)
+            if state is not None and starts_sample:
+                state.executed, state.execution_ok, state.window = True, ok_flag, window
+                if ok_flag and window is not None and not window.closed:
+                    window.pending.add(state)  # scored later, or counted incorrect at window close
+                    problem_key = state.extra.get("problem_key")
+                    if problem_key is not None:
+                        window.by_problem.setdefault(problem_key, []).append(state)
         seconds = self._duration(duration_s)
         if state is not None:
             if self.max_sample_rows:
                 state.extra["cost"] = value
                 state.extra["latency"] = seconds
-            if starts_sample:
-                state.executed, state.execution_ok, state.window = True, ok_flag, window
-                if not ok_flag and window is not None:  # a failed execution: incorrect, reward 0
-                    self._finish_unscored(state, window)
+            if starts_sample and not ok_flag:  # a failed execution: incorrect, reward 0
+                self._finish_unscored(state, window)
         if seconds is not None:
             self._exec_duration.record(seconds, (split, src, ok))
 
@@ -528,8 +605,7 @@ class Recorder(PublishedTotals):
         """Record trainer scalars (loss, kl_div, temperature, ...) for the current step."""
         window = self.current_window()
         if window is not None and window.split != semconv.SPLIT_TRAIN:  # scalars belong to the step
-            trains = [w for w in self._global_windows if w.split == semconv.SPLIT_TRAIN]
-            window = trains[-1] if trains else None
+            window = self._open_train_window()
         items = values.items() if isinstance(values, dict) else values
         for name, raw in items:
             label = name if isinstance(name, str) else str(name)

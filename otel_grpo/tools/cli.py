@@ -51,6 +51,20 @@ def latest_values(history: list[dict[str, Any]]) -> dict[str, Any]:
     return latest
 
 
+def value_steps(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``train/step`` of the last row that wrote each key of a run's history.
+
+    A per-step key a later row left out (nothing was measured there) keeps the step of
+    the row its latest value comes from, which ``inspect`` prints next to the value.
+    """
+    steps: dict[str, Any] = {}
+    for row in history:
+        for key in row:
+            if not key.startswith("_"):
+                steps[key] = row.get(keys.STEP)
+    return steps
+
+
 def group_keys(latest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Group ``{key: value}`` like the workspace's panels (keys of no panel group: ``Other``).
 
@@ -96,16 +110,22 @@ def _tables(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def inspect_summary(records: Any) -> dict[str, Any]:
-    """What ``otel-grpo inspect`` shows: otel-grpo's rows, their latest values by panel, units, tables."""
-    from otel_grpo.tools.runreader import BUCKET_NOTE, table_name, unit_of
+    """What ``otel-grpo inspect`` shows: otel-grpo's rows, their latest values by panel, units, tables.
+
+    ``coverage`` says what each value covers (:func:`otel_grpo.tools.runreader.coverage_of`),
+    ``from_step`` the ``train/step`` of the row each value comes from.
+    """
+    from otel_grpo.tools.runreader import BUCKET_NOTE, table_name
 
     ours = records.otel_grpo_rows()
     others = [row for row in records.history if row not in ours]
     latest = {k: v for k, v in latest_values(ours).items() if table_name(k) is None}
     our_keys = set(latest)
     other_latest = {k: v for k, v in latest_values(others).items() if k not in our_keys and table_name(k) is None}
-    validation = sum(1 for row in ours if any(k.startswith(keys.prefix(keys.VAL)) for k in row))
+    val_rows = [row for row in ours if any(k.startswith(keys.prefix(keys.VAL)) for k in row)]
+    validation = len(val_rows)
     steps = [row[keys.STEP] for row in ours if isinstance(row.get(keys.STEP), (int, float))]
+    val_steps = [row[keys.STEP] for row in val_rows if _is_step(row.get(keys.STEP))]
     panels = group_keys(latest)
     return {
         "run": str(records.path),
@@ -113,13 +133,63 @@ def inspect_summary(records: Any) -> dict[str, Any]:
         "train_rows": len(ours) - validation,
         "validation_rows": validation,
         "last_step": max(steps) if steps else None,
+        "last_validation_step": max(val_steps) if val_steps else None,
         "other_rows": len(others),
         "panels": panels,
-        "units": {key: unit_of(key) for values in panels.values() for key in values},
+        **_per_key(panels, value_steps(ours)),
         "tables": _tables(ours),
         "other_keys": other_latest,
         "note": BUCKET_NOTE,
     }
+
+
+def _per_key(panels: dict[str, dict[str, Any]], from_step: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``units``, ``coverage`` and ``from_step`` (the step of the row its value comes from) of each key shown."""
+    from otel_grpo.tools.runreader import coverage_of, unit_of
+
+    shown = [key for values in panels.values() for key in values]
+    return {
+        "units": {key: unit_of(key) for key in shown},
+        "coverage": {key: coverage_of(key) for key in shown},
+        "from_step": {key: from_step.get(key) for key in shown},
+    }
+
+
+def _is_step(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _coverage_title(coverage: str, summary: dict[str, Any]) -> str:
+    """``": step 12"``, ``": run total up to step 12"``, ``": last validation pass, at step 8"``, or ``""``."""
+    from otel_grpo.tools.runreader import RUN_TOTAL, STEP_COVERAGE, VALIDATION_COVERAGE
+
+    last, last_val = summary["last_step"], summary["last_validation_step"]
+    if coverage == STEP_COVERAGE and last is not None:
+        return f": step {last}"
+    if coverage == RUN_TOTAL and last is not None:
+        return f": run total up to step {last}"
+    if coverage == VALIDATION_COVERAGE and last_val is not None:
+        return f": last validation pass, at step {last_val}"
+    return ""
+
+
+def _print_panels(summary: dict[str, Any], width: int) -> None:
+    """Each panel group, split by coverage; a value from a row older than the last says its step."""
+    from otel_grpo.tools.runreader import RUN_TOTAL, STEP_COVERAGE, VALIDATION_COVERAGE, format_value
+
+    order = (STEP_COVERAGE, VALIDATION_COVERAGE, RUN_TOTAL, "")
+    units, coverage, from_step, last = summary["units"], summary["coverage"], summary["from_step"], summary["last_step"]
+    for title, values in summary["panels"].items():
+        for part in order:
+            section = {key: value for key, value in values.items() if coverage[key] == part}
+            if not section:
+                continue
+            print(f"\n== {title}{_coverage_title(part, summary)} ==")
+            for key, value in section.items():
+                unit, step = units[key], from_step[key]
+                older = _is_step(step) and _is_step(last) and step < last
+                line = f"  {key:<{width}}  {format_value(value, unit):>10}  {unit}".rstrip()
+                print(f"{line}  (step {format_value(step, 'step')})" if older else line)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -144,16 +214,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         + (f"; the run's {others} other rows were not written by otel-grpo" if others else "")
     )
     print("units: % is 0-100, fraction is 0-1, costs in USD")
+    print(
+        'coverage: "step N" = that training step only, "run total" = everything since the run started;\n'
+        '  "(step N)" after a value = the step of the row it comes from (later rows left the key out)'
+    )
     units = summary["units"]
     names = [k for values in summary["panels"].values() for k in values] + list(summary["tables"])
     width = max([len(k) for k in names] + [1])
     if not summary["rows"]:
         print("otel-grpo wrote no rows to this run")
-    for title, values in summary["panels"].items():
-        print(f"\n== {title} ==")
-        for key, value in values.items():
-            unit = units[key]
-            print(f"  {key:<{width}}  {format_value(value, unit):>10}  {unit}".rstrip())
+    _print_panels(summary, width)
     if summary["tables"]:
         print("\n== Tables ==")
         for name, text in summary["tables"].items():

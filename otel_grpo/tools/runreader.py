@@ -68,6 +68,30 @@ def unit_of(key: str) -> str:
     return ""
 
 
+# What a key's value covers (how ``inspect`` labels its groups): the rows' windows, see docs/keys.md.
+STEP_COVERAGE = "step"
+VALIDATION_COVERAGE = "validation pass"
+RUN_TOTAL = "run total"
+
+
+_COVERAGE_LABELS = {
+    keys.WINDOW_STEP: STEP_COVERAGE,
+    keys.WINDOW_VALIDATION: VALIDATION_COVERAGE,
+    keys.WINDOW_RUN: RUN_TOTAL,
+}
+
+
+def coverage_of(key: str) -> str:
+    """What the value of an otel-grpo key covers, as ``inspect`` says it; ``""`` for a key of no
+    otel-grpo namespace. The contract is :func:`otel_grpo.keys.window_of`: :data:`STEP_COVERAGE`
+    (its row's training step), :data:`VALIDATION_COVERAGE` (its row's validation pass),
+    :data:`RUN_TOTAL` (everything since the run started, all splits).
+    """
+    if key.partition("/")[0] not in keys.NAMESPACES:
+        return ""
+    return _COVERAGE_LABELS[keys.window_of(key)]
+
+
 def format_value(value: Any, unit: str = "") -> str:
     """``value`` as ``inspect`` and ``report`` show it in ``unit`` (no unit text)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -29,6 +29,7 @@ from otel_grpo.instrumentation.llm_http.classify import ROLE_JUDGE, RequestRole
 from otel_grpo.instrumentation.llm_http.errors import FAULT_KIND, request_error_type
 from otel_grpo.instrumentation.llm_http.reply import Reply, output_messages_json
 from otel_grpo.recording.context import JudgeAttempt
+from otel_grpo.redact import record_span_error, redact_attributes
 
 if TYPE_CHECKING:
     from otel_grpo.api import Telemetry
@@ -97,8 +98,14 @@ class LLMCall:
         ``capture``: put the reply's messages on the span (content capture is opted in);
         ``url``: where the request went (kept on the judge attempt, redacted wherever shown).
         """
-        if tel.tracing:
-            span = tel.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+        if tel.tracing:  # attributes through the redactor; exceptions are recorded by ``fail``, redacted
+            span = tel.tracer.start_span(
+                name,
+                kind=SpanKind.CLIENT,
+                attributes=redact_attributes(span_attrs),
+                record_exception=False,
+                set_status_on_exception=False,
+            )
         else:  # no tracer provider: skip span creation altogether
             span = trace.INVALID_SPAN
         return cls(tel, who, span, metric_attrs, source, capture, url)
@@ -183,27 +190,31 @@ class LLMCall:
         self, status: int | None, reply: Reply | None, exc: BaseException | None, error_type: str | None
     ) -> None:
         span = self.span
+        attrs: Attributes = {}
         if status is not None:
-            span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
+            attrs[semconv.HTTP_RESPONSE_STATUS_CODE] = status
         if reply is not None:
             if reply.model:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, reply.model)
+                attrs[semconv.GEN_AI_RESPONSE_MODEL] = reply.model
             if reply.id:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_ID, reply.id)
+                attrs[semconv.GEN_AI_RESPONSE_ID] = reply.id
             reasons = reply.finish_reasons()
             if reasons:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+                attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
             if reply.input_tokens is not None:
-                span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, reply.input_tokens)
+                attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = reply.input_tokens
             if reply.output_tokens is not None:
-                span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, reply.output_tokens)
+                attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = reply.output_tokens
             if self._capture and reply.choices:
-                span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, output_messages_json(reply))
+                attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = output_messages_json(reply)
         if error_type:
-            span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
-            if exc is not None:
-                span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__ if exc is not None else error_type))
+            attrs[semconv.ATTR_ERROR_TYPE] = error_type
+        if attrs:
+            span.set_attributes(redact_attributes(attrs))
+        if exc is not None:  # the exception's text may hold the URL (query, password): redacted
+            record_span_error(span, exc)
+        elif error_type:
+            span.set_status(Status(StatusCode.ERROR, error_type))
         span.end()
 
     def _record_metrics(

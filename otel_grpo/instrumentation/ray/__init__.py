@@ -4,11 +4,15 @@ Nothing here imports Ray: :func:`watch_ray` registers an import hook, and the pa
 are installed only if and when the trainer imports ``ray``. With Ray absent, nothing
 changes. How it works and why the rows are exact: ``docs/ray.md``.
 
-* :mod:`.hooks`: patches on Ray's classes on the driver (tag calls, track actor methods);
-* :mod:`.calls`: the driver's tracked calls, replayed at each window close;
+* :mod:`.hooks`: patches on Ray's classes (tag calls, track actor methods, count what
+  cannot be tracked, the wait at exit);
+* :mod:`.calls`: the driver's tracked calls, replayed once completed (never waited for);
+* :mod:`.delivery`: which calls completed, and their records, without waiting;
 * :mod:`.worker`: a tracked call inside a worker process;
-* :mod:`.records`: the events one call records (the worker's capturing recorder);
-* :mod:`.replay`: those events through the driver's recorder.
+* :mod:`.nested`: remote calls a tracked call makes (they carry its tag);
+* :mod:`.events`: the typed records one call ships, each replaying itself;
+* :mod:`.records`: the worker's capturing recorder, which writes them;
+* :mod:`.replay`: those records through the driver's recorder.
 """
 
 from __future__ import annotations

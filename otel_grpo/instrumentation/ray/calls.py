@@ -1,17 +1,21 @@
-"""The driver side: tag each remote call, keep its records' reference, replay them at window close.
+"""The driver side: tag each remote call, keep its records' reference, replay them when they arrive.
 
-When the trainer calls ``f.remote(...)`` or ``actor.method.remote(...)`` inside a step or
-validation window, :func:`submit` adds the tag keyword (see :mod:`.worker`), asks Ray for
-one more return value than the caller gets, and files that extra reference under the
-window, with a copy of the caller's context and the caller's :class:`~.replay.Lane`.
-Nothing waits: the added cost is a few dictionary operations and Ray's own bookkeeping
-for one more (small, inlined) return object.
+When the trainer calls ``f.remote(...)`` or ``actor.method.remote(...)``, the tag keyword
+is added (see :mod:`.worker`), Ray is asked for one more return value than the caller
+gets, and that extra reference is filed under the window the call was made in, with a
+copy of the caller's context and the caller's :class:`~.replay.Lane`. Nothing waits:
+the added cost is a few dictionary operations and Ray's own bookkeeping for one more
+(small, inlined) return object.
 
-Just before the window closes, :meth:`RayCalls.flush` waits (bounded by
-:data:`WAIT_S`, normally not at all: the trainer awaited its calls) for the records of
-every call the window made, fetches them in one ``ray.get`` and replays them in the
-order the calls were made. A call still running at the bound is replayed when it
-arrives, at a later window close, as anything recorded after its window closed would be.
+Just before a window closes, :meth:`RayCalls.flush` asks Ray which of the window's calls
+have completed, without waiting and without fetching, reads those in one ``ray.get``
+and replays them in the order the calls were made. A call that has not completed is
+never waited for: it is *late* (counted once in ``exporter/ray_calls_late``) and is
+replayed at a later window close once it has completed, inside
+``recorder.late_records()`` (its spend and judge figures count, its samples go into no
+row). Calls made outside any window are replayed, as they are, once they completed.
+At exit, :meth:`RayCalls.close` waits at most :func:`exit_wait_s` for calls still
+running, then counts them in ``exporter/ray_records_lost``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -30,19 +36,39 @@ from typing import Any
 
 from otel_grpo.api import Telemetry
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.ray.replay import Lane, replay_call
-from otel_grpo.instrumentation.ray.worker import RECORDS_ATTRIBUTE, TAG_PARAM, CallTag, WorkerSession, publish_session
+from otel_grpo.instrumentation.ray.delivery import completed, fetch, resolve_nested
+from otel_grpo.instrumentation.ray.replay import Lane, Outcome, replay_call
+from otel_grpo.instrumentation.ray.worker import TAG_PARAM, CallTag, WorkerSession, publish_session
+from otel_grpo.recording.context import SampleState
+from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.stats import Window
 
 logger = logging.getLogger(__name__)
 
-WAIT_S = float(os.environ.get("OTEL_GRPO_RAY_WAIT_S", "30"))
-"""Longest a window close waits for the records of its calls (``OTEL_GRPO_RAY_WAIT_S``)."""
+WAIT_ENV = "OTEL_GRPO_RAY_WAIT_S"
+WAIT_S_DEFAULT = 5.0
+"""Longest otel-grpo waits at exit for Ray calls still running (``OTEL_GRPO_RAY_WAIT_S``)."""
 
 HEALTH_LOST = "ray_records_lost"
 """Exporter-health count: remote calls (or events) whose records never reached the driver."""
 HEALTH_LATE = "ray_calls_late"
-"""Exporter-health count: remote calls whose records arrived after their window closed."""
+"""Exporter-health count: remote calls that completed after their window closed (each counted once)."""
+
+
+def exit_wait_s() -> float:
+    """``OTEL_GRPO_RAY_WAIT_S`` (seconds, >= 0), else :data:`WAIT_S_DEFAULT`."""
+    raw = os.environ.get(WAIT_ENV, "").strip()
+    if not raw:
+        return WAIT_S_DEFAULT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        logger.warning("otel-grpo: %s=%r is not a number of seconds; using %g", WAIT_ENV, raw, WAIT_S_DEFAULT)
+        return WAIT_S_DEFAULT
+    return value
+
 
 _lane_var: ContextVar[Lane | None] = ContextVar("otel_grpo_ray_lane", default=None)
 
@@ -54,8 +80,10 @@ class PendingCall:
     seq: int
     ref: Any  # ObjectRef of the records
     context: contextvars.Context
-    lane: Lane
-    window: Window | None
+    lane: Lane | None  # None: a nested call (made by another call), which inherits ``inherited``
+    window: Window | None  # None: made outside any window
+    late: bool = False  # its window closed before it completed (counted once)
+    inherited: SampleState | None = None
 
 
 def _owner() -> Any:
@@ -89,7 +117,8 @@ class RayCalls:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: dict[int, list[PendingCall]] = {}  # id(window) -> calls, in order
-        self._orphans: list[PendingCall] = []  # made outside any window, or late
+        self._carried: list[PendingCall] = []  # made outside any window, or late: replayed once completed
+        self._warned: set[str] = set()
         telemetry.window_close_hooks.append(self.flush)
 
     # --- submitting -----------------------------------------------------------------------------
@@ -135,81 +164,151 @@ class RayCalls:
         pending.ref = ref
         window = pending.window
         with self._lock:
-            if window is None or window.closed:
-                self._orphans.append(pending)
-            else:
+            if window is not None and not window.closed:
                 self._pending.setdefault(id(window), []).append(pending)
+                return
+            self._carried.append(pending)
+        self._mark_late([pending])  # its window closed while it was being submitted
+
+    @staticmethod
+    def blocked() -> str | None:
+        """Every call the driver makes can be tracked (the hooks' tracker protocol)."""
+        return None
+
+    def untracked(self, what: str) -> None:
+        """A remote call that cannot be tracked (``what`` names it and says why): counted lost."""
+        self._count(HEALTH_LOST, 1)
+        self.warn_untracked(what)
+
+    def warn_untracked(self, what: str) -> None:
+        """One warning per kind of call that cannot be tracked."""
+        with self._lock:
+            if what in self._warned:
+                return
+            self._warned.add(what)
+        logger.warning(
+            "otel-grpo: Ray calls to %s are not tracked: what they record cannot reach the rows; "
+            "each such call is counted in exporter/ray_records_lost",
+            what,
+        )
 
     # --- delivering -------------------------------------------------------------------------------
     def flush(self, window: Window | None) -> None:
-        """Replay every call of ``window`` (and earlier stragglers), waiting at most :data:`WAIT_S`."""
-        with self._lock:
-            calls = self._orphans + (self._pending.pop(id(window), []) if window is not None else [])
-            self._orphans = []
+        """Replay every completed call of ``window`` (and earlier calls completed since); never waits."""
+        calls = self._take(window)
         if not calls:
             return
-        import ray
+        running = self._deliver(calls, deadline=None)
+        self._mark_late(running)
+        if running:
+            with self._lock:
+                self._carried = running + self._carried
 
-        refs = [c.ref for c in calls]
+    def close(self, wait_s: float | None) -> None:
+        """At exit: wait at most ``wait_s`` for calls still running, replay what completed, count the rest lost.
+
+        ``wait_s`` None: Ray or the telemetry is gone; nothing can be read, everything left is lost.
+        """
         try:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=WAIT_S, fetch_local=True)
-        except Exception as exc:  # noqa: BLE001
-            report_fault("Ray records wait", exc)
-            ready = []
-        ready_set = set(ready)
-        done = [c for c in calls if c.ref in ready_set]
-        late = [c for c in calls if c.ref not in ready_set]
-        payloads = self._fetch([c.ref for c in done])
-        lost = 0
+            self.telemetry.window_close_hooks.remove(self.flush)
+        except ValueError:
+            pass
+        calls = self._take(None, everything=True)
+        if not calls:
+            return
+        self._mark_late(calls)  # their windows wrote their rows (or never will)
+        running = calls if wait_s is None else self._deliver(calls, deadline=time.monotonic() + wait_s)
+        if running:
+            self._count(HEALTH_LOST, len(running))
+            waited = "(its telemetry was shut down)" if wait_s is None else f"after waiting {wait_s:g} s ({WAIT_ENV})"
+            logger.warning(
+                "otel-grpo: %d Ray call(s) had not completed when otel-grpo stopped %s; "
+                "counted in exporter/ray_records_lost",
+                len(running),
+                waited,
+            )
+
+    def _take(self, window: Window | None, everything: bool = False) -> list[PendingCall]:
+        """The calls to look at now, in the order they were made: ``window``'s, and every carried one."""
+        with self._lock:
+            calls, self._carried = self._carried, []
+            if window is not None:
+                calls += self._pending.pop(id(window), [])
+            # calls filed under a window after its flush (a thread racing its close): late
+            for key in [k for k, v in self._pending.items() if everything or v[0].window.closed]:  # type: ignore[union-attr]
+                calls += self._pending.pop(key)
+        stale = [c for c in calls if c.window is not None and c.window.closed]
+        self._mark_late(stale)
+        calls.sort(key=lambda c: c.seq)
+        return calls
+
+    def _deliver(self, calls: list[PendingCall], deadline: float | None) -> list[PendingCall]:
+        """Replay the completed calls (waiting until ``deadline`` at most); returns those still running."""
+        ready = completed([c.ref for c in calls], deadline)
+        done = [c for c in calls if c.ref in ready]
+        running = [c for c in calls if c.ref not in ready]
+        payloads = fetch([c.ref for c in done])
+        resolved = resolve_nested(payloads, deadline)
+        running += self._replay(done, payloads, resolved)
+        return running
+
+    def _replay(self, done: list[PendingCall], payloads: list[Any], resolved: dict[Any, Any]) -> list[PendingCall]:
+        """Replay each completed call; returns its nested calls that have not completed."""
         recorder = self.telemetry.recorder
+        lost = 0
+        untracked: set[str] = set()
+        deferred: list[PendingCall] = []
         for call, payload in zip(done, payloads, strict=True):
-            if payload is None:
+            outcome = _replay_one(recorder, call, payload, resolved)
+            if outcome is None:
                 lost += 1
                 continue
-            try:
-                reported = replay_call(recorder, payload, call.context, call.lane)
-            except Exception as exc:  # noqa: BLE001
-                report_fault("Ray records replay", exc)
-                reported = 1
-            lost += 1 if reported is None else reported
-        if late:
-            self._count(HEALTH_LATE, len(late))
-            with self._lock:
-                self._orphans = late + self._orphans
+            lost += outcome.lost
+            untracked |= outcome.untracked
+            deferred += [
+                PendingCall(call.seq, ref, call.context, None, call.window, call.late, inherited)
+                for ref, inherited in outcome.deferred
+            ]
         if lost:
             self._count(HEALTH_LOST, lost)
+        for what in sorted(untracked):
+            self.warn_untracked(what)
+        return deferred
 
-    @staticmethod
-    def _fetch(refs: list) -> list[Any]:
-        """The records behind ``refs``: one ``ray.get``; on an error, one by one."""
-        if not refs:
-            return []
-        import ray
-
-        try:
-            return list(ray.get(refs))
-        except Exception:  # noqa: BLE001 - some call raised: read each, records ride on its exception
-            pass
-        out = []
-        for ref in refs:
-            try:
-                out.append(ray.get(ref))
-            except Exception as exc:  # noqa: BLE001
-                out.append(_records_of(exc))
-        return out
+    def _mark_late(self, calls: list[PendingCall]) -> None:
+        """Calls of a window that closed before they completed: late, each counted once."""
+        late = 0
+        for call in calls:
+            if call.window is not None and not call.late:
+                call.late = True
+                late += 1
+        if late:
+            self._count(HEALTH_LATE, late)
 
     def _count(self, key: str, amount: int) -> None:
-        health = self.telemetry.exporter.health
-        health[key] = health.get(key, 0) + amount
+        self.telemetry.count_health(key, amount)
 
 
-def _records_of(exc: BaseException) -> Any:
-    """The records a failed call sent on its exception, if any (a dead worker sends none)."""
-    for candidate in (exc, getattr(exc, "cause", None)):
-        payload = getattr(candidate, RECORDS_ATTRIBUTE, None) if candidate is not None else None
-        if payload is not None:
-            return payload
-    return None
+def _replay_one(recorder: Recorder, call: PendingCall, payload: Any, resolved: dict[Any, Any]) -> Outcome | None:
+    """Replay one call; None when its records are missing or unreadable (counted lost)."""
+    if payload is None:
+        return None
+    try:
+        return replay_call(
+            recorder, payload, call.context, call.lane, late=call.late, resolved=resolved, inherited=call.inherited
+        )
+    except Exception as exc:  # noqa: BLE001
+        report_fault("Ray records replay", exc)
+        return None
 
 
-__all__ = ["HEALTH_LATE", "HEALTH_LOST", "PendingCall", "RayCalls", "TAG_PARAM", "current_lane"]
+__all__ = [
+    "HEALTH_LATE",
+    "HEALTH_LOST",
+    "WAIT_S_DEFAULT",
+    "PendingCall",
+    "RayCalls",
+    "TAG_PARAM",
+    "current_lane",
+    "exit_wait_s",
+]

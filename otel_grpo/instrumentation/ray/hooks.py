@@ -1,10 +1,16 @@
-"""The patches on Ray's own classes (driver side), installed when ``ray`` is imported.
+"""The patches on Ray's own classes, installed when ``ray`` is imported (driver and workers).
 
 * ``RemoteFunction._remote`` and ``ActorMethod._remote``: a call made while otel-grpo
-  runs is tagged and its records filed (:mod:`.calls`);
+  runs is tagged and its records filed: on the driver by :mod:`.calls`, in a worker
+  serving a tracked call by :mod:`.nested`. A call that cannot be tracked (a generator,
+  a tensor transport, an actor created before otel-grpo started, a call made in a worker
+  outside any tracked call) is counted in ``exporter/ray_records_lost`` with one warning
+  that names it;
 * ``ActorClass._remote`` (actor creation): before Ray exports the class, its methods are
   replaced, on Ray's private subclass only, by the tracked versions of :mod:`.worker`;
-  a remote function's body is replaced likewise before its first export.
+  a remote function's body is replaced likewise before its first export;
+* ``ray.shutdown`` and interpreter exit: the calls still running are given at most
+  ``OTEL_GRPO_RAY_WAIT_S``, then counted lost (:meth:`.calls.RayCalls.close`).
 
 Everything here is reversible (:func:`uninstall`) and guarded: a fault is reported and
 the call goes to Ray untouched.
@@ -12,20 +18,23 @@ the call goes to Ray untouched.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import wrapt
 
 from otel_grpo.api import get_telemetry
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.ray.calls import RayCalls
+from otel_grpo.instrumentation.ray.calls import RayCalls, exit_wait_s
+from otel_grpo.instrumentation.ray.nested import worker_tracker
 from otel_grpo.instrumentation.ray.worker import (
     TAG_PARAM,
+    CallTag,
     is_tagged,
     is_worker_process,
     wrap_actor_method,
@@ -35,10 +44,30 @@ from otel_grpo.instrumentation.ray.worker import (
 logger = logging.getLogger(__name__)
 
 _PATCHES = (
-    ("ray.remote_function", "RemoteFunction", "_remote"),
-    ("ray.actor", "ActorMethod", "_remote"),
-    ("ray.actor", "ActorClass", "_remote"),
+    ("ray.remote_function", "RemoteFunction._remote"),
+    ("ray.actor", "ActorMethod._remote"),
+    ("ray.actor", "ActorClass._remote"),
+    ("ray", "shutdown"),
 )
+
+SKIP = ""
+"""Untracked on purpose and not counted (Ray's own actor methods, cross-language calls)."""
+
+
+class Tracker(Protocol):
+    """Where a remote call made here is filed: the driver's :class:`RayCalls` or a worker's nested calls."""
+
+    def blocked(self) -> str | None:
+        """Why no call made here can be tracked now (None: it can)."""
+
+    def tag(self, returns: int) -> tuple[CallTag, Any]:
+        """The call's tag and a handle for :meth:`file`."""
+
+    def file(self, handle: Any, ref: Any) -> None:
+        """File the submitted call's records reference."""
+
+    def untracked(self, what: str) -> None:
+        """Count a call that cannot be tracked (``what`` names it and says why)."""
 
 
 class _Driver:
@@ -46,7 +75,7 @@ class _Driver:
     calls: RayCalls | None = None
     methods: Callable[[], list[tuple[str, str, str]]] = staticmethod(lambda: [])
     installed = False
-    warned_exported: set[str] = set()
+    exit_hooked = False  # the exit hook was registered after Ray's own (Ray was initialized)
 
 
 def set_methods_provider(provider: Callable[[], list[tuple[str, str, str]]]) -> None:
@@ -60,12 +89,58 @@ def active_calls() -> RayCalls | None:
     if tel is None or not tel.config.instrumentation.enabled or is_worker_process():
         return None
     calls = _Driver.calls
-    if calls is None or calls.telemetry is not tel:
-        with _Driver.lock:
-            calls = _Driver.calls
-            if calls is None or calls.telemetry is not tel:
-                calls = _Driver.calls = RayCalls(tel, lambda: _Driver.methods())
+    if calls is not None and calls.telemetry is tel:
+        return calls
+    with _Driver.lock:
+        previous = calls = _Driver.calls
+        if calls is None or calls.telemetry is not tel:
+            calls = _Driver.calls = RayCalls(tel, lambda: _Driver.methods())
+            _Driver.exit_hooked = False
+        else:
+            previous = None
+    if previous is not None:
+        previous.close(None)  # its telemetry was shut down: what it still holds cannot be recorded
     return calls
+
+
+def _hook_exit() -> None:
+    """Register the exit hook once Ray is initialized (a first ``f.remote()`` may initialize it):
+    ``atexit`` runs hooks last-in first-out, so ours runs while Ray still works."""
+    if _Driver.exit_hooked or is_worker_process():
+        return
+    _Driver.exit_hooked = True
+    atexit.unregister(_at_exit)
+    atexit.register(_at_exit)
+
+
+def _tracker() -> Tracker | None:
+    calls = active_calls()
+    return calls if calls is not None else worker_tracker()
+
+
+def _close_calls(wait_s: float) -> None:
+    """Give the calls still running at most ``wait_s``, replay what completes, count the rest lost."""
+    with _Driver.lock:
+        calls, _Driver.calls = _Driver.calls, None
+    if calls is None:
+        return
+    try:
+        import ray
+
+        alive = get_telemetry() is calls.telemetry and ray.is_initialized()
+        calls.close(wait_s if alive else None)
+    except Exception as exc:  # noqa: BLE001
+        report_fault("Ray calls at exit", exc)
+
+
+def _at_exit() -> None:
+    _close_calls(exit_wait_s())
+
+
+def _ray_shutdown(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    if not is_worker_process():
+        _close_calls(exit_wait_s())
+    return wrapped(*args, **kwargs)
 
 
 def _returns(num_returns: Any, is_generator: bool) -> int | None:
@@ -90,11 +165,11 @@ def _split(refs: Any, returns: int) -> tuple[Any, Any]:
     return list(refs[:-1]), refs[-1]
 
 
-def _submit(wrapped: Callable[..., Any], calls: RayCalls, returns: int, call: tuple) -> Any:
+def _submit(wrapped: Callable[..., Any], tracker: Tracker, returns: int, call: tuple) -> Any:
     """Submit a tagged call; a fault before submission leaves the call to Ray untouched."""
     call_args, call_kwargs, rest, options = call
     try:
-        tag, pending = calls.tag(returns)
+        tag, handle = tracker.tag(returns)
         tagged_kwargs = dict(call_kwargs or {})
         tagged_kwargs[TAG_PARAM] = tag
         options = {**options, "num_returns": returns + 1}
@@ -104,42 +179,63 @@ def _submit(wrapped: Callable[..., Any], calls: RayCalls, returns: int, call: tu
     refs = wrapped(call_args, tagged_kwargs, *rest, **options)
     result, records_ref = _split(refs, returns)
     try:
-        calls.file(pending, records_ref)
+        tracker.file(handle, records_ref)
+        _hook_exit()
     except Exception as exc:  # noqa: BLE001
         report_fault("Ray call filing", exc)
     return result
 
 
+Plan = tuple[int | None, str, str | None]
+"""(values the call returns, what is called, why it cannot be tracked: None if it can, :data:`SKIP`)."""
+
+
+def _dispatch(wrapped: Callable[..., Any], args: tuple, kwargs: dict, plan: Callable[[dict], Plan]) -> Any:
+    """Track the call if ``plan(options)`` allows it, else count it (unless skipped) and say why."""
+    tracker = _tracker()
+    if tracker is None:
+        return wrapped(*args, **kwargs)
+    try:
+        call = _bind(*args, **kwargs)
+        returns, name, why = plan(call[3])
+        if why is None:
+            why = tracker.blocked()
+        if why:
+            tracker.untracked(f"{name} ({why})")
+    except Exception as exc:  # noqa: BLE001
+        report_fault("Ray call", exc)
+        return wrapped(*args, **kwargs)
+    if why is not None or returns is None:
+        return wrapped(*args, **kwargs)
+    return _submit(wrapped, tracker, returns, call)
+
+
 # --- remote functions -----------------------------------------------------------------------------
-def _prepare_function(function: Any) -> bool:
+def _prepare_function(function: Any) -> None:
     """Give a remote function its tracked body (once, before it is exported again)."""
     if is_tagged(function._function):
-        return True
-    if function._is_cross_language or function._is_generator:
-        return False
+        return
     with function._inject_lock:
         if not is_tagged(function._function):
             function._function = wrap_task_function(function._function)
             function._function_signature = None  # Ray reads the new signature
             function._last_export_cluster_and_job = None  # and exports the new body
             function._uuid = uuid.uuid4()
-    return True
+
+
+def _function_plan(function: Any, options: dict) -> Plan:
+    name = f"task {getattr(function, '_function_name', '?')}"
+    if function._is_cross_language:
+        return None, name, SKIP
+    returns = _returns(options.get("num_returns"), function._is_generator)
+    if returns is None:
+        return None, name, "a generator task"
+    _prepare_function(function)
+    return returns, name, None
 
 
 def _remote_function_remote(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    calls = active_calls()
-    if calls is None:
-        return wrapped(*args, **kwargs)
-    try:
-        call = _bind(*args, **kwargs)
-        returns = _returns(call[3].get("num_returns"), instance._is_generator)
-        tracked = returns is not None and _prepare_function(instance)
-    except Exception as exc:  # noqa: BLE001
-        report_fault("Ray remote function", exc)
-        return wrapped(*args, **kwargs)
-    if not tracked or returns is None:
-        return wrapped(*args, **kwargs)
-    return _submit(wrapped, calls, returns, call)
+    return _dispatch(wrapped, args, kwargs, lambda options: _function_plan(instance, options))
 
 
 # --- actors ----------------------------------------------------------------------------------------
@@ -152,23 +248,28 @@ def _trackable(klass: type, name: str, method: Any) -> bool:
     return not (inspect.isgeneratorfunction(method) or inspect.isasyncgenfunction(method))
 
 
-def _prepare_actor_class(actor_class: Any) -> None:
-    """Replace the methods of Ray's subclass by tracked ones, before the class is exported."""
+BEFORE_START = "its actors were created before otel-grpo started"
+
+
+def _before_start(class_name: str) -> str:
+    return f"actor class {class_name} ({BEFORE_START})"
+
+
+def _prepare_actor_class(actor_class: Any) -> str | None:
+    """Replace the methods of Ray's subclass by tracked ones, before the class is exported.
+
+    Returns why its methods cannot be tracked (the class was exported before otel-grpo started).
+    """
     from ray._common.signature import extract_signature
 
     meta = actor_class.__ray_metadata__
     if getattr(meta, "_otel_grpo_prepared", False) or meta.is_cross_language:
-        return
+        return None
     meta._otel_grpo_prepared = True
     klass, method_meta = meta.modified_class, meta.method_meta
     if meta.last_export_cluster_and_job is not None:
-        name = getattr(klass, "__name__", "?")
-        if name not in _Driver.warned_exported:
-            _Driver.warned_exported.add(name)
-            logger.warning(
-                "otel-grpo: actor class %s was created before otel-grpo started; its calls are not tracked", name
-            )
-        return
+        descriptor = getattr(meta, "actor_creation_function_descriptor", None)
+        return _before_start(str(getattr(descriptor, "class_name", None) or getattr(klass, "__name__", "?")))
     for name, method in list(method_meta.methods.items()):
         if not _trackable(klass, name, method):
             continue
@@ -176,43 +277,54 @@ def _prepare_actor_class(actor_class: Any) -> None:
         setattr(klass, name, tracked)
         method_meta.methods[name] = tracked
         method_meta.signatures[name] = extract_signature(tracked, ignore_first=True)
+    return None
 
 
 def _actor_class_remote(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    if active_calls() is not None:
+    calls = active_calls()
+    if calls is not None or is_worker_process():
         try:
-            _prepare_actor_class(instance)
+            why = _prepare_actor_class(instance)
+            if why and calls is not None:
+                calls.warn_untracked(why)
         except Exception as exc:  # noqa: BLE001
             report_fault("Ray actor class", exc)
     return wrapped(*args, **kwargs)
 
 
+def _takes_tag(signature: Any) -> bool:
+    return any(p.name == TAG_PARAM for p in signature or ())
+
+
+def _actor_plan(method: Any, options: dict) -> Plan:
+    handle = method._actor
+    descriptor = getattr(handle, "_ray_actor_creation_function_descriptor", None)
+    class_name = getattr(descriptor, "class_name", None) or "?"
+    name = f"actor method {class_name}.{method._method_name}"
+    if method._method_name.startswith("__"):
+        return None, name, SKIP  # Ray's own (__ray_ready__, __ray_terminate__, ...)
+    num_returns = options.get("num_returns")
+    returns = _returns(method._num_returns if num_returns is None else num_returns, method._is_generator)
+    if returns is None:
+        return None, name, "a generator"
+    if options.get("tensor_transport") or method._tensor_transport:
+        return None, name, "a tensor transport"
+    if _takes_tag(method._signature):
+        return returns, name, None
+    if any(_takes_tag(sig) for sig in getattr(handle, "_ray_method_signatures", {}).values()):
+        return None, name, SKIP  # a static or class method of a tracked class
+    return None, f"actor class {class_name}", BEFORE_START
+
+
 def _actor_method_remote(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    calls = active_calls()
-    if calls is None:
-        return wrapped(*args, **kwargs)
-    try:
-        signature = instance._signature or ()
-        call = _bind(*args, **kwargs)
-        num_returns = call[3].get("num_returns")
-        returns = _returns(instance._num_returns if num_returns is None else num_returns, instance._is_generator)
-        tracked = (
-            returns is not None
-            and any(p.name == TAG_PARAM for p in signature)
-            and not (call[3].get("tensor_transport") or instance._tensor_transport)
-        )
-    except Exception as exc:  # noqa: BLE001
-        report_fault("Ray actor method", exc)
-        return wrapped(*args, **kwargs)
-    if not tracked or returns is None:
-        return wrapped(*args, **kwargs)
-    return _submit(wrapped, calls, returns, call)
+    return _dispatch(wrapped, args, kwargs, lambda options: _actor_plan(instance, options))
 
 
 _WRAPPERS = {
-    ("ray.remote_function", "RemoteFunction"): _remote_function_remote,
-    ("ray.actor", "ActorMethod"): _actor_method_remote,
-    ("ray.actor", "ActorClass"): _actor_class_remote,
+    "RemoteFunction._remote": _remote_function_remote,
+    "ActorMethod._remote": _actor_method_remote,
+    "ActorClass._remote": _actor_class_remote,
+    "shutdown": _ray_shutdown,
 }
 
 
@@ -222,8 +334,8 @@ def install(_ray_module: Any = None) -> None:
         if _Driver.installed:
             return
         try:
-            for module, klass, method in _PATCHES:
-                wrapt.wrap_function_wrapper(module, f"{klass}.{method}", _WRAPPERS[(module, klass)])
+            for module, name in _PATCHES:
+                wrapt.wrap_function_wrapper(module, name, _WRAPPERS[name])
             _Driver.installed = True
         except Exception as exc:  # noqa: BLE001 - an unknown Ray: nothing tracked, nothing broken
             report_fault("Ray instrumentation", exc)
@@ -240,12 +352,15 @@ def uninstall() -> None:
 def _uninstall_locked() -> None:
     import importlib
 
-    for module_name, klass_name, method in _PATCHES:
+    for module_name, name in _PATCHES:
         try:
-            klass = getattr(importlib.import_module(module_name), klass_name)
+            owner: Any = importlib.import_module(module_name)
+            *path, attribute = name.split(".")
+            for part in path:
+                owner = getattr(owner, part)
         except Exception:  # noqa: BLE001
             continue
-        current = klass.__dict__.get(method)
+        current = vars(owner).get(attribute)
         if isinstance(current, wrapt.FunctionWrapper):
-            setattr(klass, method, current.__wrapped__)
+            setattr(owner, attribute, current.__wrapped__)
     _Driver.installed = False

@@ -1,15 +1,13 @@
-"""What one remote call recorded, as a list of events the driver can replay (worker side).
+"""What one remote call recorded, as typed records the driver can replay (worker side).
 
 Inside a Ray worker the role wrappers run unchanged; their recorder is a
 :class:`CapturingRecorder`. It does what the ordinary recorder does to the call's own
 sample states (so the wrappers pair an executor run with its reward inside the call
 exactly as in one process), and it also writes every recording call, with its raw
-arguments, into the :class:`CallRecords` of the remote call it happens in. The driver
-replays those events through its own recorder (:mod:`.replay`), so every sum, count
-and pairing is decided by the one recorder that writes the rows.
-
-Samples are referred to by a small integer (their index in the call); ``INHERIT``
-stands for "the sample current in the caller's context", which only the driver knows.
+arguments, as one record of :mod:`.events` into the :class:`CallRecords` of the remote
+call it happens in. The driver replays those records through its own recorder
+(:mod:`.replay`), so every sum, count and pairing is decided by the one recorder that
+writes the rows.
 """
 
 from __future__ import annotations
@@ -21,14 +19,25 @@ from typing import Any
 
 from opentelemetry.metrics import NoOpMeter
 
+from otel_grpo.instrumentation.ray.events import (
+    INHERIT,
+    CallPayload,
+    ClaimedSample,
+    Event,
+    ExecutorLlmRequest,
+    ExecutorRun,
+    HistogramValue,
+    JudgeEvaluation,
+    JudgeRequest,
+    NestedCall,
+    NewSample,
+    Scalars,
+    ScoredSample,
+    Workflow,
+)
 from otel_grpo.recording.context import LabelGuard, SampleState, current_sample, current_window_var
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.values import to_float
-
-INHERIT = -1
-"""Sample reference: the sample current in the driver's context when it made the call."""
-
-EVENTS_VERSION = 1
 
 _PORTABLE = (type(None), bool, int, float, str)
 _MAX_TEXT = 256
@@ -50,13 +59,19 @@ def portable(value: Any) -> Any:
 
 
 class CallRecords:
-    """The events of one remote call, in the order they were recorded."""
+    """The records of one remote call, in the order they were recorded.
 
-    __slots__ = ("call_id", "events", "_refs", "_states", "_claim", "lock")
+    ``tag`` is the call's tag from the driver (a nested remote call this call makes
+    carries it on, see :mod:`.nested`).
+    """
 
-    def __init__(self, call_id: int) -> None:
+    __slots__ = ("call_id", "tag", "events", "nested", "_refs", "_states", "_claim", "lock")
+
+    def __init__(self, call_id: int, tag: Any = None) -> None:
         self.call_id = call_id
-        self.events: list[tuple] = []
+        self.tag = tag
+        self.events: list[Event] = []
+        self.nested: list[Any] = []  # ObjectRefs of the records of the remote calls this call made
         self._refs: dict[int, int] = {}  # id(SampleState) -> reference
         self._states: list[SampleState] = []  # keeps them alive, so ids stay unique
         self._claim: tuple[Any, Any] | None = None
@@ -79,28 +94,34 @@ class CallRecords:
     def new_sample(self, state: SampleState) -> None:
         """A sample created in this call (an executor run, a reward, or a claim's fallback)."""
         with self.lock:
-            ref = len(self._states)
+            self._refs[id(state)] = len(self._states)
             self._states.append(state)
-            self._refs[id(state)] = ref
             claim, self._claim = self._claim, None
             if claim is None:
-                self.events.append(("new", ref, self.current(), state.source, state.problem_type, state.group))
+                self.events.append(NewSample(state.source, state.problem_type, state.group))
             else:
-                self.events.append(
-                    ("claim", ref, self.current(), state.source, state.problem_type, state.group, *claim)
-                )
+                self.events.append(ClaimedSample(self.current(), state.source, state.problem_type, state.group, *claim))
 
-    def add(self, event: tuple) -> None:
-        """Append one event (its first field names it)."""
+    def add(self, event: Event) -> None:
+        """Append one record."""
         with self.lock:
             self._claim = None
             self.events.append(event)
 
-    def payload(self, final: SampleState | None, lost: int = 0) -> tuple:
-        """What travels to the driver: version, call id, events, the sample left current, and
-        how many events this process could not attribute to any call since its last report."""
+    def add_nested(self, cur: int, ref: Any) -> None:
+        """A remote call this call made: its records travel back with this call's."""
         with self.lock:
-            return (EVENTS_VERSION, self.call_id, list(self.events), self.ref(final), lost)
+            self._claim = None
+            self.events.append(NestedCall(cur, len(self.nested)))
+            self.nested.append(ref)
+
+    def payload(self, final: SampleState | None, lost: int = 0, untracked: Iterable[str] = ()) -> CallPayload:
+        """What travels to the driver: the records, the sample left current, and how many
+        events this process could not attribute to any call since its last report (and why)."""
+        with self.lock:
+            return CallPayload(
+                self.call_id, tuple(self.events), self.ref(final), lost, tuple(untracked), tuple(self.nested)
+            )
 
 
 _records_var: ContextVar[CallRecords | None] = ContextVar("otel_grpo_ray_call", default=None)
@@ -109,22 +130,43 @@ _active_lock = threading.Lock()
 
 
 class LostRecords:
-    """Events recorded in a worker outside any tracked remote call (they cannot reach a row)."""
+    """What a worker recorded outside any tracked remote call (it cannot reach a row).
 
+    Counted per event, and per remote call made here that could not be tracked (named
+    in :attr:`untracked`); reported to the driver with the next call's records.
+    """
+
+    lock = threading.Lock()
     count = 0
     reported = 0
+    untracked: set[str] = set()
 
     @classmethod
-    def take(cls) -> int:
-        """Events lost since the last call to :meth:`take` (sent with the next call's records)."""
-        count = cls.count
-        lost, cls.reported = count - cls.reported, count
-        return lost
+    def add(cls, amount: int = 1) -> None:
+        """``amount`` more events lost."""
+        with cls.lock:
+            cls.count += amount
+
+    @classmethod
+    def note(cls, name: str) -> None:
+        """One remote call made here that cannot be tracked (``name`` says which, and why)."""
+        with cls.lock:
+            cls.count += 1
+            cls.untracked.add(name)
+
+    @classmethod
+    def take(cls) -> tuple[int, tuple[str, ...]]:
+        """What was lost since the last call to :meth:`take` (sent with the next call's records)."""
+        with cls.lock:
+            count = cls.count
+            lost, cls.reported = count - cls.reported, count
+            names, cls.untracked = tuple(sorted(cls.untracked)), set()
+        return lost, names
 
 
-def empty_payload(call_id: int, lost: int) -> tuple:
+def empty_payload(call_id: int, lost: int, untracked: Iterable[str] = ()) -> CallPayload:
     """The records of a call that recorded nothing (or whose recording could not start)."""
-    return (EVENTS_VERSION, call_id, [], INHERIT, lost)
+    return CallPayload(call_id, (), INHERIT, lost, tuple(untracked))
 
 
 def records_var() -> ContextVar[CallRecords | None]:
@@ -152,21 +194,23 @@ def end_call(records: CallRecords, token: Any) -> None:
         _records_var.set(None)
 
 
-def _current_records() -> CallRecords | None:
+def current_records() -> CallRecords | None:
+    """The tracked call being served here: this context's, else the latest in this process
+    (a thread the call started, like the recorder's process-wide window)."""
     records = _records_var.get()
     if records is not None:
         return records
-    with _active_lock:  # a thread the call started: like the recorder's process-wide window
+    with _active_lock:
         return _active[-1] if _active else None
 
 
-def _capture(kind: str, *fields: Any) -> None:
-    """Ship event ``kind`` of the current call: the reference of the sample current here, then ``fields``."""
-    records = _current_records()
+def _ship(kind: type, *fields: Any) -> None:
+    """Ship a record of ``kind`` for the current call: the reference of the sample current here, then ``fields``."""
+    records = current_records()
     if records is None:
-        LostRecords.count += 1
+        LostRecords.add()
     else:
-        records.add((kind, records.current(), *fields))
+        records.add(kind(records.current(), *fields))
 
 
 class _CapturedHistogram:
@@ -177,7 +221,7 @@ class _CapturedHistogram:
 
     def record(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
         """Record ``amount`` with ``attributes`` (replayed on the driver)."""
-        _capture("hist", self._name, portable(amount), dict(attributes or {}))
+        _ship(HistogramValue, self._name, portable(amount), dict(attributes or {}))
 
 
 class CapturingRecorder(Recorder):
@@ -215,24 +259,17 @@ class CapturingRecorder(Recorder):
     def new_sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleState:
         """A sample state, also announced to the driver."""
         state = super().new_sample(source, problem_type, group)
-        records = _current_records()
+        records = current_records()
         if records is not None:
             records.new_sample(state)
         return state
 
     def claim_pending(self, problem_key: Any, answer_key: Any = None) -> SampleState | None:
         """Always None here; the driver makes the claim when it replays the call."""
-        records = _current_records()
+        records = current_records()
         if records is not None:
             records.claim_requested(problem_key, answer_key)
         return None
-
-    def _emit(self, event: tuple) -> None:
-        records = _current_records()
-        if records is None:
-            LostRecords.count += 1
-        else:
-            records.add(event)
 
     def record_sample(
         self,
@@ -245,14 +282,13 @@ class CapturingRecorder(Recorder):
         state: SampleState | None = None,
     ) -> None:
         """Record one scored sample (replayed on the driver)."""
-        records = _current_records()
+        records = current_records()
         if records is None:
-            LostRecords.count += 1
+            LostRecords.add()
         else:
             ref = records.ref(state) if state is not None else None
             records.add(
-                (
-                    "sample",
+                ScoredSample(
                     records.current(),
                     ref,
                     portable(reward),
@@ -276,8 +312,8 @@ class CapturingRecorder(Recorder):
         """Record one workflow execution (replayed on the driver)."""
         state = current_sample()
         extra = state.extra if state is not None else {}
-        _capture(
-            "exec",
+        _ship(
+            ExecutorRun,
             portable(cost),
             portable(duration_s),
             portable(success),
@@ -299,8 +335,8 @@ class CapturingRecorder(Recorder):
         problem_type: Any = None,
     ) -> None:
         """Record one judge evaluation (replayed on the driver)."""
-        _capture(
-            "judge",
+        _ship(
+            JudgeEvaluation,
             portable(outcome),
             portable(verdict),
             portable(duration_s),
@@ -316,36 +352,31 @@ class CapturingRecorder(Recorder):
         self, *, error_type: str | None = None, input_tokens: Any = None, output_tokens: Any = None, source: Any = None
     ) -> None:
         """Record one judge HTTP request (replayed on the driver)."""
-        _capture(
-            "judge_request", portable(error_type), portable(input_tokens), portable(output_tokens), portable(source)
-        )
+        _ship(JudgeRequest, portable(error_type), portable(input_tokens), portable(output_tokens), portable(source))
         super().record_judge_request(
             error_type=error_type, input_tokens=input_tokens, output_tokens=output_tokens, source=source
         )
 
     def record_executor_llm_request(self, *, error_type: str | None = None, source: Any = None) -> None:
         """Record one executor LLM request (replayed on the driver)."""
-        _capture("llm_request", portable(error_type), portable(source))
+        _ship(ExecutorLlmRequest, portable(error_type), portable(source))
         super().record_executor_llm_request(error_type=error_type, source=source)
 
     def record_workflow(self, source: Any, reward: Any, correctness: Any = None, **details: Any) -> None:
         """Record one executed workflow in one call (replayed on the driver)."""
-        self._emit(
-            (
-                "workflow",
-                INHERIT,
-                portable(source),
-                portable(reward),
-                portable(correctness),
-                {name: portable(value) for name, value in details.items()},
-            )
+        _ship(
+            Workflow,
+            portable(source),
+            portable(reward),
+            portable(correctness),
+            {name: portable(value) for name, value in details.items()},
         )
         super().record_workflow(source, reward, correctness, **details)
 
     def record_scalars(self, values: dict[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Record trainer scalars (replayed on the driver)."""
         items = list(values.items() if isinstance(values, dict) else values)
-        self._emit(("scalars", INHERIT, [(str(name), portable(raw)) for name, raw in items]))
+        _ship(Scalars, [(str(name), portable(raw)) for name, raw in items])
         super().record_scalars(items)
 
 

@@ -1,30 +1,35 @@
 """Replaying what a remote call recorded through the driver's recorder (driver side).
 
-Each event of a call (see :mod:`.records`) becomes the same recorder call it was in the
+Each record of a call (see :mod:`.events`) becomes the same recorder call it was in the
 worker, made in a copy of the driver's context taken when the call was submitted: the
 same window, split and current sample. Sample references are resolved to the driver's
 own :class:`~otel_grpo.recording.context.SampleState` objects, and a reward's search for
 its execution (the worker leaves it open) is made here, against every execution the
 driver's window holds, with the same rule as the reward wrapper in one process.
 
-A :class:`Lane` stands for one driver task or thread: the sample a call leaves current
+A :class:`Lane` stands for one driver task (or thread): the sample a call leaves current
 (an executor run does) is current for the next call of the same lane, as a contextvar
 would be in one process.
+
+A call that arrives after its window closed (*late*) is replayed inside
+``recorder.late_records()``: its spend and judge figures count toward the cumulative
+figures, its samples go into no row; it neither reads nor changes its lane.
+
+The records of a remote call made from inside a call (a *nested* call) are replayed
+where the parent made it, when they are at hand (``resolved``); otherwise they are
+returned as deferred, to be replayed when they arrive.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable, Mapping
 from contextvars import Context
+from dataclasses import dataclass, field
 from typing import Any
 
-from otel_grpo import semconv
-from otel_grpo.instrumentation.ray.records import EVENTS_VERSION, INHERIT
-from otel_grpo.instrumentation.roles import reward_scores
+from otel_grpo.instrumentation.ray.events import INHERIT, CallPayload, NestedCall
 from otel_grpo.recording.context import SampleState, current_sample, reset_sample, set_sample
 from otel_grpo.recording.recorder import Recorder
-
-logger = logging.getLogger(__name__)
 
 
 class Lane:
@@ -38,99 +43,131 @@ class Lane:
         self.current: SampleState | None = None
         self.started = False
 
-
-def replay_call(recorder: Recorder, payload: Any, context: Context, lane: Lane) -> int | None:
-    """Replay one call's ``payload`` in ``context``.
-
-    Returns how many events the worker reported lost, or None when the payload is not ours.
-    """
-    if not isinstance(payload, tuple) or len(payload) != 5 or payload[0] != EVENTS_VERSION:
-        return None
-    context.run(_replay, recorder, payload[2], payload[3], lane)
-    return int(payload[4])
+    def inherited(self) -> SampleState | None:
+        """The sample a call of this lane inherits: the one the lane's last call left current,
+        else (first call of a task) its parent's, else the one current where the call was made."""
+        if not self.started:
+            self.started = True
+            if self.parent is not None and self.current is None:
+                self.current = self.parent.current
+        return self.current if self.current is not None else current_sample()
 
 
-def _replay(recorder: Recorder, events: list, final: int, lane: Lane) -> None:
-    if not lane.started:
-        lane.started = True
-        if lane.parent is not None and lane.current is None:
-            lane.current = lane.parent.current
-    inherited = lane.current if lane.current is not None else current_sample()
-    states: list[SampleState | None] = []
+@dataclass
+class Outcome:
+    """What replaying one call found besides its records."""
 
-    def resolve(ref: Any) -> SampleState | None:
+    lost: int = 0  # events or calls the workers could not attribute (counted lost)
+    untracked: set[str] = field(default_factory=set)  # remote calls named by the workers as untracked
+    deferred: list[tuple[Any, SampleState | None]] = field(default_factory=list)  # (nested ref, its inherited)
+
+
+class Replayer:
+    """Replays one call's records (:class:`~.events.Replaying`)."""
+
+    __slots__ = ("recorder", "late", "states", "_inherited", "_payload", "_resolved", "outcome")
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        payload: CallPayload,
+        inherited: SampleState | None,
+        *,
+        late: bool,
+        resolved: Mapping[Any, Any],
+        outcome: Outcome,
+    ) -> None:
+        self.recorder = recorder
+        self.late = late
+        self.states: list[SampleState | None] = []
+        self._inherited = inherited
+        self._payload = payload
+        self._resolved = resolved
+        self.outcome = outcome
+
+    def resolve(self, ref: int | None) -> SampleState | None:
+        """The driver's sample for a reference of this call."""
         if ref is None or ref == INHERIT:
-            return inherited
-        return states[ref] if 0 <= ref < len(states) else None
+            return self._inherited
+        return self.states[ref] if 0 <= ref < len(self.states) else None
 
-    for event in events:
-        kind = event[0]
-        if kind == "new":
-            _, _ref, _cur, source, ptype, group = event
-            states.append(recorder.new_sample(source, ptype, group))
-        elif kind == "claim":
-            states.append(_claim(recorder, resolve(event[2]), *event[3:]))
-        else:
-            token = set_sample(resolve(event[1]))
-            try:
-                _record(recorder, kind, event, resolve)
-            finally:
-                reset_sample(token)
-    if final != INHERIT:
-        lane.current = resolve(final)
+    def call(self, cur: int, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """``method(*args, **kwargs)`` with the sample ``cur`` current."""
+        token = set_sample(self.resolve(cur))
+        try:
+            method(*args, **kwargs)
+        finally:
+            reset_sample(token)
+
+    def run(self) -> None:
+        """Replay every record, in order, then note what the worker reported lost."""
+        payload = self._payload
+        for event in payload.events:
+            event.replay(self)
+        self.outcome.lost += int(payload.lost)
+        self.outcome.untracked.update(payload.untracked)
+
+    def nested(self, event: NestedCall) -> None:
+        """A nested call's records here (when at hand), else deferred; unreadable ones are lost."""
+        try:
+            ref = self._payload.nested[event.slot]
+        except IndexError:
+            self.outcome.lost += 1
+            return
+        inherited = self.resolve(event.cur)
+        if ref not in self._resolved:
+            self.outcome.deferred.append((ref, inherited))
+            return
+        payload = self._resolved[ref]
+        if not isinstance(payload, CallPayload):
+            self.outcome.lost += 1
+            return
+        Replayer(self.recorder, payload, inherited, late=self.late, resolved=self._resolved, outcome=self.outcome).run()
 
 
-def _claim(
-    recorder: Recorder, current: SampleState | None, source: str, ptype: str, group: Any, problem_key: Any, answer: Any
-) -> SampleState:
-    """The sample a reward scores: the one current, else this problem's pending execution, else a new one."""
-    if reward_scores(current, recorder.current_window(), problem_key, answer):
-        state: SampleState | None = current
-    else:
-        state = recorder.claim_pending(problem_key, answer)
-    if state is None:
-        state = recorder.new_sample(source, ptype, group)
-    elif state.source == semconv.UNKNOWN and source != semconv.UNKNOWN:
-        state.source = recorder.labels.source(source)
-    state.extra["rewarded"] = True
-    return state
+def replay_call(
+    recorder: Recorder,
+    payload: Any,
+    context: Context,
+    lane: Lane | None,
+    *,
+    late: bool = False,
+    resolved: Mapping[Any, Any] | None = None,
+    inherited: SampleState | None = None,
+) -> Outcome | None:
+    """Replay one call's ``payload`` in ``context``; None when the payload is not ours.
+
+    ``lane``: the caller's lane (None for a nested call, which inherits ``inherited``).
+    ``late``: the call's window closed before it completed. ``resolved``: the records of
+    nested calls fetched so far, by reference.
+    """
+    if not isinstance(payload, CallPayload):
+        return None
+    return context.run(_replay, recorder, payload, lane, late, resolved or {}, inherited)
 
 
-def _record(recorder: Recorder, kind: str, event: tuple, resolve: Any) -> None:
-    if kind == "exec":
-        _, cur, cost, duration, success, source, ptype, problem_key, answer_key = event
-        state = resolve(cur)
-        if state is not None:
-            if problem_key is not None:
-                state.extra["problem_key"] = problem_key
-            if answer_key is not None:
-                state.extra["answer_key"] = answer_key
-        recorder.record_executor_run(cost, duration, success, source=source, problem_type=ptype)
-    elif kind == "sample":
-        _, _cur, ref, reward, correctness, source, ptype, group = event
-        state = resolve(ref) if ref is not None else None
-        recorder.record_sample(reward, correctness, source=source, problem_type=ptype, group=group, state=state)
-    elif kind == "judge":
-        _, _cur, outcome, verdict, duration, error_type, source, ptype = event
-        recorder.record_judge_evaluation(
-            outcome, verdict, duration, error_type=error_type, source=source, problem_type=ptype
-        )
-    elif kind == "judge_request":
-        _, _cur, error_type, tokens_in, tokens_out, source = event
-        recorder.record_judge_request(
-            error_type=error_type, input_tokens=tokens_in, output_tokens=tokens_out, source=source
-        )
-    elif kind == "llm_request":
-        _, _cur, error_type, source = event
-        recorder.record_executor_llm_request(error_type=error_type, source=source)
-    elif kind == "hist":
-        _, _cur, name, value, attrs = event
-        histogram = recorder.genai_duration if name == "duration" else recorder.genai_tokens
-        histogram.record(value, attrs)
-    elif kind == "workflow":
-        _, _cur, source, reward, correctness, details = event
-        recorder.record_workflow(source, reward, correctness, **details)
-    elif kind == "scalars":
-        recorder.record_scalars(event[2])
-    else:
-        logger.debug("otel-grpo: unknown Ray event %r", kind)
+def _replay(
+    recorder: Recorder,
+    payload: CallPayload,
+    lane: Lane | None,
+    late: bool,
+    resolved: Mapping[Any, Any],
+    inherited: SampleState | None,
+) -> Outcome:
+    outcome = Outcome()
+    if late:
+        if lane is not None:
+            inherited = current_sample()  # the sample current where the call was made; the lane moved on
+        with recorder.late_records():
+            Replayer(recorder, payload, inherited, late=True, resolved=resolved, outcome=outcome).run()
+        return outcome
+    if lane is not None:
+        inherited = lane.inherited()
+    replayer = Replayer(recorder, payload, inherited, late=False, resolved=resolved, outcome=outcome)
+    replayer.run()
+    if lane is not None and payload.final != INHERIT:
+        lane.current = replayer.resolve(payload.final)
+    return outcome
+
+
+__all__ = ["Lane", "Outcome", "Replayer", "replay_call"]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.ray.events import CallPayload
 from otel_grpo.instrumentation.ray.records import (
     CallRecords,
     CapturingRecorder,
@@ -213,15 +214,16 @@ def _open(tag: CallTag) -> _Open | None:
         from opentelemetry import propagate
 
         otel_token = otel_context.attach(propagate.extract(tag.carrier))
-    records = CallRecords(tag.call_id)
+    records = CallRecords(tag.call_id, tag)
     return _Open(records, (*tokens, begin_call(records)), otel_token)
 
 
-def _close(opened: _Open | None, tag: CallTag) -> tuple:
+def _close(opened: _Open | None, tag: CallTag) -> CallPayload:
     if opened is None:
-        return empty_payload(tag.call_id, LostRecords.take() + 1)
+        lost, untracked = LostRecords.take()
+        return empty_payload(tag.call_id, lost + 1, untracked)
     records, tokens, otel_token = opened
-    payload = records.payload(current_sample(), LostRecords.take())
+    payload = records.payload(current_sample(), *LostRecords.take())
     end_call(records, tokens[3])
     reset_sample(tokens[2])
     for var, token in zip((current_window_var(), current_split_var()), tokens[:2], strict=True):
@@ -247,7 +249,7 @@ def _guarded_open(tag: Any) -> _Open | None:
         return None
 
 
-def _guarded_close(opened: _Open | None, tag: CallTag) -> tuple:
+def _guarded_close(opened: _Open | None, tag: CallTag) -> CallPayload:
     try:
         return _close(opened, tag)
     except Exception as exc:  # noqa: BLE001
@@ -255,7 +257,7 @@ def _guarded_close(opened: _Open | None, tag: CallTag) -> tuple:
         return empty_payload(tag.call_id, 1)
 
 
-def _with_records(result: Any, payload: tuple, returns: int) -> Any:
+def _with_records(result: Any, payload: CallPayload, returns: int) -> Any:
     """The call's return values with the records appended as one more."""
     if returns == 1:
         return result, payload
@@ -266,7 +268,7 @@ def _with_records(result: Any, payload: tuple, returns: int) -> Any:
     return result  # the wrong number of values: Ray reports it as it would have
 
 
-def _attach(exc: BaseException, payload: tuple) -> None:
+def _attach(exc: BaseException, payload: CallPayload) -> None:
     try:
         setattr(exc, RECORDS_ATTRIBUTE, payload)
     except Exception:  # noqa: BLE001 - an exception without a __dict__: its records are lost

@@ -91,7 +91,7 @@ def integrity_row() -> Row:
                 table(
                     "Reward integrity per dataset (train)",
                     "Per dataset, over the selected window: judge share, judge-failed share, accuracy with "
-                    "and without judge-failed samples, executor cost per correct answer.",
+                    "and without judge-failed samples, executor + priced judge cost per correct answer.",
                     [
                         ("Judge share", judge_share(TRAIN, BY_SOURCE), "percentunit", 1),
                         ("Judge-failed share", judge_failed_share(TRAIN, BY_SOURCE), "percentunit", 1),
@@ -108,7 +108,7 @@ def integrity_row() -> Row:
             (
                 bargauge(
                     "Cost per correct answer per dataset (train, USD)",
-                    "Executor cost / correct train samples of each dataset over the selected window.",
+                    "Executor + priced judge cost / correct train samples of each dataset over the selected window.",
                     cost_per_correct(TRAIN, BY_SOURCE),
                     SOURCE_LEGEND,
                     "currencyUSD",

@@ -217,11 +217,12 @@ def accuracy_excl_judge_failed(split: str, by: tuple[str, ...] = (), **matchers:
 
 
 def cost_per_correct(split: str, by: tuple[str, ...] = (), **matchers: str) -> str:
-    """Executor cost / correct samples of ``split`` over the ``window`` (USD); absent with no correct sample."""
-    return share(
-        increase_sum(EXEC_COST, by, **{L_SPLIT: split}, **matchers),
-        increase_sum(CORRECT, by, **{L_SPLIT: split}, **matchers),
-    )
+    """Executor + priced judge cost / correct samples of ``split`` over the ``window`` (USD), as the rows'
+    ``cost_per_correct``; absent with no correct sample, and where nothing carried a cost."""
+    executor = increase_sum(EXEC_COST, by, **{L_SPLIT: split}, **matchers)
+    judge = increase_sum(JUDGE_COST, by, **{L_SPLIT: split}, **matchers)
+    cost = f"(({executor}) + (({judge}) or 0 * ({executor}))) or ({judge})"
+    return f"({cost}) / ({increase_sum(CORRECT, by, **{L_SPLIT: split}, **matchers)} > 0)"
 
 
 def cost_per_correct_total(split: str) -> str:
