@@ -112,7 +112,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "otel-grpo wrappers": (
         "otel_grpo/instrumentation/wrapping.py",
         "otel_grpo/instrumentation/roles.py",
-        "otel_grpo/instrumentation/judge_role.py",
+        "otel_grpo/instrumentation/calls.py",
+        "otel_grpo/instrumentation/judge_call.py",
+        "otel_grpo/instrumentation/pairing.py",
         "otel_grpo/instrumentation/patching.py",
     ),
     "otel-grpo HTTP hooks": ("otel_grpo/instrumentation/llm_http/",),

@@ -126,17 +126,9 @@ async def _measure(params: dict[str, Any], url: str) -> dict[str, Any]:
 
 
 def _recorded(tel: Any) -> dict[str, float]:
-    """Judge evaluations and requests otel-grpo recorded (one collection of the step reader)."""
-    from otel_grpo import semconv
-    from otel_grpo.exporters.rollup import flatten
-
-    totals = {"evaluations": 0.0, "requests": 0.0}
-    for name, _attrs, value in flatten(tel.providers.step_reader.collect_delta()):
-        if name == semconv.JUDGE_EVALUATIONS[0]:
-            totals["evaluations"] += value
-        elif name == semconv.JUDGE_REQUESTS[0]:
-            totals["requests"] += value
-    return totals
+    """Judge evaluations and requests otel-grpo recorded (the run totals)."""
+    judge = tel.recorder.totals.judge
+    return {"evaluations": float(sum(judge.outcomes.values())), "requests": float(judge.request_count)}
 
 
 def run(params: dict[str, Any]) -> dict[str, Any]:

@@ -276,7 +276,7 @@ def manual_breakdown(v: Variants, n: int) -> dict[str, float]:
         "`with otel_grpo.sample(source, problem_type)`": scope,
         "`record_executor_run(cost=...)`": exec_ - scope,
         "`record_sample(reward, correctness)`": full_ - exec_,
-        f"step end (close + collect + rollup, {end_us / 1e3:.2f} ms per step) / {n} samples": end_us / n,
+        f"step end (close + summary + rollup, {end_us / 1e3:.2f} ms per step) / {n} samples": end_us / n,
     }
 
 

@@ -1,11 +1,11 @@
-"""2. Step-end export latency: window close + collect + rollup + WandB write (offline run).
+"""2. Step-end export latency: window close (its summary) + rollup + WandB write (offline run).
 
 For each size, one training step records that many samples (the full key set: seven
 sources, executor cost and latency, a judge evaluation and request on every fourth
 sample, GRPO groups, trainer scalars), untimed; then the step's ``__exit__`` is timed:
-closing the window, collecting the step reader, rolling the delta up and ``run.log``
-into an offline WandB run. Sizes are interleaved. For reference, the step end of the
-design document's Option A (numpy over the step's lists) and Option B
+closing the window (its frozen summary, with a snapshot of the run totals), the rollup of
+that summary into the row and ``run.log`` into an offline WandB run. Sizes are interleaved.
+For reference, the step end of the design document's Option A (numpy over the step's lists) and Option B
 (``get_wandb_logs`` over the kept results) on the same samples is timed too.
 """
 
@@ -61,9 +61,8 @@ def _profiled_step_ends(otel_grpo: Any, state: dict, batch: list[tuple], count: 
 CONFIGS = {"default": {}, "tables_off": {"dashboard": {"table_every": 0, "sample_table_rows": 0}}}
 GOAL_INTERCEPT_MS = 2.0
 PARTS = (
-    ("window close (commit the step's samples)", "close"),
-    ("collection (the recorder's changes and the merged histograms)", "collect"),
-    ("rollup (fold the delta, build the row)", "rollup"),
+    ("window close (commit the step, its summary and a snapshot of the run totals)", "close"),
+    ("rollup (the row from the summary)", "rollup"),
     ("tables (WandB Table objects, when due)", "tables"),
     ("run.log (hand the row to wandb-core)", "log"),
 )
@@ -79,8 +78,6 @@ class _PartTimer:
         self.steps = 0
         self._restore: list[tuple[Any, str, Any]] = []
         self._wrap(tel.recorder, "close_window", "close")
-        self._wrap(tel.providers.step_reader, "collect_delta", "collect")
-        self._wrap(wandb_exporter, "accumulate", "rollup")
         self._wrap(wandb_exporter, "window_row", "rollup")
         self._wrap(tel.exporter, "_extras", "tables")
         run = tel.exporter.start()
@@ -290,8 +287,8 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             )
         analysis.append(
             f"- What stays ({off_small:.1f} ms with tables off at {sizes[0]:,} samples), stage by stage in the "
-            "table above: the step reader's collection (only the series that changed in the step, attribute "
-            "cleaning and hashing by the SDK for each), the rollup, and run.log handing the row to wandb-core "
+            "table above: the window's close (its summary and the snapshot of the run totals, under the "
+            "recorder's lock), the rollup of that summary, and run.log handing the row to wandb-core "
             "over its socket. run.log stays on the step path: the row's own exporter/rows_written and "
             "rows_dropped are exact only when the write has happened before the next row is built."
         )

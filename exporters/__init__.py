@@ -1,1 +1,1 @@
-"""The export stage of otel-grpo: the step reader, the pure rollup, the WandB writer and tables, OTLP, Prometheus."""
+"""The export stage of otel-grpo: the pure rollup of a closed window, the WandB writer and tables, OTLP, Prometheus."""

@@ -5,8 +5,8 @@ data; the Python SDK (1.45) has none. :class:`PreAggregatedMetrics` stands in fo
 it holds sources (``otel_grpo.recording.histogram.BucketHistogram``: per-series bucket
 counts) and turns them into real ``HistogramDataPoint`` s, which :meth:`~PreAggregatedMetrics.merge`
 adds to a reader's ``MetricsData`` under the meter's scope. Each reader otel-grpo
-builds calls it where it collects: the step reader (DELTA, through a
-:class:`DeltaTracker`), the OTLP reader's exporter and the Prometheus reader (CUMULATIVE).
+builds calls it where it collects: the OTLP reader's exporter and the Prometheus reader
+(CUMULATIVE).
 Nothing else changes: name, unit, attributes and bucket boundaries are those the SDK
 instrument would have, so OTLP, Prometheus and every dashboard query see the same series.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from opentelemetry.sdk.metrics.export import (
@@ -46,17 +46,6 @@ class HistogramSource(Protocol):
         """(attributes, bucket_counts, sum, count, min, max) per series, cumulative."""
 
 
-_SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
-
-
-class DeltaTracker:
-    """What one DELTA reader exported last, per series, so the next collection holds only the rest."""
-
-    def __init__(self) -> None:
-        self.previous: dict[_SeriesKey, tuple[tuple[int, ...], float, int]] = {}
-        self.last_time_ns: int | None = None
-
-
 class PreAggregatedMetrics:
     """The pre-aggregated histograms of one MeterProvider (``resource``, meter ``scope_name``)."""
 
@@ -71,39 +60,25 @@ class PreAggregatedMetrics:
         with self._lock:
             self._sources.append(source)
 
-    def metrics(self, delta: DeltaTracker | None = None) -> list[Metric]:
-        """One ``Metric`` per source with data: cumulative, or since ``delta``'s previous call."""
+    def metrics(self) -> list[Metric]:
+        """One cumulative ``Metric`` per source with data."""
         with self._lock:
             sources = list(self._sources)
         now = time.time_ns()
         out: list[Metric] = []
         for source in sources:
-            points = [p for p in (self._point(source, s, now, delta) for s in source.snapshot()) if p is not None]
+            points = [self._point(source, series, now) for series in source.snapshot()]
             if points:
-                temporality = AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
-                out.append(Metric(source.name, source.description, source.unit, Histogram(points, temporality)))
-        if delta is not None:
-            delta.last_time_ns = now
+                histogram = Histogram(points, AggregationTemporality.CUMULATIVE)
+                out.append(Metric(source.name, source.description, source.unit, histogram))
         return out
 
     @staticmethod
-    def _point(source: HistogramSource, series: Any, now: int, delta: DeltaTracker | None) -> HistogramDataPoint | None:
+    def _point(source: HistogramSource, series: Any, now: int) -> HistogramDataPoint:
         attributes, counts, total, count, low, high = series
-        start = source.start_time_ns
-        if delta is not None:
-            key = (source.name, attributes_key(attributes))
-            before = delta.previous.get(key)
-            delta.previous[key] = (counts, total, count)
-            if before is not None:
-                if before[2] == count:
-                    return None  # nothing new in this series since the previous collection
-                counts = tuple(c - b for c, b in zip(counts, before[0], strict=True))
-                total, count = total - before[1], count - before[2]
-            start = delta.last_time_ns or start
-            # min/max of a delta are not known from cumulative counts: the series' own (documented).
         return HistogramDataPoint(
             attributes=attributes,
-            start_time_unix_nano=start,
+            start_time_unix_nano=source.start_time_ns,
             time_unix_nano=now,
             count=count,
             sum=total,
@@ -165,8 +140,3 @@ class MergingMetricExporter(MetricExporter):
 
     def __getattr__(self, name: str) -> Any:  # health, state... of the wrapped exporter
         return getattr(self._inner, name)
-
-
-def attributes_key(attributes: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """A hashable, order-independent form of a series' attributes."""
-    return tuple(sorted(attributes.items()))

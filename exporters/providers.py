@@ -1,4 +1,8 @@
-"""Builds the MeterProvider and TracerProvider: step reader, OTLP, Prometheus."""
+"""Builds the MeterProvider and TracerProvider: OTLP, the Prometheus endpoint, the readers you pass.
+
+WandB rows need no metric reader (they are written from each closed window), so a provider
+may well have none: then the instruments cost nothing.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from otel_grpo import semconv
 from otel_grpo.config import PrometheusConfig, TelemetryConfig
 from otel_grpo.exporters.preaggregated import PreAggregatedMetrics
-from otel_grpo.exporters.step_reader import StepMetricReader
 from otel_grpo.extras import MissingExtraError
 from otel_grpo.redact import redact_text
 
@@ -34,14 +37,15 @@ class Providers:
 
     meter_provider: MeterProvider
     tracer_provider: TracerProvider | None
-    step_reader: StepMetricReader
     resource: Resource
     run_id: str
     prometheus: PrometheusEndpoint | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
-    #: Where the recorder adds histograms it keeps as bucket counts; None when a reader
-    #: otel-grpo did not build would miss them (the recorder then uses SDK instruments).
+    #: Where the recorder adds the histograms it keeps as bucket counts (merged by the readers
+    #: built here); with a reader otel-grpo did not build, the recorder also mirrors them into
+    #: SDK histograms (``mirror_histograms``).
     preaggregated: PreAggregatedMetrics | None = None
+    mirror_histograms: bool = False
 
     def shutdown(self) -> None:
         """Flush and stop every reader, processor and endpoint (bounded by the SDK timeouts)."""
@@ -137,7 +141,6 @@ def build_providers(
     *,
     metric_readers: Sequence[MetricReader] = (),
     span_processors: Sequence[SpanProcessor] = (),
-    step_reader: StepMetricReader | None = None,
     meter_provider: MeterProvider | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Providers:
@@ -146,27 +149,24 @@ def build_providers(
     ``metric_readers`` and ``span_processors`` are extra sinks (tests use in-memory
     ones). OTLP and the Prometheus endpoint are added when the config enables them
     and their extra is installed (otherwise one warning says what to install).
-    With ``meter_provider`` (one ``opentelemetry-instrument`` built around our
-    ``step_reader``) nothing is built: those providers are used as they are.
+    With ``meter_provider`` (the one ``opentelemetry-instrument`` built) nothing is
+    built: those providers are used as they are, and the histograms are mirrored into
+    SDK instruments so its readers see them.
     """
-    if meter_provider is not None and step_reader is not None:
+    if meter_provider is not None:
         resource = _resource_of(meter_provider)
         run_id = str(resource.attributes.get(semconv.ATTR_RUN_ID) or uuid.uuid4().hex[:12])
         return Providers(
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
-            step_reader=step_reader,
             resource=resource,
             run_id=run_id,
+            mirror_histograms=True,
         )
     run_id = os.environ.get("OTEL_GRPO_RUN_ID") or uuid.uuid4().hex[:12]
     resource = make_resource(cfg.service_name, run_id)
-    step_reader = step_reader or StepMetricReader()
-    readers: list[MetricReader] = [step_reader, *metric_readers]
-    # Histograms kept outside the SDK are merged by the readers built here; a reader passed
-    # in would not see them, so with one the recorder keeps SDK instruments instead.
+    readers: list[MetricReader] = list(metric_readers)
     preaggregated = PreAggregatedMetrics(resource, semconv.METER_NAME)
-    step_reader.merge_preaggregated(preaggregated)
     processors: list[SpanProcessor] = list(span_processors)
     closers: list[Callable[[], None]] = []
     if cfg.otlp.enabled:
@@ -187,10 +187,10 @@ def build_providers(
     return Providers(
         meter_provider=meter_provider,
         tracer_provider=new_tracer_provider,
-        step_reader=step_reader,
         resource=resource,
         run_id=run_id,
         prometheus=prometheus,
         closers=closers,
-        preaggregated=None if metric_readers else preaggregated,
+        preaggregated=preaggregated,
+        mirror_histograms=bool(metric_readers),
     )

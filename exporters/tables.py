@@ -13,12 +13,13 @@ the row's ``train/step`` and line up with every other panel:
 ``dataset_statistics``
     one row per source of the step: ``source, accuracy, count, avg_reward, avg_cost``,
     the rollup's per-source figures of the row (accuracy is a percentage 0-100, like
-    the ``dataset/{source}/accuracy`` key). Logged at most every
-    ``wandb.dashboard.table_every`` steps (``0`` = off); the first train row always gets one.
+    the ``dataset/{source}/accuracy`` key; avg_cost empty for a source with no executor
+    run). Logged at the train steps whose number is a multiple of
+    ``wandb.dashboard.table_every`` (10, 20, ... by default; ``0`` = off).
 ``samples``
     the first ``wandb.dashboard.sample_table_rows`` samples of the step (``0`` = off):
     ``step, source, problem_type, reward, correctness, cost, judge_outcome, latency_s``,
-    from the samples handed over with the window end.
+    from the closed window's summary.
 
 Table keys and columns come from :mod:`otel_grpo.keys`. The workspace built by
 :mod:`otel_grpo.tools.dashboards.wandb_workspace` shows the latest ``dataset_statistics``
@@ -32,8 +33,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from otel_grpo import keys, semconv
-from otel_grpo.exporters.rollup import SampleRow, SourceFigures, WindowEnd, WindowRow
+from otel_grpo.exporters.rollup import SourceFigures, WindowRow
 from otel_grpo.faults import guarded
+from otel_grpo.summary import SampleRow, WindowSummary
 
 if TYPE_CHECKING:
     from otel_grpo.config import DashboardConfig, TelemetryConfig
@@ -83,10 +85,9 @@ class _TableMaker:
     def __init__(self, dashboard: DashboardConfig) -> None:
         self.table_every = dashboard.table_every
         self.sample_rows = dashboard.sample_table_rows
-        self._last_table_step: int | None = None
 
     @guarded("tables")
-    def __call__(self, written: WindowRow, window: WindowEnd) -> dict[str, object] | None:
+    def __call__(self, written: WindowRow, window: WindowSummary) -> dict[str, object] | None:
         """The tables due with the row of ``window``; the exporter logs them in the row's own call."""
         if window.split != semconv.SPLIT_TRAIN:
             return None
@@ -94,19 +95,14 @@ class _TableMaker:
 
         step = int(window.step)
         data: dict[str, object] = {}
-        if self.table_every and self._table_due(step) and written.sources:
+        if self.table_every and step % self.table_every == 0 and written.sources:
             data[keys.DATASET_STATISTICS_TABLE] = wandb.Table(
                 columns=list(keys.DATASET_STATISTICS_COLUMNS), data=dataset_statistics_rows(written.sources)
             )
-            self._last_table_step = step
-        samples = sample_table_rows(window.samples, step, self.sample_rows)
+        samples = sample_table_rows(window.sample_rows, step, self.sample_rows)
         if samples:
             data[keys.SAMPLES_TABLE] = wandb.Table(columns=list(keys.SAMPLES_COLUMNS), data=samples)
         return data
-
-    def _table_due(self, step: int) -> bool:
-        last = self._last_table_step
-        return last is None or step - last >= self.table_every or step < last
 
 
 @guarded("tables")

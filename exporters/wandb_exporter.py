@@ -1,13 +1,12 @@
-"""The WandB exporter: an OpenTelemetry ``MetricExporter`` that writes one row per window end.
+"""The WandB exporter: writes one row per closed window, from the window's summary alone.
 
-Its :class:`~otel_grpo.exporters.step_reader.StepMetricReader` collects when a training
-step or validation pass ends and pushes the ``MetricsData`` here with the window
-(:meth:`WandbStepExporter.export`); the exporter folds it into its running totals, rolls
-it up with the pure functions of :mod:`otel_grpo.exporters.rollup` and writes one row
-with ``train/step`` in it. It is the only writer of those keys, and it never reads what
-produced the data. Rows are logged *without* ``step=`` so they are never dropped when
-the host trainer also calls ``wandb.log`` (with or without ``step=``); every key is
-plotted against ``train/step`` through ``define_metric``.
+The recorder closes a training step or validation pass and hands its frozen
+:class:`~otel_grpo.summary.WindowSummary` here (:meth:`WandbStepExporter.write`); the row is
+made by the pure functions of :mod:`otel_grpo.exporters.rollup` and logged with
+``train/step`` in it. This is the only writer of those keys, and it never reads what produced
+the summary. Rows are logged *without* ``step=`` so they are never dropped when the host
+trainer also calls ``wandb.log`` (with or without ``step=``); every key is plotted against
+``train/step`` through ``define_metric``.
 
 Faults never reach the trainer: an exception while collecting, rolling up or writing
 is logged once per kind and counted in the exporter-health keys.
@@ -29,24 +28,14 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
-
 from otel_grpo import keys, semconv
-from otel_grpo.exporters.rollup import (
-    Row,
-    RunTotals,
-    SampleRow,
-    WindowEnd,
-    WindowRow,
-    accumulate,
-    flatten,
-    window_row,
-)
-from otel_grpo.exporters.step_reader import StepMetricReader
-from otel_grpo.faults import report_fault
+from otel_grpo.exporters.rollup import Row, WindowRow, window_row
+from otel_grpo.faults import fault_guard, report_fault
+from otel_grpo.summary import WindowSummary
 
 if TYPE_CHECKING:
     from otel_grpo.config import WandbConfig
@@ -57,30 +46,26 @@ _FLUSH_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
 
 _NAMESPACE_PREFIXES = tuple(keys.prefix(namespace) for namespace in keys.NAMESPACES)
 
-RowListener = Callable[[Row, WindowEnd], None]
-RowExtras = Callable[[WindowRow, WindowEnd], "Mapping[str, object] | None"]
+RowListener = Callable[[Row, WindowSummary], None]
+RowExtras = Callable[[WindowRow, WindowSummary], "Mapping[str, object] | None"]
 
 
-class WandbStepExporter(MetricExporter):
-    """Rolls up the data pushed at each window end and writes one WandB row for it."""
+class WandbStepExporter:
+    """Writes one WandB row per closed window (:meth:`write`), and follows the run rows go to."""
 
     def __init__(
         self,
-        reader: StepMetricReader,
         wandb_config: WandbConfig,
         *,
         run_config: dict[str, Any] | None = None,
         extra_health: Callable[[], dict[str, int]] | None = None,
         keep_rows: int = 100,
     ) -> None:
-        super().__init__()
-        self._reader = reader
-        reader.set_exporter(self)
         self._cfg = wandb_config
         self._run_config = run_config or {}
         self._extra_health = extra_health or (lambda: {})
         self._lock = threading.RLock()
-        self.totals = RunTotals()
+        self._health_lock = threading.Lock()
         self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0, semconv.HEALTH_EXPORT_ERRORS: 0}
         self.rows: deque[Row] = deque(maxlen=keep_rows)
         self._run: Any = None
@@ -105,12 +90,22 @@ class WandbStepExporter(MetricExporter):
     def _fault(self, kind: str, exc: BaseException) -> None:
         report_fault(f"WandB export ({kind})", exc, count=self._count_error)
 
+    def _guard(self, kind: str) -> AbstractContextManager[None]:
+        """A block whose exception is reported as a WandB export fault and swallowed."""
+        return fault_guard(f"WandB export ({kind})", count=self._count_error)
+
     def _count_error(self) -> None:
-        self.health[semconv.HEALTH_EXPORT_ERRORS] += 1
+        self.count(semconv.HEALTH_EXPORT_ERRORS)
+
+    def count(self, event: str, amount: int = 1) -> None:
+        """Add ``amount`` to the exporter-health count ``event`` (``exporter/{event}`` in the rows)."""
+        with self._health_lock:
+            self.health[event] = self.health.get(event, 0) + amount
 
     def health_counts(self) -> dict[str, int]:
-        """Rows written/dropped and export errors so far."""
-        return dict(self.health)
+        """Every exporter-health count so far (rows written/dropped, export errors, ...)."""
+        with self._health_lock:
+            return {**self._extra_health(), **self.health}
 
     # --- the run ---------------------------------------------------------------------------
     @property
@@ -223,10 +218,8 @@ class WandbStepExporter(MetricExporter):
         self._summary_sources.clear()
         self._summary_keys = set(keys.SUMMARY_KEYS)
         self._defined = {keys.STEP}
-        try:
+        with self._guard("wandb.define_metric"):
             run.define_metric(keys.STEP)
-        except Exception as exc:  # noqa: BLE001
-            self._fault("wandb.define_metric", exc)
 
     def _define_row_keys(self, run: Any, row: Mapping[str, object]) -> None:
         """Plot each key of ``row`` (and of its tables) written for the first time against ``train/step``.
@@ -244,7 +237,7 @@ class WandbStepExporter(MetricExporter):
         kept = self._summary_keys
         promoted = [k for source in sources for k in keys.summary_keys_of(source)]
         kept.update(promoted)
-        try:
+        with self._guard("wandb.define_metric"):
             for key in promoted:  # defined (without a summary) before its source's first row: redefined
                 if key in self._defined:
                     run.define_metric(key, step_metric=keys.STEP)
@@ -254,8 +247,6 @@ class WandbStepExporter(MetricExporter):
                 else:
                     run.define_metric(key, step_metric=keys.STEP, summary="none")
                 self._defined.add(key)
-        except Exception as exc:  # noqa: BLE001
-            self._fault("wandb.define_metric", exc)
 
     def start(self) -> Any:
         """Start (or attach to) the run now instead of at the first row."""
@@ -263,96 +254,65 @@ class WandbStepExporter(MetricExporter):
             return self._acquire_run()
 
     # --- rows ------------------------------------------------------------------------------
-    def on_window_end(self, split: str, step: int, ok: bool, samples: Iterable[SampleRow] = ()) -> None:
-        """A window just ended: its reader collects and pushes the data here (:meth:`export`). Never raises.
+    def write(self, summary: WindowSummary) -> None:
+        """Write the row of a closed window. Never raises.
 
-        ``samples`` are the window's first samples, for the per-sample table (they are
-        not metric data, so the caller hands them over with the window end).
+        A step that raised, a train step ``log_frequency`` skips and a validation pass with no
+        sample get no row.
         """
         if os.getpid() != self._pid:  # a forked child never writes
             return
         with self._lock:
-            window = WindowEnd(
-                split=split, step=step, ok=ok, write=self._row_due(split, step, ok), samples=tuple(samples)
-            )
+            if not self._row_due(summary):
+                return
             try:
-                self._reader.end_window(window)
+                health = self.health_counts()
+                health[semconv.HEALTH_ROWS_WRITTEN] += 1  # this row included
+                written = window_row(summary, health)
             except Exception as exc:  # noqa: BLE001 - never raise into the trainer
-                self._fault("metric collection", exc)
-                self._count_dropped(window)
+                self._fault("rollup", exc)
+                self.count(semconv.HEALTH_ROWS_DROPPED)
+                return
+            if not written.data:
+                return
+            row = written.data
+            self._write(row, self._extras(written, summary))
+            self.rows.append(row)
+            for listener in list(self.row_listeners):
+                with self._guard("row listener"):
+                    listener(row, summary)
 
-    def _row_due(self, split: str, step: int, ok: bool) -> bool:
-        """False for a train step that ``log_frequency`` skips."""
-        if split != semconv.SPLIT_TRAIN or not ok:
+    def _row_due(self, summary: WindowSummary) -> bool:
+        """False for a step that raised and for a train step that ``log_frequency`` skips."""
+        if not summary.ok:
+            return False
+        if summary.split != semconv.SPLIT_TRAIN:
             return True
         self._train_steps_seen += 1
         frequency = self._cfg.log_frequency
+        step = summary.step
         return step % frequency == 0 if step else self._train_steps_seen % frequency == 0
 
-    def _count_dropped(self, window: WindowEnd) -> None:
-        if window.ok and window.write:
-            self.health[semconv.HEALTH_ROWS_DROPPED] += 1
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        """Fold ``metrics_data`` into the running totals and write the row of ``window=`` (a :class:`WindowEnd`).
-
-        Data pushed without a window end is kept in the totals and shows in the next row.
-        Never raises: a fault is logged once per kind and counted in ``exporter/export_errors``.
-        """
-        window = kwargs.get("window")
-        with self._lock:
-            try:
-                accumulate(self.totals, flatten(metrics_data))
-            except Exception as exc:  # noqa: BLE001
-                self._fault("accumulate", exc)
-            if not isinstance(window, WindowEnd) or os.getpid() != self._pid:
-                return MetricExportResult.SUCCESS
-            try:
-                health = {**self._extra_health(), **self.health}
-                health[semconv.HEALTH_ROWS_WRITTEN] += 1  # this row included
-                written = window_row(self.totals, window, health)
-            except Exception as exc:  # noqa: BLE001
-                self._fault("rollup", exc)
-                self._count_dropped(window)
-                return MetricExportResult.FAILURE
-            if not written.data:
-                return MetricExportResult.SUCCESS
-            row = written.data
-            ok = self._write(row, self._extras(written, window))
-            self.rows.append(row)
-            for listener in list(self.row_listeners):
-                try:
-                    listener(row, window)
-                except Exception as exc:  # noqa: BLE001
-                    self._fault("row listener", exc)
-            return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
-
-    def _extras(self, written: WindowRow, window: WindowEnd) -> dict[str, object]:
+    def _extras(self, written: WindowRow, window: WindowSummary) -> dict[str, object]:
         """What the :attr:`row_extras` add to the row's ``log`` call (nothing when WandB is disabled)."""
         extras: dict[str, object] = {}
         if self._disabled:
             return extras
         for make_extras in list(self.row_extras):
-            try:
+            with self._guard("row extras"):
                 extras.update(make_extras(written, window) or {})
-            except Exception as exc:  # noqa: BLE001
-                self._fault("row extras", exc)
         return extras
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Rows are logged as they are made; WandB flushes its transaction log every ``flush_interval_s``."""
-        return True
 
     def _write(self, row: Row, extras: Mapping[str, object]) -> bool:
         """Log ``row`` (and its extras, in the same call); False when it was dropped."""
         if self._disabled:
-            self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
+            self.count(semconv.HEALTH_ROWS_WRITTEN)
             return True
         data = {**row, **extras} if extras else row
         for attempt in (1, 2):
             run = self._live_run()
             if run is None:
-                self.health[semconv.HEALTH_ROWS_DROPPED] += 1
+                self.count(semconv.HEALTH_ROWS_DROPPED)
                 return False
             try:
                 self._define_row_keys(run, data)
@@ -360,16 +320,16 @@ class WandbStepExporter(MetricExporter):
             except Exception as exc:  # noqa: BLE001
                 if attempt == 1 and self._run_gone(run):  # finished between the check and the log: once more
                     continue
-                self.health[semconv.HEALTH_ROWS_DROPPED] += 1
+                self.count(semconv.HEALTH_ROWS_DROPPED)
                 self._fault("wandb.log", exc)
                 return False
-            self.health[semconv.HEALTH_ROWS_WRITTEN] += 1
+            self.count(semconv.HEALTH_ROWS_WRITTEN)
             if self._cfg.debug_logging:
                 logger.info("otel-grpo: wrote row %s=%s with %d keys", keys.STEP, row.get(keys.STEP), len(row))
             return True
         return False
 
-    def shutdown(self, timeout_millis: float = 30_000, *, finish_run: bool = True, **kwargs: Any) -> None:
+    def shutdown(self, timeout_millis: float = 30_000, *, finish_run: bool = True) -> None:
         """Finish the run if otel-grpo started it; leave the trainer's run alone. Later rows are dropped."""
         with self._lock:
             run, own = self._run, self._own_run
@@ -386,10 +346,8 @@ class WandbStepExporter(MetricExporter):
             logger.debug("otel-grpo: wandb was torn down already; run %s was finished by it", _describe(run))
             return
         start = time.monotonic()
-        try:
+        with self._guard("wandb.finish"):
             run.finish()
-        except Exception as exc:  # noqa: BLE001
-            self._fault("wandb.finish", exc)
         logger.debug("otel-grpo: run finished in %.2fs (budget %.0fs)", time.monotonic() - start, timeout_millis / 1000)
 
 

@@ -10,16 +10,23 @@ Quick use::
 
 Manual API for other loop shapes: :func:`step`, :func:`validation`, :func:`sample`,
 :func:`record_sample`, :func:`record_executor_run`, :func:`record_workflow` (both in one
-call), :func:`record_judge_evaluation`, :func:`record_judge_request`, :func:`record_scalars`. Every call is a no-op when
-otel-grpo is not set up, and none of them ever raises into the trainer.
+call), :func:`record_judge_evaluation`, :func:`record_judge_request`, :func:`record_scalars`,
+and the blocks :func:`judge_evaluation` and :func:`executor_run` around an inline judge or
+executor call. Every call is a no-op when otel-grpo is not set up, and none of them ever
+raises into the trainer. :func:`setup` also instruments the HTTP clients, so the judge
+requests of a hand-instrumented loop are recorded (``instrumentation.http: false`` turns that off).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from otel_grpo.api import NullScope, Telemetry, get_telemetry, setup
+from otel_grpo.api import NullScope, Telemetry, get_telemetry
 from otel_grpo.faults import guarded, report_fault
+from otel_grpo.instrumentation import ray as _ray  # noqa: F401 - registers Ray call tracking with install()
+from otel_grpo.instrumentation import trl as _trl  # noqa: F401 - registers TRL's GRPOTrainer with install()
+from otel_grpo.instrumentation.install import setup
+from otel_grpo.instrumentation.manual import executor_run, judge_evaluation
 
 __version__ = "0.1.0"
 
@@ -36,32 +43,14 @@ __all__ = [
     "record_judge_evaluation",
     "record_judge_request",
     "record_scalars",
+    "judge_evaluation",
+    "executor_run",
     "instrument_trainer",
     "uninstrument_trainer",
     "__version__",
 ]
 
 _NULL = NullScope()
-
-
-def _watch_ray() -> None:
-    """Track the trainer's Ray calls once ``ray`` is imported (an import hook; Ray is not imported).
-
-    Not under ``OTEL_SDK_DISABLED=true``: then otel-grpo patches nothing.
-    """
-    try:
-        from otel_grpo.config.env import sdk_disabled
-
-        if sdk_disabled():
-            return
-        from otel_grpo.instrumentation.ray import watch_ray
-
-        watch_ray()
-    except Exception as exc:  # noqa: BLE001 - never break ``import otel_grpo``
-        report_fault("Ray import hook", exc)
-
-
-_watch_ray()
 
 
 @guarded("step", default=_NULL)
@@ -150,13 +139,13 @@ def record_scalars(values: dict[str, Any] | None = None, **kwargs: Any) -> None:
 
 def instrument_trainer(trainer: Any, **options: Any) -> Any:
     """Wrap the step, validation, executor, reward and judge methods of ``trainer``."""
-    from otel_grpo.instrumentation.trainer import instrument_trainer as _instrument
+    from otel_grpo.instrumentation.install import instrument_trainer as _instrument
 
     return _instrument(trainer, **options)
 
 
 def uninstrument_trainer(trainer: Any) -> Any:
     """Undo :func:`instrument_trainer`."""
-    from otel_grpo.instrumentation.trainer import uninstrument_trainer as _uninstrument
+    from otel_grpo.instrumentation.install import uninstrument_trainer as _uninstrument
 
     return _uninstrument(trainer)

@@ -17,8 +17,9 @@ from otel_grpo import semconv
 from otel_grpo.config import TelemetryConfig
 from otel_grpo.exporters.providers import Providers, build_providers
 from otel_grpo.exporters.wandb_exporter import WandbStepExporter
-from otel_grpo.faults import guarded, report_fault, set_fault_sink
+from otel_grpo.faults import fault_guard, guarded, report_fault, set_fault_sink
 from otel_grpo.recording.context import LabelGuard, SampleState, reset_sample, set_sample
+from otel_grpo.recording.instruments import Histograms, TotalsPublisher
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.values import to_step
@@ -39,6 +40,7 @@ def train_windows_opened() -> int:
 class _Scope:
     """A context manager usable with both ``with`` and ``async with``."""
 
+    # The scopes are entered for every sample: inline guards (a guard's context manager costs a microsecond).
     def __enter__(self) -> _Scope:
         try:
             self.open()
@@ -135,7 +137,9 @@ class SampleScope(_Scope):
 class Telemetry:
     """A running otel-grpo: providers, recorder and WandB exporter. Use :meth:`shutdown`."""
 
-    def __init__(self, config: TelemetryConfig, providers: Providers) -> None:
+    def __init__(
+        self, config: TelemetryConfig, providers: Providers, recorder_class: type[Recorder] = Recorder
+    ) -> None:
         self.config = config
         self.providers = providers
         meter = providers.meter_provider.get_meter(semconv.METER_NAME)
@@ -144,37 +148,39 @@ class Telemetry:
         self.tracer: trace.Tracer = (
             tracer_provider.get_tracer(semconv.TRACER_NAME) if tracer_provider is not None else trace.NoOpTracer()
         )
-        labels = LabelGuard(config.wandb.dashboard.datasets, config.metrics.max_sources)
         self.exporter = WandbStepExporter(
-            providers.step_reader,
             config.wandb,
             run_config={"otel_grpo": {**config.redacted_dict(), "run_id": providers.run_id}},
             extra_health=self._otlp_health if config.otlp.enabled else None,
         )
-        self.recorder = Recorder(
-            meter,
+        histograms = Histograms(meter, mirror=providers.mirror_histograms)
+        self.recorder = recorder_class(
+            histograms,
             accuracy_threshold=config.metrics.accuracy_threshold,
-            labels=labels,
+            labels=LabelGuard(config.wandb.dashboard.datasets, config.metrics.max_sources),
             judge_prices=(config.judge.price_input_per_mtok, config.judge.price_output_per_mtok),
-            health=self.exporter.health_counts,
             max_sample_rows=config.wandb.dashboard.sample_table_rows,
-            preaggregate=providers.preaggregated is not None,
             count=self.count_health,
         )
-        for histogram in self.recorder.preaggregated:
-            providers.preaggregated.add(histogram)  # type: ignore[union-attr]
-        providers.step_reader.collection_scope = self.recorder.delta_collection
-        if providers.preaggregated is not None:  # every reader is ours: the step reader skips the SDK
-            providers.step_reader.direct_points = self.recorder.delta_points
+        if providers.preaggregated is not None:
+            for histogram in histograms.all():
+                providers.preaggregated.add(histogram)
+        TotalsPublisher(meter, self.recorder.totals, self.recorder.lock, self._published_health)
         self._closed = False
         self._pid = os.getpid()
-        self._window_lock = threading.RLock()
-        self._health_lock = threading.Lock()
         self.window_close_hooks: list[Callable[[Window], None]] = []
         """Called with a window just before it closes (e.g. to replay what Ray workers recorded in it)."""
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        """Called as :meth:`shutdown` starts, before anything is flushed (e.g. the wait for Ray calls still running)."""
         from otel_grpo.exporters.tables import attach_tables
 
         attach_tables(self)
+
+    def _published_health(self) -> dict[str, int]:
+        """The exporter-health counts the instruments publish, invalid values included."""
+        counts = self.exporter.health_counts()
+        counts[semconv.HEALTH_INVALID_VALUES] = self.recorder.invalid.total()
+        return counts
 
     @staticmethod
     def _otlp_health() -> dict[str, int]:
@@ -213,24 +219,24 @@ class Telemetry:
         return SampleScope(self.recorder, self.recorder.new_sample(source, problem_type, group))
 
     def end_window(self, window: Any, tokens: Any, ok: bool) -> None:
-        """Close a window and export its row. Never raises.
+        """Close a window and write its row. Never raises.
 
-        Closing (committing the window's samples) and collecting its row happen under
-        one lock, so a step ending at the same moment in another thread can never
-        commit its samples into this step's row.
+        The recorder closes the window and summarises it under its own lock (so a step ending at
+        the same moment in another thread can never take this step's samples); the WandB writer
+        makes the row from that summary alone.
         """
         for hook in list(self.window_close_hooks):
-            try:
+            with fault_guard("window close hook"):
                 hook(window)
-            except Exception as exc:  # noqa: BLE001
-                report_fault("window close hook", exc)
-        with self._window_lock:
-            try:
-                self.recorder.close_window(window, tokens, ok)
-            except Exception as exc:  # noqa: BLE001
-                report_fault("window close", exc)
-            if os.getpid() == self._pid and not self._closed:
-                self.exporter.on_window_end(window.split, window.step, ok, samples=window.sample_rows)
+        try:
+            summary = self.recorder.close_window(window, tokens, ok)
+        except Exception as exc:  # noqa: BLE001 - the window is closed; its row cannot be made
+            report_fault("window close", exc)
+            if ok and not self._closed:
+                self.count_health(semconv.HEALTH_ROWS_DROPPED)
+            return
+        if summary is not None and os.getpid() == self._pid and not self._closed:
+            self.exporter.write(summary)
 
     # --- recording ------------------------------------------------------------------------
     @guarded("record_sample")
@@ -290,13 +296,11 @@ class Telemetry:
 
     def count_health(self, event: str, amount: int = 1) -> None:
         """Add ``amount`` to the exporter-health count ``event`` (``exporter/{event}`` in the rows)."""
-        health = self.exporter.health
-        with self._health_lock:
-            health[event] = health.get(event, 0) + amount
+        self.exporter.count(event, amount)
 
     def count_fault(self) -> None:
         """One internal fault of otel-grpo (reported through :mod:`otel_grpo.faults`): counted in health."""
-        self.exporter.health[semconv.HEALTH_EXPORT_ERRORS] += 1
+        self.exporter.count(semconv.HEALTH_EXPORT_ERRORS)
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -319,6 +323,10 @@ class Telemetry:
         global _current
         if self._closed:
             return
+        if os.getpid() == self._pid:
+            for hook in list(self.shutdown_hooks):  # while this telemetry is still the current one
+                with fault_guard("shutdown hook"):
+                    hook()
         self._closed = True
         with _current_lock:
             if _current is self:
@@ -341,9 +349,9 @@ def setup(
     *,
     metric_readers: Any = (),
     span_processors: Any = (),
-    step_reader: Any = None,
     meter_provider: Any = None,
     tracer_provider: Any = None,
+    recorder_class: type[Recorder] = Recorder,
     **overrides: Any,
 ) -> Telemetry:
     """Start otel-grpo and make it current; returns a :class:`Telemetry` handle.
@@ -354,7 +362,8 @@ def setup(
     one raises :class:`~otel_grpo.config.ConfigError`, one line naming file and key).
     ``OTEL_*``/``WANDB_*`` variables win over the file; keyword overrides named after
     sections (``wandb={"mode": "disabled"}``) win over both. A previous current handle
-    is shut down first.
+    is shut down first. ``recorder_class`` (a Ray worker's capturing recorder) records instead
+    of the ordinary one.
 
     ``OTEL_SDK_DISABLED=true`` wins over everything: the handle records nothing anywhere
     (no WandB rows, no OTLP, no Prometheus endpoint, no spans; the readers, processors
@@ -368,7 +377,7 @@ def setup(
     if sdk_disabled():
         announce_sdk_disabled()
         cfg = sdk_disabled_config(cfg)
-        metric_readers, span_processors, step_reader, meter_provider, tracer_provider = (), (), None, None, None
+        metric_readers, span_processors, meter_provider, tracer_provider = (), (), None, None
     if cfg.wandb.debug_logging:
         logging.getLogger("otel_grpo").setLevel(logging.DEBUG)
     with _current_lock:
@@ -379,11 +388,10 @@ def setup(
         cfg,
         metric_readers=metric_readers,
         span_processors=span_processors,
-        step_reader=step_reader,
         meter_provider=meter_provider,
         tracer_provider=tracer_provider,
     )
-    telemetry = Telemetry(cfg, providers)
+    telemetry = Telemetry(cfg, providers, recorder_class)
     with _current_lock:
         _current = telemetry
         set_fault_sink(telemetry.count_fault)

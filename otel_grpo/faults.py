@@ -15,7 +15,8 @@ import functools
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from otel_grpo.redact import redact_text
@@ -93,6 +94,19 @@ def fault_count() -> int:
     return _Faults.total
 
 
+@contextmanager
+def fault_guard(kind: str, count: Callable[[], None] | None = None) -> Iterator[None]:
+    """A block whose exception is reported (:func:`report_fault`) and swallowed: ``with fault_guard("x"): ...``.
+
+    The block-sized form of :func:`guarded`, for the boundaries where otel-grpo calls out
+    (a user's hook, wandb, an exporter) and must carry on whatever happens there.
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the point of the guard
+        report_fault(kind, exc, count=count)
+
+
 def guarded(kind: str, default: Any = None) -> Callable[[F], F]:
     """Decorate a function so that an exception inside it is reported and ``default`` returned."""
 
@@ -110,4 +124,4 @@ def guarded(kind: str, default: Any = None) -> Callable[[F], F]:
     return decorate
 
 
-__all__ = ["fault_count", "guarded", "report_fault", "set_fault_sink"]
+__all__ = ["fault_count", "fault_guard", "guarded", "report_fault", "set_fault_sink"]

@@ -361,22 +361,22 @@ def test_rows_follow_the_trainer_when_it_finishes_its_run_and_starts_another(tmp
 
 
 def test_latency_percentiles_read_back_equal_hand_interpolated_buckets(tmp_path):
-    # Buckets are the GenAI ones (..., 0.04, 0.08, 0.16, ...); quantiles interpolate inside a
-    # bucket like Prometheus' histogram_quantile.
+    # Buckets: semconv.DURATION_BUCKETS_S (..., 0.0465, 0.0674, 0.0977, 0.142, ...); quantiles interpolate
+    # inside a bucket like Prometheus' histogram_quantile.
     tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp_path)})
     with otel_grpo.step(1):
-        for seconds in (0.05, 0.05, 0.05, 0.05):  # all in (0.04, 0.08]
+        for seconds in (0.05, 0.05, 0.05, 0.05):  # all in (0.0465, 0.0674]
             with otel_grpo.sample("gsm8k"):
                 otel_grpo.record_executor_run(cost=0.0, duration_s=seconds)
-                otel_grpo.record_judge_evaluation("success", True, duration_s=0.1)  # (0.08, 0.16]
+                otel_grpo.record_judge_evaluation("success", True, duration_s=0.1)  # (0.0977, 0.142]
                 otel_grpo.record_sample(1.0)
     run_dir = Path(tel.run.dir).parent
     tel.shutdown()
     row = read_run(run_dir).history[0]
-    assert row["executor/latency_p50_s"] == pytest.approx(0.04 + 0.04 * 2 / 4)
-    assert row["executor/latency_p95_s"] == pytest.approx(0.04 + 0.04 * 3.8 / 4)
-    assert row["judge/latency_p50_s"] == pytest.approx(0.08 + 0.08 * 2 / 4)
-    assert row["judge/latency_p95_s"] == pytest.approx(0.08 + 0.08 * 3.8 / 4)
+    assert row["executor/latency_p50_s"] == pytest.approx(0.0465 + 0.0209 * 2 / 4)
+    assert row["executor/latency_p95_s"] == pytest.approx(0.0465 + 0.0209 * 3.8 / 4)
+    assert row["judge/latency_p50_s"] == pytest.approx(0.0977 + 0.0443 * 2 / 4)
+    assert row["judge/latency_p95_s"] == pytest.approx(0.0977 + 0.0443 * 3.8 / 4)
 
 
 def test_the_one_call_form_records_what_scored_each_sample_and_survives_bad_input(caplog):

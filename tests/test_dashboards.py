@@ -21,9 +21,10 @@ import pytest
 import otel_grpo
 from otel_grpo import keys
 from otel_grpo.config import TelemetryConfig
-from otel_grpo.exporters.rollup import SourceFigures, WindowEnd, WindowRow
+from otel_grpo.exporters.rollup import SourceFigures, WindowRow
 from otel_grpo.exporters.tables import attach_tables
 from otel_grpo.faults import fault_count
+from otel_grpo.summary import RunSnapshot, WindowSummary
 from otel_grpo.tools.dashboards import wandb_workspace as wsmod
 from otel_grpo.tools.dashboards.wandb_workspace import (
     DEFAULT_DATASETS,
@@ -383,6 +384,14 @@ def _fake_telemetry(table_every: int, sample_rows: int) -> SimpleNamespace:
     return SimpleNamespace(config=config, exporter=SimpleNamespace(row_extras=[]))
 
 
+def _window(split: str, step: int, sample_rows: tuple) -> WindowSummary:
+    """A closed window as the recorder hands it over (only what the tables read matters here)."""
+    empty: dict = {}
+    return WindowSummary(
+        split, step, True, empty, empty, empty, empty, empty, empty, sample_rows, (0.0, False), RunSnapshot()
+    )
+
+
 def _written(step: int) -> WindowRow:
     """What the rollup hands the tables with a train row: the row and its per-source figures."""
     return WindowRow(
@@ -400,12 +409,13 @@ def test_table_every_sample_bound_and_off_switches() -> None:
     sample = ("gsm8k", "math", 1.0, 1.0, 0.01, "success", 0.5)
     logged = []
     for step in (1, 2, 3, 4):
-        window = WindowEnd("train", step, samples=(sample,) * 9 if step == 4 else ())
+        window = _window("train", step, (sample,) * 9 if step == 4 else ())
         data = extras(_written(step), window)
         if data:
             logged.append({"train/step": step, **data})
-    assert not extras(WindowRow({"train/step": 4, "val/accuracy": 10.0}), WindowEnd("val", 4, samples=(sample,)))
-    assert [d["train/step"] for d in logged if "dataset_statistics" in d] == [1, 3]
+    assert not extras(WindowRow({"train/step": 4, "val/accuracy": 10.0}), _window("val", 4, (sample,)))
+    # at the steps whose number is a multiple of table_every (2): 2, 4
+    assert [d["train/step"] for d in logged if "dataset_statistics" in d] == [2, 4]
     samples = [d for d in logged if "samples" in d]
     assert [d["train/step"] for d in samples] == [4]  # only a window that handed samples over
     assert samples[0]["samples"].columns == SAMPLES_COLUMNS
@@ -424,7 +434,7 @@ def test_tables_never_raise() -> None:
     faults = fault_count()
     tel = _fake_telemetry(1, 4)
     attach_tables(tel)
-    broken = WindowEnd("train", 1, samples=42)  # type: ignore[arg-type]  # not a sequence of samples
+    broken = _window("train", 1, 42)  # type: ignore[arg-type]  # not a sequence of samples
     assert tel.exporter.row_extras[0](_written(1), broken) is None
     attach_tables(None)  # a broken handle is a no-op, not an exception
     assert fault_count() == faults + 2  # each logged once and counted

@@ -155,8 +155,9 @@ def test_steps_running_in_several_threads_each_get_exactly_their_own_samples():
     close = tel.recorder.close_window
 
     def close_then_yield(*args, **kwargs):  # the OS may switch threads right after a window commits
-        close(*args, **kwargs)
+        summary = close(*args, **kwargs)
         time.sleep(0.001)
+        return summary
 
     tel.recorder.close_window = close_then_yield
     threads, steps_per_thread = 8, 25

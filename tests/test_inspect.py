@@ -44,7 +44,9 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         import wandb
 
         trainer_run = wandb.init(mode="offline", dir=str(tmp), project="trainer")
-        tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp)})
+        tel = otel_grpo.setup(
+            None, wandb={"mode": "offline", "dir": str(tmp), "dashboard": {"table_every": 2}}
+        )  # dataset_statistics at step 2
         attach_tables(tel)
         trainer_rows = 0
         for step in STEPS:

@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 
 import otel_grpo
 from otel_grpo import semconv as sc
-from otel_grpo.exporters.preaggregated import DeltaTracker, MergingMetricExporter, PreAggregatedMetrics
+from otel_grpo.exporters.preaggregated import MergingMetricExporter, PreAggregatedMetrics
 from otel_grpo.recording.histogram import BucketHistogram
 
 ATTRS = (sc.ATTR_SPLIT, sc.ATTR_SOURCE, sc.ATTR_SUCCESS)
@@ -60,33 +60,27 @@ def test_bucket_counts_sum_min_max_equal_the_sdk_instrument() -> None:
         assert point.total == pytest.approx(want.sum, rel=1e-12)
 
 
-def test_cumulative_and_delta_data_points() -> None:
+def test_cumulative_data_points() -> None:
     resource = Resource.create({"service.name": "t"})
     merged = PreAggregatedMetrics(resource, sc.METER_NAME)
     histogram = BucketHistogram(sc.EXECUTOR_DURATION, sc.DURATION_BUCKETS_S, ATTRS)
     merged.add(histogram)
-    delta = DeltaTracker()
-    assert merged.metrics(delta) == [] and merged.metrics() == []  # nothing recorded: no metric
-    histogram.record(0.03, ("train", "gsm8k", "true"))  # bucket (0.02, 0.04]
+    assert merged.metrics() == []  # nothing recorded: no metric
+    histogram.record(0.03, ("train", "gsm8k", "true"))  # bucket (0.0221, 0.032]
     histogram.record(0.03, ("train", "gsm8k", "true"))
-    (first,) = merged.metrics(delta)
+    (first,) = merged.metrics()
     assert first.name == "grpo.executor.duration" and first.unit == "s"
-    assert first.data.aggregation_temporality == AggregationTemporality.DELTA
+    assert first.data.aggregation_temporality == AggregationTemporality.CUMULATIVE
     (point,) = first.data.data_points
-    assert (point.count, point.bucket_counts[2], point.sum) == (2, 2, pytest.approx(0.06))
-    histogram.record(5.0, ("train", "gsm8k", "true"))  # bucket (2.56, 5.12]
+    assert (point.count, point.bucket_counts[5], point.sum) == (2, 2, pytest.approx(0.06))
+    histogram.record(5.0, ("train", "gsm8k", "true"))  # bucket (4.01, 5.82]
     histogram.record(0.5, ("val", "math", "false"))
-    second = merged.metrics(delta)[0].data.data_points
-    by_source = {p.attributes[sc.ATTR_SOURCE]: p for p in second}
-    assert by_source["gsm8k"].count == 1 and by_source["gsm8k"].bucket_counts[9] == 1
-    assert by_source["gsm8k"].bucket_counts[2] == 0  # already sent in the first delta
-    assert by_source["gsm8k"].start_time_unix_nano == point.time_unix_nano
-    assert by_source["math"].count == 1
-    assert merged.metrics(delta) == []  # nothing new
-    cumulative = merged.metrics()[0]
-    assert cumulative.data.aggregation_temporality == AggregationTemporality.CUMULATIVE
-    totals = {p.attributes[sc.ATTR_SOURCE]: p for p in cumulative.data.data_points}
-    assert totals["gsm8k"].count == 3 and totals["gsm8k"].start_time_unix_nano == histogram.start_time_ns
+    totals = {p.attributes[sc.ATTR_SOURCE]: p for p in merged.metrics()[0].data.data_points}
+    assert (
+        totals["gsm8k"].count == 3 and totals["gsm8k"].bucket_counts[5] == 2 and totals["gsm8k"].bucket_counts[19] == 1
+    )
+    assert totals["gsm8k"].start_time_unix_nano == histogram.start_time_ns
+    assert totals["math"].count == 1
 
 
 class _Capture(MetricExporter):
@@ -143,26 +137,26 @@ def test_rows_and_the_prometheus_endpoint_read_the_preaggregated_histogram() -> 
         assert tel.providers.preaggregated is not None
         _runs(tel, durations)
         row = tel.rows[-1]
-        # 8 values; p50 rank 4 falls in (0.04, 0.08] (cumulative 3 before it, 1 in it): its upper bound.
-        assert row["executor/latency_p50_s"] == pytest.approx(0.08)
-        # p95 rank 7.6 in (5.12, 10.24], holding the 8th value: 5.12 + 5.12 * 0.6.
-        assert row["executor/latency_p95_s"] == pytest.approx(5.12 + 5.12 * 0.6)
+        # 8 values; p50 rank 4 falls in (0.0465, 0.0674] (3 before it, 1 in it): its upper bound.
+        assert row["executor/latency_p50_s"] == pytest.approx(0.0674)
+        # p95 rank 7.6 in (5.82, 8.44], holding the 8th value: 5.82 + 2.62 * 0.6.
+        assert row["executor/latency_p95_s"] == pytest.approx(5.82 + 2.62 * 0.6)
         text = urllib.request.urlopen(tel.prometheus_url, timeout=5).read().decode()
     finally:
         tel.shutdown()
     lines = [line for line in text.splitlines() if line.startswith("grpo_executor_duration_seconds_count")]
     counts = {("true" if 'success="true"' in line else "false"): float(line.split()[-1]) for line in lines}
     assert counts == {"true": 6.0, "false": 2.0}
-    assert "grpo_executor_duration_seconds_bucket{" in text and 'le="0.04"' in text
+    assert "grpo_executor_duration_seconds_bucket{" in text and 'le="0.032"' in text
 
 
 def test_with_a_reader_otel_grpo_did_not_build_the_sdk_instrument_is_kept() -> None:
     reader = InMemoryMetricReader()
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"}, metric_readers=[reader])
     try:
-        assert tel.providers.preaggregated is None
+        assert tel.providers.mirror_histograms  # a reader of yours: the histograms also go to SDK instruments
         _runs(tel, [0.03, 0.3])
-        assert tel.rows[-1]["executor/latency_p50_s"] == pytest.approx(0.04)
+        assert tel.rows[-1]["executor/latency_p50_s"] == pytest.approx(0.032)
         data = reader.get_metrics_data()
     finally:
         tel.shutdown()
@@ -170,10 +164,8 @@ def test_with_a_reader_otel_grpo_did_not_build_the_sdk_instrument_is_kept() -> N
     assert "grpo.executor.duration" in names
 
 
-def test_attribute_histogram_and_counter_store_equal_the_sdk_instruments_whatever_the_attribute_order() -> None:
-    from opentelemetry.metrics import CallbackOptions
-
-    from otel_grpo.recording.histogram import AttributeHistogram, CounterStore
+def test_the_attribute_histogram_equals_the_sdk_instrument_whatever_the_attribute_order() -> None:
+    from otel_grpo.recording.histogram import AttributeHistogram
 
     rng = random.Random(5)
     events = []
@@ -188,14 +180,10 @@ def test_attribute_histogram_and_counter_store_equal_the_sdk_instruments_whateve
     provider = MeterProvider(metric_readers=[reader])
     meter = provider.get_meter("t")
     sdk_hist = meter.create_histogram("h", explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS))
-    sdk_counter = meter.create_counter("c")
     ours_hist = AttributeHistogram(("h", "{token}", "d"), sc.TOKEN_BUCKETS)
-    ours_counter = CounterStore()
     for value, attrs in events:
         sdk_hist.record(value, attrs)
         ours_hist.record(value, attrs)
-        sdk_counter.add(value, attrs)
-        ours_counter.add(value, attrs)
     data = reader.get_metrics_data()
     provider.shutdown()
     metrics = {m.name: m for m in data.resource_metrics[0].scope_metrics[0].metrics}
@@ -209,25 +197,10 @@ def test_attribute_histogram_and_counter_store_equal_the_sdk_instruments_whateve
     for k, want in want_hist.items():
         assert list(got_hist[k].bucket_counts) == list(want.bucket_counts)
         assert got_hist[k].count == want.count and got_hist[k].total == pytest.approx(want.sum)
-    want_counter = {key(p.attributes): p.value for p in metrics["c"].data.data_points}
-    got_counter = {key(o.attributes): o.value for o in ours_counter.observe(CallbackOptions())}
-    assert got_counter == pytest.approx(want_counter)
 
 
-def test_the_step_reader_collects_only_changed_series_and_a_cumulative_reader_still_sees_all() -> None:
-    from otel_grpo.exporters.totals import flatten
-
+def test_rows_come_from_each_window_and_a_cumulative_reader_sees_every_series() -> None:
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"}, prometheus={"enabled": True, "port": 0})
-    seen: list[list] = []
-    reader = tel.providers.step_reader
-    original = reader.collect_delta
-
-    def spy():
-        data = original()
-        seen.append(list(data) if isinstance(data, list) else flatten(data))
-        return data
-
-    reader.collect_delta = spy
     try:
         _runs(tel, [0.1, 0.2])  # step 1: gsm8k
         with otel_grpo.step(2):
@@ -238,12 +211,10 @@ def test_the_step_reader_collects_only_changed_series_and_a_cumulative_reader_st
         rows = tel.rows
     finally:
         tel.shutdown()
-    assert tel.providers.step_reader.direct_points is not None  # every reader is ours: no SDK collection
-    step2 = [p for p in seen[1] if p.name == sc.SAMPLES[0]]
-    assert [(p.attrs[sc.ATTR_SOURCE], p.value) for p in step2] == [("math", 1)]  # gsm8k unchanged: left out
     assert rows[1]["dataset/math/count"] == 1 and "dataset/gsm8k/count" not in rows[1]
     assert rows[1]["cost/total_cost"] == pytest.approx(0.52)
-    # Prometheus (CUMULATIVE) still gets every series at every scrape.
+    # Prometheus (CUMULATIVE) gets every series at every scrape, the histograms merged in.
     samples = [line for line in text.splitlines() if line.startswith("grpo_samples_total{")]
     assert any('grpo_source="gsm8k"' in line for line in samples)
     assert any('grpo_source="math"' in line for line in samples)
+    assert any(line.startswith("grpo_executor_duration_seconds_count{") for line in text.splitlines())

@@ -327,7 +327,7 @@ def test_a_step_end_never_waits_for_calls_the_trainer_did_not_wait_for(ray_clust
         ray.cancel(background, force=True)
     assert max(ends) < 1.5, ends  # with the calls above in flight: each end takes milliseconds
     assert [row["train/step"] for row in rows] == [1, 2, 3, 4]
-    assert [row["dataset/gsm8k/count"] for row in rows] == [2, 2, 1, 1]
+    assert [row.get("dataset/gsm8k/count") for row in rows] == [2, 2, 1, 1], rows
     assert not any("dataset/math/count" in row or "dataset/background/count" in row for row in rows)
     by_step = {row["train/step"]: row for row in rows}
     assert by_step[2]["cost/executor_calls"] == 4 and by_step[2]["judge/total_calls"] == 4

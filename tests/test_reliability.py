@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import otel_grpo
+from otel_grpo.recording.totals import RunTotals
 from otel_grpo.tools.runreader import read_run
 
 pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
@@ -173,7 +174,7 @@ class _Trainerish:
         return n * 2.0
 
 
-@pytest.mark.parametrize("fault", ["wandb.log", "rollup", "collection"])
+@pytest.mark.parametrize("fault", ["wandb.log", "rollup", "summary"])
 def test_exporter_faults_are_logged_once_counted_and_never_reach_the_trainer(tmp_path, monkeypatch, caplog, fault):
     import otel_grpo.exporters.wandb_exporter as wandb_exporter
 
@@ -189,7 +190,7 @@ def test_exporter_faults_are_logged_once_counted_and_never_reach_the_trainer(tmp
     elif fault == "rollup":
         monkeypatch.setattr(wandb_exporter, "window_row", boom)
     else:
-        monkeypatch.setattr(tel.providers.step_reader, "collect_delta", boom)
+        monkeypatch.setattr(RunTotals, "snapshot", boom)
     caplog.set_level(logging.WARNING)
     results = [trainer.step(n) for n in (2, 3, 4)]
     assert results == [4.0, 6.0, 8.0]

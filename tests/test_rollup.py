@@ -1,184 +1,124 @@
-"""The rollup on synthetic ``MetricsData``: every SPEC key family, empty denominators omitted, no WandB.
+"""The rollup on hand-built window summaries: every SPEC key family, empty denominators omitted, no WandB.
 
-The data points are built by hand, the way the recorder's instruments publish them (the
-attribute keys and instrument names of :mod:`otel_grpo.semconv`), so every expected
-value below is worked out from the numbers in this file.
+The summaries are built by hand, the way the recorder closes a window (per-series sums of the
+window, a snapshot of the run totals), so every expected value below is worked out from the
+numbers in this file. The rollup is pure: no tracker, no SDK, no recorder.
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
-from collections.abc import Iterable, Sequence
+from types import MappingProxyType
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_grpo import keys
 from otel_grpo import semconv as sc
 from otel_grpo.config import WandbConfig
-from otel_grpo.exporters import rollup, totals
-from otel_grpo.exporters.rollup import RunTotals, SourceFigures, WindowEnd, accumulate, flatten, window_row
-from otel_grpo.exporters.step_reader import StepMetricReader
+from otel_grpo.exporters import rollup
+from otel_grpo.exporters.rollup import SourceFigures, window_row
 from otel_grpo.exporters.wandb_exporter import WandbStepExporter
+from otel_grpo.summary import ExecStats, RunSnapshot, SampleStats, WindowSummary
 
-GAUGES = {sc.REWARD_MIN[0], sc.REWARD_MAX[0], sc.TRAIN_SCALAR[0]}
 HEALTH = {sc.HEALTH_ROWS_WRITTEN: 1, sc.HEALTH_ROWS_DROPPED: 0, sc.HEALTH_EXPORT_ERRORS: 0}
+SCORER = {name: index for index, name in enumerate(sc.SCORERS)}
 
 
-# --- synthetic MetricsData ---------------------------------------------------------------------
-def _hist_point(attrs: dict, observations: Sequence[float]) -> HistogramDataPoint:
-    bounds = sc.DURATION_BUCKETS_S if max(observations) < 100 else sc.TOKEN_BUCKETS
+# --- hand-built summaries ------------------------------------------------------------------------
+def stats(
+    n: int, correct: int, reward_sum: float, correctness_sum: float, low: float, high: float, **by: tuple[int, int]
+) -> SampleStats:
+    """One series' sums; ``by``: scorer=(samples, correct) (default: all scored by rule)."""
+    by = by or {sc.SCORED_BY_RULE: (n, correct)}
+    by_scorer = [0] * (2 * len(sc.SCORERS))
+    for scorer, (count, good) in by.items():
+        by_scorer[SCORER[scorer]] = count
+        by_scorer[len(sc.SCORERS) + SCORER[scorer]] = good
+    return SampleStats(n, correct, reward_sum, correctness_sum, low, high, by_scorer)
+
+
+def runs(ok: int, failed: int, cost: float, invalid: int = 0) -> ExecStats:
+    return ExecStats(runs=ok + failed, ok=ok, cost=cost, invalid_cost=invalid)
+
+
+def buckets(observations: list[float], bounds: tuple[float, ...] = sc.DURATION_BUCKETS_S) -> tuple:
     counts = [0] * (len(bounds) + 1)
     for value in observations:
         counts[next((i for i, bound in enumerate(bounds) if value <= bound), len(bounds))] += 1
-    return HistogramDataPoint(
-        attributes=attrs,
-        start_time_unix_nano=0,
-        time_unix_nano=1,
-        count=len(observations),
-        sum=sum(observations),
-        bucket_counts=counts,
-        explicit_bounds=bounds,
-        min=min(observations),
-        max=max(observations),
+    return bounds, tuple(counts)
+
+
+def summary(
+    split: str = sc.SPLIT_TRAIN,
+    step: int = 1,
+    *,
+    ok: bool = True,
+    samples: dict | None = None,
+    executions: dict | None = None,
+    judge_outcomes: dict | None = None,
+    judge_cost: dict | None = None,
+    groups: dict | None = None,
+    scalars: dict | None = None,
+    carried: tuple[float, bool] = (0.0, False),
+    run: RunSnapshot | None = None,
+) -> WindowSummary:
+    return WindowSummary(
+        split=split,
+        step=step,
+        ok=ok,
+        samples=MappingProxyType(samples or {}),
+        executions=MappingProxyType(executions or {}),
+        judge_outcomes=MappingProxyType(judge_outcomes or {}),
+        judge_cost=MappingProxyType(judge_cost or {}),
+        groups=MappingProxyType(groups or {}),
+        scalars=MappingProxyType(scalars or {}),
+        sample_rows=(),
+        carried_cost=carried,
+        run=run or RunSnapshot(),
     )
 
 
-def metrics_data(points: Iterable[tuple[tuple[str, str, str], dict, float | list[float]]]) -> MetricsData:
-    """``(instrument, attributes, value)`` -> one ``MetricsData``: a list value is a histogram's observations."""
-    by_name: dict[str, list] = {}
-    for instrument, attrs, value in points:
-        by_name.setdefault(instrument[0], []).append((attrs, value))
-    metrics = []
-    for name, items in by_name.items():
-        data: Sum | Gauge | Histogram
-        if isinstance(items[0][1], list):
-            data = Histogram([_hist_point(a, v) for a, v in items], AggregationTemporality.DELTA)
-        else:
-            numbers = [
-                NumberDataPoint(attributes=a, start_time_unix_nano=0, time_unix_nano=1, value=v) for a, v in items
-            ]
-            data = Gauge(numbers) if name in GAUGES else Sum(numbers, AggregationTemporality.DELTA, True)
-        metrics.append(Metric(name=name, description=None, unit=None, data=data))
-    scope = ScopeMetrics(InstrumentationScope(sc.METER_NAME), metrics, "")
-    return MetricsData([ResourceMetrics(Resource.create({}), [scope], "")])
+def train_step_summary() -> WindowSummary:
+    """Step 3: gsm8k/math/humaneval samples, executor runs, judge evaluations, groups, scalars, latencies.
 
-
-def at(split: str, source: str, ptype: str | None = None, **extra: str) -> dict:
-    attrs = {sc.ATTR_SPLIT: split, sc.ATTR_SOURCE: source, **extra}
-    if ptype is not None:
-        attrs[sc.ATTR_PROBLEM_TYPE] = ptype
-    return attrs
-
-
-def samples(
-    split: str,
-    source: str,
-    ptype: str,
-    n: int,
-    correct: int,
-    reward_sum: float,
-    correctness_sum: float,
-    low: float | None = None,
-    high: float | None = None,
-) -> list:
-    a = at(split, source, ptype)
-    out = [
-        (sc.SAMPLES, a, n),
-        (sc.SAMPLES_CORRECT, a, correct),
-        (sc.REWARD_SUM, a, reward_sum),
-        (sc.CORRECTNESS_SUM, a, correctness_sum),
-    ]
-    if low is not None:
-        out += [(sc.REWARD_MIN, a, low), (sc.REWARD_MAX, a, high)]
-    return out
-
-
-def scored(split: str, source: str, ptype: str, **by: tuple[int, int]) -> list:
-    """grpo.samples.scored_by points: scorer=(samples, correct)."""
-    out = []
-    for scorer, (n, correct) in by.items():
-        a = at(split, source, ptype, **{sc.ATTR_SCORED_BY: scorer})
-        out += [(sc.SAMPLES_SCORED_BY, a, n), (sc.SAMPLES_SCORED_BY_CORRECT, a, correct)]
-    return out
-
-
-def runs(split: str, source: str, ok: int, failed: int, cost: float) -> list:
-    return [
-        (sc.EXECUTOR_RUNS, at(split, source, **{sc.ATTR_SUCCESS: "true"}), ok),
-        (sc.EXECUTOR_RUNS, at(split, source, **{sc.ATTR_SUCCESS: "false"}), failed),
-        (sc.EXECUTOR_COST, at(split, source), cost),
-    ]
-
-
-def judged(source: str, outcome: str, verdict: str, n: int, split: str = sc.SPLIT_TRAIN) -> tuple:
-    return (
-        sc.JUDGE_EVALUATIONS,
-        at(split, source, **{sc.ATTR_JUDGE_OUTCOME: outcome, sc.ATTR_JUDGE_VERDICT: verdict}),
-        n,
+    The run has had only this step, so its totals are this step's figures.
+    """
+    judge = {sc.OUTCOME_SUCCESS: 3, sc.OUTCOME_PARSE_FAILURE: 1, sc.OUTCOME_API_FAILURE: 1}
+    return summary(
+        step=3,
+        samples={
+            ("gsm8k", "math"): stats(4, 3, 3.2, 3.0, 0.2, 1.0, judge=(2, 2), rule=(1, 1), judge_failed=(1, 0)),
+            ("math", "math"): stats(2, 0, 0.5, 0.4, 0.0, 0.5, not_scored=(1, 0), judge_failed=(1, 0)),
+            ("humaneval", "code"): stats(2, 1, 1.0, 1.0, 0.0, 1.0, rule=(2, 1)),
+        },
+        executions={"gsm8k": runs(4, 0, 0.4), "math": runs(1, 1, 0.2, invalid=1), "humaneval": runs(2, 0, 0.6)},
+        judge_outcomes=judge,
+        judge_cost={"gsm8k": 0.05},
+        groups={"gsm8k": (2, 1), "math": (1, 0)},
+        scalars={"loss": 0.5, "kl_div": 0.01, "accuracy": 99.0},  # a computed name: never copied
+        run=RunSnapshot(
+            judge_outcomes=judge,
+            judge_verdicts={sc.VERDICT_CORRECT: 2, sc.VERDICT_INCORRECT: 1},
+            judge_by_source={"gsm8k": (3, 3), "math": (1, 0), "humaneval": (1, 0)},
+            judge_requests=7,
+            judge_cost=0.05,
+            judge_tokens={"input": 300, "output": 40},
+            judge_latency=buckets([0.05] * 4),  # all in (0.0465, 0.0674]
+            executor_latency=buckets([0.2, 0.3]),  # in (0.142, 0.205] and (0.298, 0.432]
+            executor_runs=8,
+            executor_cost=1.2,
+            invalid_costs=1,
+            executor_llm_requests=3,
+            train_cost=1.25,
+            train_correct=4,
+            judged_samples=5,
+        ),
     )
 
 
-def train_step_points() -> list:
-    """Step 3: gsm8k/math/humaneval samples, executor runs, judge evaluations, groups, scalars, latencies."""
-    t = sc.SPLIT_TRAIN
-    return [
-        *samples(t, "gsm8k", "math", 4, 3, 3.2, 3.0, 0.2, 1.0),
-        *samples(t, "math", "math", 2, 0, 0.5, 0.4, 0.0, 0.5),
-        *samples(t, "humaneval", "code", 2, 1, 1.0, 1.0, 0.0, 1.0),
-        *scored(t, "gsm8k", "math", judge=(2, 2), rule=(1, 1), judge_failed=(1, 0)),
-        *scored(t, "math", "math", not_scored=(1, 0), judge_failed=(1, 0)),
-        *scored(t, "humaneval", "code", rule=(2, 1)),
-        *runs(t, "gsm8k", 4, 0, 0.4),
-        *runs(t, "math", 1, 1, 0.2),
-        *runs(t, "humaneval", 2, 0, 0.6),
-        (sc.EXECUTOR_COST_INVALID, at(t, "math"), 1),
-        (sc.GROUPS, at(t, "gsm8k"), 2),
-        (sc.GROUPS_ZERO_ADVANTAGE, at(t, "gsm8k"), 1),
-        (sc.GROUPS, at(t, "math"), 1),
-        (sc.GROUPS_ZERO_ADVANTAGE, at(t, "math"), 0),
-        judged("gsm8k", sc.OUTCOME_SUCCESS, sc.VERDICT_CORRECT, 2),
-        judged("gsm8k", sc.OUTCOME_SUCCESS, sc.VERDICT_INCORRECT, 1),
-        judged("math", sc.OUTCOME_PARSE_FAILURE, sc.VERDICT_NONE, 1),
-        judged("humaneval", sc.OUTCOME_API_FAILURE, sc.VERDICT_NONE, 1),
-        (sc.JUDGE_REQUESTS, at(t, "humaneval"), 7),
-        (sc.JUDGE_COST, at(t, "gsm8k"), 0.05),
-        (sc.EXECUTOR_LLM_REQUESTS, at(t, "gsm8k"), 3),
-        (sc.JUDGE_DURATION, at(t, "gsm8k"), [0.05] * 4),  # all in (0.04, 0.08]
-        (sc.EXECUTOR_DURATION, at(t, "gsm8k"), [0.2, 0.3]),  # both in (0.16, 0.32]
-        (sc.GEN_AI_TOKEN_USAGE, {sc.GEN_AI_TOKEN_TYPE: "input", sc.ATTR_LLM_ROLE: "judge"}, [100.0, 200.0]),
-        (sc.GEN_AI_TOKEN_USAGE, {sc.GEN_AI_TOKEN_TYPE: "output", sc.ATTR_LLM_ROLE: "judge"}, [40.0]),
-        (sc.GEN_AI_TOKEN_USAGE, {sc.GEN_AI_TOKEN_TYPE: "input", sc.ATTR_LLM_ROLE: "executor"}, [1000.0]),
-        (sc.TRAIN_SCALAR, {sc.ATTR_SCALAR_NAME: "loss"}, 0.5),
-        (sc.TRAIN_SCALAR, {sc.ATTR_SCALAR_NAME: "kl_div"}, 0.01),
-        (sc.TRAIN_SCALAR, {sc.ATTR_SCALAR_NAME: "accuracy"}, 99.0),  # a computed name: never copied
-    ]
-
-
-def row_of(points: list, window: WindowEnd, totals: RunTotals | None = None) -> rollup.WindowRow:
-    totals = totals if totals is not None else RunTotals()
-    accumulate(totals, flatten(metrics_data(points)))
-    return window_row(totals, window, HEALTH)
-
-
-# --- the key families -------------------------------------------------------------------------
 def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_exporter_key() -> None:
-    written = row_of(train_step_points(), WindowEnd(sc.SPLIT_TRAIN, 3))
+    written = window_row(train_step_summary(), HEALTH)
     row = written.data
     expected = {
         "train/step": 3,
@@ -222,8 +162,8 @@ def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_export
         "judge/gsm8k_success_rate": 1.0,
         "judge/math_success_rate": 0.0,
         "judge/humaneval_success_rate": 0.0,
-        "judge/latency_p50_s": 0.04 + 0.04 * 2 / 4,
-        "judge/latency_p95_s": 0.04 + 0.04 * 3.8 / 4,
+        "judge/latency_p50_s": 0.0465 + (0.0674 - 0.0465) * 2 / 4,
+        "judge/latency_p95_s": 0.0465 + (0.0674 - 0.0465) * 3.8 / 4,
         "judge/input_tokens": 300,
         "judge/output_tokens": 40,
         "cost/total_cost": 1.2,
@@ -232,8 +172,8 @@ def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_export
         "cost/judge_calls": 7,
         "cost/judge_cost": 0.05,
         "cost/invalid_cost_count": 1,
-        "executor/latency_p50_s": 0.16 + 0.16 * 1 / 2,
-        "executor/latency_p95_s": 0.16 + 0.16 * 1.9 / 2,
+        "executor/latency_p50_s": 0.142 + (0.205 - 0.142) * 1 / 1,  # rank 1 of 2: the first bucket's top
+        "executor/latency_p95_s": 0.298 + (0.432 - 0.298) * 0.9 / 1,
         "executor/llm_requests": 3,
         "exporter/rows_written": 1,
         "exporter/rows_dropped": 0,
@@ -278,17 +218,25 @@ def test_a_train_row_has_every_train_dataset_grpo_judge_cost_executor_and_export
 
 
 def test_a_validation_row_has_the_val_keys_and_no_train_step_keys() -> None:
-    v = sc.SPLIT_VAL
-    points = [
-        *samples(v, "gsm8k", "math", 2, 1, 1.5, 1.4),
-        *samples(v, "mmlu", "qa", 2, 2, 2.0, 2.0),
-        *scored(v, "gsm8k", "math", rule=(2, 1)),
-        *scored(v, "mmlu", "qa", judge=(2, 2)),
-        *runs(v, "gsm8k", 2, 0, 0.02),
-        *runs(v, "mmlu", 1, 1, 0.04),
-        judged("mmlu", sc.OUTCOME_SUCCESS, sc.VERDICT_CORRECT, 1, split=v),
-    ]
-    written = row_of(points, WindowEnd(v, 3))
+    judge = {sc.OUTCOME_SUCCESS: 1}
+    window = summary(
+        sc.SPLIT_VAL,
+        3,
+        samples={
+            ("gsm8k", "math"): stats(2, 1, 1.5, 1.4, 0.5, 1.0),
+            ("mmlu", "qa"): stats(2, 2, 2.0, 2.0, 1.0, 1.0, judge=(2, 2)),
+        },
+        executions={"gsm8k": runs(2, 0, 0.02), "mmlu": runs(1, 1, 0.04)},
+        judge_outcomes=judge,
+        run=RunSnapshot(
+            judge_outcomes=judge,
+            judge_verdicts={sc.VERDICT_CORRECT: 1},
+            judge_by_source={"mmlu": (1, 1)},
+            executor_runs=4,
+            executor_cost=0.06,
+        ),
+    )
+    written = window_row(window, HEALTH)
     row = written.data
     assert row == pytest.approx(
         {
@@ -340,104 +288,64 @@ def test_a_validation_row_has_the_val_keys_and_no_train_step_keys() -> None:
 
 # --- empty denominators -------------------------------------------------------------------------
 def test_keys_with_an_empty_denominator_are_omitted_never_zero() -> None:
-    row = row_of([], WindowEnd(sc.SPLIT_TRAIN, 1)).data
+    row = window_row(summary(step=1), HEALTH).data
     assert row == {"train/step": 1, "exporter/rows_written": 1, "exporter/rows_dropped": 0, "exporter/export_errors": 0}
-    assert row_of([], WindowEnd(sc.SPLIT_VAL, 1)) == rollup.WindowRow()  # a pass with no sample: no row
+    assert window_row(summary(sc.SPLIT_VAL), HEALTH) == rollup.WindowRow()  # a pass with no sample: no row
 
-    # judge evaluations without a verdict: no correct_ratio; groups that never closed: no grpo/ keys;
-    # samples with no min/max gauge: no min/max; judge requests alone: cost/judge_calls, no cost/total_cost
-    t = sc.SPLIT_TRAIN
-    points = [
-        *samples(t, "gsm8k", "math", 1, 1, 1.0, 1.0),
-        judged("gsm8k", sc.OUTCOME_API_FAILURE, sc.VERDICT_NONE, 2),
-        (sc.JUDGE_REQUESTS, at(t, "gsm8k"), 2),
-        (sc.GROUPS, at(t, "gsm8k"), 0),
-    ]
-    row = row_of(points, WindowEnd(t, 2)).data
+    # judge evaluations without a verdict: no correct_ratio; no groups: no grpo/ keys; a reward-only sample:
+    # no execution or cost figure; judge requests alone: cost/judge_calls, no cost/total_cost
+    window = summary(
+        step=2,
+        samples={("gsm8k", "math"): stats(1, 1, 1.0, 1.0, 1.0, 1.0)},
+        judge_outcomes={sc.OUTCOME_API_FAILURE: 2},
+        run=RunSnapshot(
+            judge_outcomes={sc.OUTCOME_API_FAILURE: 2}, judge_by_source={"gsm8k": (2, 0)}, judge_requests=2
+        ),
+    )
+    row = window_row(window, HEALTH).data
     assert "judge/correct_ratio" not in row and row["judge/correct_predictions"] == 0
     assert not [k for k in row if k.startswith("grpo/")]
-    assert "train/min_reward" not in row and "train/max_reward" not in row
     assert "cost/total_cost" not in row and "cost/avg_cost_per_sample" not in row and row["cost/judge_calls"] == 2
     assert not [k for k in row if "latency" in k or k.endswith("_tokens")]
+    assert not [k for k in row if k.endswith(("avg_cost", "exec_success_rate", "cost_per_correct", "step_cost"))]
     assert row["judge/step_api_failure_rate"] == 1.0
 
 
-# --- windows and running totals ---------------------------------------------------------------------
-def test_cumulative_families_add_up_across_windows_and_step_families_do_not() -> None:
-    totals = RunTotals()
-    t = sc.SPLIT_TRAIN
-    first = row_of(
-        [
-            judged("gsm8k", sc.OUTCOME_SUCCESS, sc.VERDICT_CORRECT, 3),
-            *runs(t, "gsm8k", 3, 0, 0.3),
-            *samples(t, "gsm8k", "math", 3, 3, 3.0, 3.0),
-        ],
-        WindowEnd(t, 1),
-        totals,
-    ).data
-    second = row_of(
-        [
-            judged("math", sc.OUTCOME_PARSE_FAILURE, sc.VERDICT_NONE, 1),
-            *runs(t, "math", 1, 0, 0.1),
-            *samples(t, "math", "math", 1, 0, 0.0, 0.0),
-        ],
-        WindowEnd(t, 2),
-        totals,
-    ).data
-    assert first["judge/total_calls"] == 3 and second["judge/total_calls"] == 4
-    assert second["judge/success_rate"] == 0.75 and second["judge/step_success_rate"] == 0.0
-    assert second["judge/gsm8k_success_rate"] == 1.0 and second["judge/math_success_rate"] == 0.0
-    assert second["cost/total_cost"] == pytest.approx(0.4) and second["cost/executor_calls"] == 4
-    assert "dataset/gsm8k/count" not in second and second["dataset/math/count"] == 1
+def test_a_raised_step_writes_no_row() -> None:
+    window = summary(step=1, ok=False, samples={("gsm8k", "math"): stats(5, 5, 5.0, 5.0, 1.0, 1.0)})
+    assert window_row(window, HEALTH) == rollup.WindowRow()
 
 
-def test_a_raised_or_skipped_step_writes_nothing_but_its_cost_and_judge_calls_count() -> None:
-    totals = RunTotals()
-    t = sc.SPLIT_TRAIN
-    raised = row_of(
-        [
-            *samples(t, "gsm8k", "math", 5, 5, 5.0, 5.0),
-            *runs(t, "gsm8k", 5, 0, 0.5),
-            judged("gsm8k", sc.OUTCOME_API_FAILURE, sc.VERDICT_NONE, 1),
-        ],
-        WindowEnd(t, 1, ok=False),
-        totals,
+def test_step_cost_counts_every_attempt_of_the_step_and_is_omitted_when_nothing_carried_a_cost() -> None:
+    gsm8k = {("gsm8k", "math"): stats(2, 1, 1.0, 1.0, 0.0, 1.0)}
+    window = summary(
+        step=2,
+        samples=gsm8k,
+        executions={"gsm8k": runs(2, 0, 0.5)},
+        judge_cost={"gsm8k": 0.01},
+        carried=(0.3 + 0.02, True),  # an attempt of step 2 that raised
+        run=RunSnapshot(executor_runs=4, executor_cost=0.8, train_cost=0.83, train_correct=1),
     )
-    assert raised == rollup.WindowRow()
-    skipped = row_of([*samples(t, "gsm8k", "math", 1, 1, 1.0, 1.0)], WindowEnd(t, 1, write=False), totals)
-    assert skipped == rollup.WindowRow()
-    row = row_of([*samples(t, "math", "math", 2, 1, 1.0, 1.0)], WindowEnd(t, 2), totals).data
-    assert row["train/count_math"] == 2 and "dataset/gsm8k/count" not in row  # no leak from either
-    assert row["cost/total_cost"] == 0.5 and row["judge/total_calls"] == 1
-    assert "judge/step_api_failure_rate" not in row
+    row = window_row(window, HEALTH).data
+    assert row["cost/step_cost"] == pytest.approx(0.3 + 0.02 + 0.5 + 0.01)
+    assert row["cost/cost_per_correct"] == pytest.approx(0.83)
+    # this row's executor + priced judge cost (not the raised attempt's)
+    assert row["dataset/gsm8k/cost_per_correct"] == pytest.approx(0.5 + 0.01)
+    assert "train/judge_share" not in row  # no judge evaluation yet in the run
+    reward_only = window_row(summary(step=3, samples=gsm8k), HEALTH).data
+    assert "cost/step_cost" not in reward_only
+    carried_only = window_row(summary(step=3, samples=gsm8k, carried=(0.0, True)), HEALTH).data
+    assert carried_only["cost/step_cost"] == 0.0  # an attempt ran an executor (free): the step carried a cost
 
 
-def test_gauges_report_the_last_window_and_are_replaced_not_added() -> None:
-    totals = RunTotals()
-    t = sc.SPLIT_TRAIN
-    loss = (sc.TRAIN_SCALAR, {sc.ATTR_SCALAR_NAME: "loss"}, 2.0)
-    row_of([*samples(t, "gsm8k", "math", 1, 1, 1.0, 1.0, 1.0, 1.0), loss], WindowEnd(t, 1), totals)
-    row = row_of([*samples(t, "gsm8k", "math", 1, 0, 0.0, 0.0)], WindowEnd(t, 2), totals).data
-    assert "train/loss" not in row and "train/min_reward" not in row
-
-
-def test_flatten_turns_sdk_points_into_numbers_and_buckets() -> None:
-    points = flatten(
-        metrics_data(
-            [(sc.SAMPLES, at("train", "gsm8k", "math"), 2), (sc.JUDGE_DURATION, at("train", "gsm8k"), [0.05, 0.5])]
-        )
-    )
-    by_name = {p.name: p for p in points}
-    assert by_name[sc.SAMPLES[0]].value == 2
-    hist = by_name[sc.JUDGE_DURATION[0]].value
-    assert isinstance(hist, rollup.Hist) and hist.count == 2 and hist.total == pytest.approx(0.55)
-    assert hist.bounds == sc.DURATION_BUCKETS_S and sum(hist.counts) == 2
-    assert flatten(None) == []
+def test_latency_quantiles_are_bucket_estimates_and_none_without_values() -> None:
     assert rollup.quantile((1.0, 2.0), [0, 0, 0], 0.5) is None
+    assert rollup.quantile((1.0, 2.0), [0, 2, 0], 0.5) == 1.5
+    assert rollup.quantile((1.0, 2.0), [0, 0, 3], 0.95) == 2.0  # above the last bound: the last bound
 
 
-@pytest.mark.parametrize("module", [rollup, totals])
-def test_the_rollup_imports_no_wandb(module: object) -> None:
+@pytest.mark.parametrize("module", [rollup])
+def test_the_rollup_imports_no_wandb_and_no_recorder(module: object) -> None:
     tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
@@ -445,50 +353,17 @@ def test_the_rollup_imports_no_wandb(module: object) -> None:
     assert imported and not forbidden, forbidden
 
 
-# --- the push path: reader -> exporter ------------------------------------------------------------------
-def test_the_step_reader_pushes_each_window_to_the_exporter_which_writes_its_row() -> None:
-    reader = StepMetricReader()
-    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({}))
-    exporter = WandbStepExporter(reader, WandbConfig(mode="disabled"))
-    pushed: list[tuple[float, WindowEnd]] = []
-    exporter.row_listeners.append(lambda row, window: pushed.append((row["cost/total_cost"], window)))
-    meter = provider.get_meter("test")
-    cost = meter.create_counter(sc.EXECUTOR_COST[0])
-    executor_runs = meter.create_counter(sc.EXECUTOR_RUNS[0])
-    try:
-        for step in (1, 2):
-            cost.add(0.25, at("train", "gsm8k"))
-            executor_runs.add(1, at("train", "gsm8k", **{sc.ATTR_SUCCESS: "true"}))
-            exporter.on_window_end(sc.SPLIT_TRAIN, step, True, samples=[("gsm8k", "math", 1.0)])
-        # data pushed with no window end (another reader's export) is in the totals of the next row
-        exporter.export(metrics_data(runs("train", "gsm8k", 1, 0, 1.0)))
-        exporter.on_window_end(sc.SPLIT_TRAIN, 3, True)
-    finally:
-        provider.shutdown()
-    assert [(c, w.step) for c, w in pushed] == [(0.25, 1), (0.5, 2), (1.5, 3)]
-    assert pushed[0][1].samples == (("gsm8k", "math", 1.0),)
-    assert exporter.health[sc.HEALTH_ROWS_WRITTEN] == 3 and exporter.rows[-1]["cost/executor_calls"] == 3
+# --- the write path: summary -> exporter ----------------------------------------------------------------
+def test_the_exporter_writes_one_row_per_summary_and_counts_it() -> None:
+    exporter = WandbStepExporter(WandbConfig(mode="disabled", log_frequency=2))
+    pushed: list[tuple[int, WindowSummary]] = []
+    exporter.row_listeners.append(lambda row, window: pushed.append((row["train/step"], window)))
+    gsm8k = {("gsm8k", "math"): stats(1, 1, 1.0, 1.0, 1.0, 1.0)}
+    for step in (1, 2, 3, 4):
+        exporter.write(summary(step=step, samples=gsm8k, run=RunSnapshot(executor_runs=step)))
+    exporter.write(summary(step=5, ok=False, samples=gsm8k))  # raised: no row
+    exporter.write(summary(sc.SPLIT_VAL, 4, samples=gsm8k))
+    assert [step for step, _ in pushed] == [2, 4, 4]  # log_frequency 2; validation rows always
+    assert exporter.health[sc.HEALTH_ROWS_WRITTEN] == 3 and exporter.rows[-1]["exporter/rows_written"] == 3
+    assert exporter.rows[1]["cost/executor_calls"] == 4
     assert list(SourceFigures.__dataclass_fields__) == ["source", *keys.DATASET_FIGURES]
-
-
-def test_step_cost_counts_every_attempt_of_the_step_and_cost_per_correct_all_train_spend() -> None:
-    t = sc.SPLIT_TRAIN
-    totals = RunTotals()
-    attempt = [*runs(t, "gsm8k", 2, 0, 0.3), (sc.JUDGE_COST, at(t, "gsm8k"), 0.02)]
-    assert row_of(attempt, WindowEnd(t, 2, ok=False), totals).data == {}  # the attempt that raised: no row
-    retried = [
-        *samples(t, "gsm8k", "math", 2, 1, 1.0, 1.0, 0.0, 1.0),
-        *scored(t, "gsm8k", "math", rule=(2, 1)),
-        *runs(t, "gsm8k", 2, 0, 0.5),
-        (sc.JUDGE_COST, at(t, "gsm8k"), 0.01),
-        (sc.JUDGE_COST, at(sc.SPLIT_VAL, "gsm8k"), 9.0),  # validation spend stays in val/*
-        (sc.EXECUTOR_COST, at(sc.SPLIT_VAL, "gsm8k"), 7.0),
-    ]
-    row = row_of(retried, WindowEnd(t, 2), totals).data
-    assert row["cost/step_cost"] == pytest.approx(0.3 + 0.02 + 0.5 + 0.01)
-    assert row["cost/cost_per_correct"] == pytest.approx((0.3 + 0.02 + 0.5 + 0.01) / 1)
-    # this row's executor + priced judge cost (not the raised attempt's, not validation's)
-    assert row["dataset/gsm8k/cost_per_correct"] == pytest.approx(0.5 + 0.01)
-    assert "train/judge_share" not in row  # no judge evaluation yet in the run
-    nxt = row_of([*runs(t, "gsm8k", 1, 0, 0.1)], WindowEnd(t, 3), totals).data
-    assert nxt["cost/step_cost"] == pytest.approx(0.1)  # nothing carried twice

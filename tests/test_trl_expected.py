@@ -17,8 +17,8 @@ from tests.oracle import THRESHOLD, Oracle, norm_source
 
 OMITTED_FOR_TRL = ("avg_cost", "exec_success_rate", "val/success_rate", "cost/step_cost")
 """Key endings the section omits for TRL (no executor; the judge is unpriced in the tests)."""
-PENDING_CORE = (*OMITTED_FOR_TRL, "cost_per_correct")
-"""Keys today's rollup still writes, as 0, for reward-only samples (see the test that checks them)."""
+NO_EXECUTOR = (*OMITTED_FOR_TRL, "cost_per_correct", "cost/total_cost", "cost/executor_calls", "executor/llm_requests")
+"""Key endings a TRL run with an unpriced judge never carries (nothing was executed, nothing carried a cost)."""
 
 
 def read_calls(out: Path) -> list[list[dict[str, Any]]]:

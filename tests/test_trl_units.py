@@ -7,8 +7,8 @@ import math
 import pytest
 
 from otel_grpo.config import JudgeConfig
+from otel_grpo.instrumentation.launch import is_launcher, worker_overrides
 from otel_grpo.instrumentation.llm_http.classify import CALL_REWARD, ROLE_JUDGE, JudgeEndpoint, classify_request
-from otel_grpo.instrumentation.trl.launch import is_launcher, worker_overrides
 from otel_grpo.instrumentation.trl.scoring import FunctionCall, score_completions, scored_by
 from otel_grpo.recording.context import JudgeEvaluationState, enter_call, exit_call
 

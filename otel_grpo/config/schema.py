@@ -255,6 +255,11 @@ class InstrumentationConfig(_Section):
     """What gets wrapped in the training code, and how values are read from it."""
 
     enabled: bool = Field(default=True, description="Install the wrappers at all.")
+    http: bool = Field(
+        default=True,
+        description="Instrument the HTTP clients (httpx, httpx2, requests) for judge and executor LLM requests; "
+        "false leaves every HTTP client class alone.",
+    )
     targets: TargetsConfig = Field(default_factory=TargetsConfig)
     arguments: ArgumentsConfig = Field(default_factory=ArgumentsConfig)
     scalars: list[str] = Field(

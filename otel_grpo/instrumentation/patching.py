@@ -93,8 +93,14 @@ def is_ours(value: Any) -> bool:
     return isinstance(value, RoleFunctionWrapper)
 
 
-def patch_method(owner: type, name: str, wrapper: Wrapper, role: str) -> bool:
-    """Wrap ``owner.name`` (a class attribute) for ``role``; False if already ours or not patchable."""
+_patches: dict[tuple[type, str], tuple[str, str]] = {}  # (class, method) -> (role, origin)
+
+
+def patch_method(owner: type, name: str, wrapper: Wrapper, role: str, origin: str = "") -> bool:
+    """Wrap ``owner.name`` (a class attribute) for ``role``; False if already ours or not patchable.
+
+    ``origin`` says who asked (``targets``, ``trainer``, ``worker``), for :func:`unpatch_all`.
+    """
     current = owner.__dict__.get(name)
     if is_ours(current):
         return False
@@ -105,11 +111,13 @@ def patch_method(owner: type, name: str, wrapper: Wrapper, role: str) -> bool:
         logger.warning("otel-grpo: cannot wrap %s.%s (%s); it is not recorded", owner.__qualname__, name, exc)
         return False
     installed._self_otel_inherited = inherited
+    _patches[(owner, name)] = (role, origin)
     return True
 
 
 def unpatch_method(owner: type, name: str) -> bool:
     """Restore ``owner.name`` if otel-grpo's wrapper is the one in the class ``__dict__``."""
+    _patches.pop((owner, name), None)
     current = owner.__dict__.get(name)
     if not isinstance(current, RoleFunctionWrapper):
         return False
@@ -120,4 +128,22 @@ def unpatch_method(owner: type, name: str) -> bool:
     return True
 
 
-__all__ = ["RoleFunctionWrapper", "is_ours", "patch_method", "unpatch_method"]
+def unpatch_all(origin: str) -> int:
+    """Restore every method patched for ``origin``; how many."""
+    mine = [key for key, (_role, where) in list(_patches.items()) if where == origin]
+    for owner, name in reversed(mine):
+        unpatch_method(owner, name)
+    return len(mine)
+
+
+def patched_methods() -> list[tuple[str, str, str]]:
+    """``(module, Class.method, role)`` of every method otel-grpo has wrapped in this process.
+
+    Ray worker processes wrap the same methods (see :mod:`otel_grpo.instrumentation.ray`).
+    """
+    return [
+        (owner.__module__, f"{owner.__qualname__}.{name}", role) for (owner, name), (role, _) in list(_patches.items())
+    ]
+
+
+__all__ = ["RoleFunctionWrapper", "is_ours", "patch_method", "patched_methods", "unpatch_all", "unpatch_method"]

@@ -76,16 +76,6 @@ def target_appeared(role: str) -> None:
         _Report.appeared.add(role)
 
 
-def _in_ray_worker() -> bool:
-    """A Ray worker imports only what its calls need: it does not judge the driver's targets."""
-    try:
-        from otel_grpo.instrumentation.ray.worker import is_worker_process
-
-        return is_worker_process()
-    except Exception:  # noqa: BLE001
-        return False
-
-
 def _claim_target_warning(role: str) -> bool:
     """True once per role not yet instrumented nor warned about (the caller warns)."""
     with _Report.lock:
@@ -105,7 +95,7 @@ def check_targets(at_exit: bool) -> list[str]:
     with _Report.lock:
         done = _Report.appeared | _Report.target_warned | {TRAIN_STEP_ROLE}  # train_step: warn_if_no_train_step
         pending = {r: t for r, t in _Report.watched.items() if r not in done}
-    if not pending or _in_ray_worker():
+    if not pending:  # a Ray worker watches no targets: it imports only what its calls need
         return []
     warned = []
     for role, target in sorted(pending.items()):

@@ -139,7 +139,7 @@ class LabelGuard:
         return label
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class SampleState:
     """What has been recorded so far for the sample served in this context."""
 
@@ -148,11 +148,16 @@ class SampleState:
     group: Any = None
     executed: bool = False
     execution_ok: bool = True
-    recorded: bool = False
-    window: Any = None
+    recorded: bool = False  # counted (scored, or unscored at its window's close): never counted again
+    rewarded: bool = False  # a reward computation claimed it
+    window: Any = None  # the window its execution is pending in
     judge_evaluations: int = 0  # judge evaluations made while serving this sample
     judge_succeeded: bool = False  # at least one of them read a verdict
-    extra: dict[str, Any] = field(default_factory=dict)
+    judge_outcome: str | None = None  # the last one's outcome (for the per-sample table)
+    problem_key: Any = None  # stable hash of the problem its executor run was given
+    answer_key: Any = None  # stable hash of the answer its executor run returned
+    cost: float | None = None  # its executor run's cost (for the per-sample table)
+    latency: float | None = None  # its executor run's wall time (for the per-sample table)
 
     def scorer(self) -> int:
         """Index into ``semconv.SCORERS`` of what scored this sample.

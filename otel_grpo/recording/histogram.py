@@ -1,15 +1,15 @@
 """Explicit-bucket histograms kept as plain per-series bucket counts: no SDK call per value.
 
 One value costs a ``bisect`` and a few additions under a lock (well under a microsecond),
-where an SDK ``Histogram.record`` with attributes costs several. The readers that export
-the histogram (the step reader, OTLP, the Prometheus endpoint) turn :meth:`BucketHistogram.snapshot`
-into real OpenTelemetry ``HistogramDataPoint`` s at collection time
-(:mod:`otel_grpo.exporters.preaggregated`), with the same name, unit, attributes and
-bucket boundaries as the SDK instrument would have: dashboards cannot tell the difference.
+where an SDK ``Histogram.record`` with attributes costs several. The readers otel-grpo builds
+(OTLP, the Prometheus endpoint) turn :meth:`BucketHistogram.snapshot` into real OpenTelemetry
+``HistogramDataPoint`` s at collection time (:mod:`otel_grpo.exporters.preaggregated`), with
+the same name, unit, attributes and bucket boundaries as the SDK instrument would have:
+dashboards cannot tell the difference. The WandB rows read :meth:`BucketHistogram.merged`.
 
-:class:`SdkHistogram` has the same ``record`` signature over an SDK instrument, for
-providers whose readers otel-grpo does not control (``opentelemetry-instrument``, extra
-readers passed to ``setup``).
+When a reader otel-grpo did not build is attached (``opentelemetry-instrument``, readers
+passed to ``setup``), each histogram also records into a *mirror* SDK instrument, so that
+reader sees it too.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
-from opentelemetry.metrics import Histogram, Observation
+from opentelemetry.metrics import Histogram
 
 Spec = tuple[str, str, str]  # (instrument name, unit, description), as in otel_grpo.semconv
 
@@ -35,13 +35,6 @@ class HistogramPoint(NamedTuple):
     count: int  # type: ignore[assignment]  # the data point's field name, shadowing tuple.count
     min: float
     max: float
-
-
-class LatencyHistogram(Protocol):
-    """What the recorder records into: one value with the values of the instrument's attributes."""
-
-    def record(self, value: float, key: tuple[str, ...]) -> None:
-        """Record ``value`` in the series whose attribute values are ``key``."""
 
 
 class _Series:
@@ -60,14 +53,22 @@ class BucketHistogram:
 
     Bucket ``i`` counts values in ``(bounds[i-1], bounds[i]]`` (upper bound inclusive), the
     last one values above ``bounds[-1]``. ``attribute_names`` name the values of each
-    series key, in order.
+    series key, in order. With ``mirror`` (an SDK ``Histogram``: a reader otel-grpo did not
+    build is attached, which cannot merge these counts) each value is also recorded there.
     """
 
-    def __init__(self, spec: Spec, bounds: Sequence[float], attribute_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        bounds: Sequence[float],
+        attribute_names: Sequence[str],
+        mirror: Histogram | None = None,
+    ) -> None:
         self.name, self.unit, self.description = spec
         self.bounds: tuple[float, ...] = tuple(float(b) for b in bounds)
         self.attribute_names = tuple(attribute_names)
         self.start_time_ns = time.time_ns()
+        self.mirror = mirror
         self._series: dict[tuple[str, ...], _Series] = {}
         self._lock = threading.Lock()
 
@@ -85,6 +86,8 @@ class BucketHistogram:
                 series.min = value
             if value > series.max:
                 series.max = value
+        if self.mirror is not None:
+            self.mirror.record(value, dict(zip(self.attribute_names, key, strict=True)))
 
     def snapshot(self) -> list[HistogramPoint]:
         """Every series so far, cumulative since :attr:`start_time_ns`."""
@@ -95,6 +98,19 @@ class BucketHistogram:
                 for k, s in self._series.items()
             ]
 
+    def merged(self, keep: Any = None) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
+        """Every series' bucket counts summed (those whose key ``keep`` accepts); None before any value."""
+        with self._lock:
+            rows = [s.counts for k, s in self._series.items() if keep is None or keep(k)]
+        if not rows:
+            return None
+        return self.bounds, tuple(map(sum, zip(*rows, strict=True)))
+
+
+def merged_buckets(histogram: BucketHistogram) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
+    """``histogram``'s bucket counts over every series (the run-long distribution); None when empty."""
+    return histogram.merged()
+
 
 class AttributeHistogram(BucketHistogram):
     """A :class:`BucketHistogram` recorded like an SDK ``Histogram``: ``record(amount, attributes)``.
@@ -103,12 +119,15 @@ class AttributeHistogram(BucketHistogram):
     its attributes as given; series whose attributes differ only in order merge at snapshot.
     """
 
-    def __init__(self, spec: Spec, bounds: Sequence[float]) -> None:
+    def __init__(self, spec: Spec, bounds: Sequence[float], mirror: Histogram | None = None) -> None:
         super().__init__(spec, bounds, ())
+        self.attribute_mirror = mirror
 
     def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
         """Count ``amount`` in the series of ``attributes`` (an SDK ``Histogram.record`` drop-in)."""
         super().record(amount, tuple(attributes.items()) if attributes else ())
+        if self.attribute_mirror is not None:
+            self.attribute_mirror.record(amount, dict(attributes or {}))
 
     def snapshot(self) -> list[HistogramPoint]:
         """Every series so far, cumulative since :attr:`start_time_ns`."""
@@ -126,44 +145,3 @@ class AttributeHistogram(BucketHistogram):
                     entry[3] = min(entry[3], series.min)
                     entry[4] = max(entry[4], series.max)
         return [HistogramPoint(dict(key), tuple(c), total, n, lo, hi) for key, (c, total, n, lo, hi) in merged.items()]
-
-
-class CounterStore:
-    """A monotonic counter kept as plain per-series sums: ``add(amount, attributes)`` like an SDK ``Counter``.
-
-    Published by an observable counter whose callback is :meth:`observe`, so every reader
-    sees it as the SDK instrument, at a dictionary update per call instead of an SDK ``add``.
-    """
-
-    def __init__(self) -> None:
-        self._values: dict[tuple, float] = {}
-        self._lock = threading.Lock()
-
-    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
-        """Add ``amount`` to the series of ``attributes``."""
-        key = tuple(attributes.items()) if attributes else ()
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + amount
-
-    def observe(self, _options: Any = None) -> Iterator[Observation]:
-        """Every series' total (series whose attributes differ only in order merged)."""
-        with self._lock:
-            items = list(self._values.items())
-        merged: dict[tuple, float] = {}
-        for key, value in items:
-            canonical = tuple(sorted(key))
-            merged[canonical] = merged.get(canonical, 0) + value
-        for key, value in merged.items():
-            yield Observation(value, dict(key))
-
-
-class SdkHistogram:
-    """:class:`LatencyHistogram` over an SDK ``Histogram`` (one SDK ``record`` per value)."""
-
-    def __init__(self, histogram: Histogram, attribute_names: Sequence[str]) -> None:
-        self._histogram = histogram
-        self._names = tuple(attribute_names)
-
-    def record(self, value: float, key: tuple[str, ...]) -> None:
-        """Record ``value`` with the attributes ``key`` names."""
-        self._histogram.record(value, dict(zip(self._names, key, strict=True)))

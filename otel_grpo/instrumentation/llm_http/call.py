@@ -24,7 +24,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_grpo import semconv
-from otel_grpo.faults import guarded, report_fault
+from otel_grpo.faults import fault_guard, guarded
 from otel_grpo.instrumentation.llm_http.classify import ROLE_JUDGE, RequestRole
 from otel_grpo.instrumentation.llm_http.errors import FAULT_KIND, request_error_type
 from otel_grpo.instrumentation.llm_http.reply import Reply, output_messages_json
@@ -142,7 +142,7 @@ class LLMCall:
         tokens_in = reply.input_tokens if reply is not None else None
         tokens_out = reply.output_tokens if reply is not None else None
         if who.role == ROLE_JUDGE and who.judge_state is not None:
-            try:
+            with fault_guard(FAULT_KIND):
                 who.judge_state.attempts.append(
                     JudgeAttempt(
                         error_type=error_type,
@@ -152,25 +152,17 @@ class LLMCall:
                         url=self.url,
                     )
                 )
-            except Exception as inner:  # noqa: BLE001 - each record is independent of the others
-                report_fault(FAULT_KIND, inner)
-        try:
+        with fault_guard(FAULT_KIND):
             self._end_span(status, reply, exc, error_type)
-        except Exception as inner:  # noqa: BLE001
-            report_fault(FAULT_KIND, inner)
-        try:
+        with fault_guard(FAULT_KIND):
             self._record_metrics(duration, reply, error_type, tokens_in, tokens_out)
-        except Exception as inner:  # noqa: BLE001
-            report_fault(FAULT_KIND, inner)
-        try:
+        with fault_guard(FAULT_KIND):
             if who.role == ROLE_JUDGE:
                 self._tel.recorder.record_judge_request(
                     error_type=error_type, input_tokens=tokens_in, output_tokens=tokens_out, source=self._source
                 )
             elif who.executor_run is not None:
                 self._tel.recorder.record_executor_llm_request(error_type=error_type, source=self._source)
-        except Exception as inner:  # noqa: BLE001
-            report_fault(FAULT_KIND, inner)
         self._notify(error_type, tokens_in, tokens_out, duration)
 
     def _notify(self, error_type: str | None, tokens_in: int | None, tokens_out: int | None, duration: float) -> None:
@@ -181,10 +173,8 @@ class LLMCall:
             self.who.role, error_type, tokens_in, tokens_out, duration, self._source, self._metric_attrs
         )
         for listener in list(request_listeners):
-            try:
+            with fault_guard(FAULT_KIND):  # a listener never breaks the request
                 listener(ended)
-            except Exception as inner:  # noqa: BLE001 - a listener never breaks the request
-                report_fault(FAULT_KIND, inner)
 
     def _end_span(
         self, status: int | None, reply: Reply | None, exc: BaseException | None, error_type: str | None

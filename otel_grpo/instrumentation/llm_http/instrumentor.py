@@ -25,7 +25,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 
 from otel_grpo.api import Telemetry
 from otel_grpo.api import get_telemetry as running_telemetry
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard, report_fault
 from otel_grpo.instrumentation.llm_http.errors import FAULT_KIND
 from otel_grpo.instrumentation.llm_http.package import _instruments
 from otel_grpo.instrumentation.llm_http.transport import SEND_WRAPPERS, SendWrapper
@@ -94,7 +94,7 @@ class LLMHTTPInstrumentor(BaseInstrumentor):
         with _Wrapped.lock:
             _Wrapped.active = False
             for cls, wrapper in reversed(_Wrapped.patched):
-                try:
+                with fault_guard(FAULT_KIND):
                     current = vars(cls).get("send")
                     if isinstance(current, wrapt.FunctionWrapper) and current._self_wrapper is wrapper:
                         unwrap(cls, "send")
@@ -104,8 +104,6 @@ class LLMHTTPInstrumentor(BaseInstrumentor):
                             "(now inert) wrapper in place",
                             cls.__qualname__,
                         )
-                except Exception as exc:  # noqa: BLE001
-                    report_fault(FAULT_KIND, exc)
             _Wrapped.patched = []
 
 
@@ -143,12 +141,10 @@ def is_http_instrumented() -> bool:
 
 
 def _on_import(module: ModuleType) -> None:
-    try:
+    with fault_guard(FAULT_KIND):
         with _Wrapped.lock:
             if _Wrapped.active:
                 _wrap_module(module)
-    except Exception as exc:  # noqa: BLE001 - a hook must not break the user's import
-        report_fault(FAULT_KIND, exc)
 
 
 def _wrap_module(module: ModuleType) -> None:
@@ -157,9 +153,7 @@ def _wrap_module(module: ModuleType) -> None:
         cls = getattr(module, cls_name, None)
         if cls is None or "send" not in vars(cls) or any(cls is done for done, _ in _Wrapped.patched):
             continue
-        try:
+        with fault_guard(FAULT_KIND):
             wrapper = make_wrapper(module, _lookup)
             wrapt.wrap_function_wrapper(cls, "send", wrapper)
             _Wrapped.patched.append((cls, wrapper))
-        except Exception as exc:  # noqa: BLE001
-            report_fault(FAULT_KIND, exc)

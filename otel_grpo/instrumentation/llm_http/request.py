@@ -43,6 +43,14 @@ class RequestLine(NamedTuple):
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
+def _normalized(line: RequestLine) -> RequestLine:
+    """``line`` with an upper-case method, a lower-case host, the scheme's default port and a path."""
+    method, scheme, host, port, path = line
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme.lower())
+    return RequestLine((method or "GET").upper(), scheme, (host or "").lower(), port, path or "/")
+
+
 @guarded(FAULT_KIND)
 def start_call(
     tel: Telemetry, describe: Callable[[], RequestLine], body_of: Callable[[], RequestBody]
@@ -52,37 +60,41 @@ def start_call(
     ``describe`` and ``body_of`` are called here, inside the fault guard; the body only
     once the request is known to be an LLM request.
     """
-    method, scheme, host, port, path = describe()
-    method = (method or "GET").upper()
-    host = (host or "").lower()
-    if port is None:
-        port = _DEFAULT_PORTS.get(scheme.lower())
-    path = path or "/"
+    line = _normalized(describe())
     endpoint = judge_endpoint(tel.config.judge)
-    who = classify_request(endpoint, method, host, port, path)
+    who = classify_request(endpoint, line.method, line.host, line.port, line.path)
     if who is None:
         return None
     request = _json_body(body_of())
     if who.role == ROLE_JUDGE and not who.genai and ("messages" in request or "prompt" in request):
         who = who._replace(genai=True)  # an OpenAI-style body at a path of its own
-    operation = _operation(path, request)
+    operation = _operation(line.path, request)
     model = request.get("model")
     if not isinstance(model, str) or not model:
         model = endpoint.model if who.role == ROLE_JUDGE else None
     source, problem_type = _labels(tel, who)
-
     metric_attrs: Attributes = {
         semconv.GEN_AI_OPERATION_NAME: operation,
-        semconv.GEN_AI_PROVIDER_NAME: endpoint.provider_for(who.role, host),
-        semconv.SERVER_ADDRESS: host,
+        semconv.GEN_AI_PROVIDER_NAME: endpoint.provider_for(who.role, line.host),
+        semconv.SERVER_ADDRESS: line.host,
         semconv.ATTR_LLM_ROLE: who.role,
         semconv.ATTR_SOURCE: source,
         semconv.ATTR_SPLIT: tel.recorder.current_split(),
     }
-    if port is not None:
-        metric_attrs[semconv.SERVER_PORT] = port
+    if line.port is not None:
+        metric_attrs[semconv.SERVER_PORT] = line.port
     if model:
         metric_attrs[semconv.GEN_AI_REQUEST_MODEL] = model
+    capture = tel.config.judge.capture_content
+    span_attrs = _span_attributes(metric_attrs, problem_type, request, capture)
+    name = f"{operation} {model}" if model else operation
+    port = f":{line.port}" if line.port is not None else ""
+    url = f"{line.scheme}://{line.host}{port}{line.path}"
+    return LLMCall.start(tel, who, name, span_attrs, metric_attrs, source, capture, url)
+
+
+def _span_attributes(metric_attrs: Attributes, problem_type: str, request: dict[str, Any], capture: bool) -> Attributes:
+    """The span's attributes: the metric attributes, the problem type, the request's settings (and messages)."""
     span_attrs: Attributes = {**metric_attrs, semconv.ATTR_PROBLEM_TYPE: problem_type}
     temperature = request.get("temperature")
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
@@ -90,14 +102,11 @@ def start_call(
     max_tokens = request.get("max_completion_tokens", request.get("max_tokens"))
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
         span_attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    capture = tel.config.judge.capture_content
     if capture:
         messages = input_messages_json(request)
         if messages is not None:
             span_attrs[semconv.GEN_AI_INPUT_MESSAGES] = messages
-    name = f"{operation} {model}" if model else operation
-    url = f"{scheme}://{host}{f':{port}' if port is not None else ''}{path}"
-    return LLMCall.start(tel, who, name, span_attrs, metric_attrs, source, capture, url)
+    return span_attrs
 
 
 def _json_body(raw: RequestBody) -> dict[str, Any]:

@@ -17,36 +17,36 @@ changes. How it works and why the rows are exact: ``docs/ray.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import wrapt
+
+from otel_grpo.instrumentation.install import register_extension
 
 _watching = False
 
 
 def _on_ray_import(module: object) -> None:
-    from otel_grpo.instrumentation import roles
+    from otel_grpo.instrumentation.pairing import set_key_hash, stable_key_hash
     from otel_grpo.instrumentation.ray.hooks import install
 
-    roles.set_key_hash(roles.stable_key_hash)  # pairs executions and rewards across processes
+    set_key_hash(stable_key_hash)  # pairs executions and rewards across processes
     install(module)
 
 
-def watch_ray(methods: Callable[[], list[tuple[str, str, str]]] | None = None) -> None:
-    """Track the trainer's Ray calls from the moment ``ray`` is (or was) imported.
+def watch_ray(_telemetry: Any = None) -> None:
+    """Track the trainer's Ray calls from the moment ``ray`` is (or was) imported (idempotent).
 
-    ``methods`` lists the ``(module, Class.method, role)`` that ``instrument_trainer``
-    wrapped, so that worker processes wrap the same methods.
+    An extension of :func:`otel_grpo.instrumentation.install.install`: every install watches.
+    Worker processes wrap the methods the driver wrapped (``patching.patched_methods``).
     """
     global _watching
-    if methods is not None:
-        from otel_grpo.instrumentation.ray.hooks import set_methods_provider
-
-        set_methods_provider(methods)
     if _watching:
         return
     _watching = True
     wrapt.register_post_import_hook(_on_ray_import, "ray")
 
+
+register_extension(watch_ray)
 
 __all__ = ["watch_ray"]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from otel_grpo import semconv
-from otel_grpo.instrumentation.roles import reward_scores
+from otel_grpo.instrumentation.pairing import reward_scores
 
 if TYPE_CHECKING:
     from otel_grpo.recording.context import SampleState
@@ -95,15 +95,15 @@ class ClaimedSample(NamedTuple):
 
 def mark_rewarded(state: SampleState) -> None:
     """``state`` has its reward (no other reward claims it)."""
-    state.extra["rewarded"] = True
+    state.rewarded = True
 
 
 def remember_keys(state: SampleState, problem_key: Any, answer_key: Any) -> None:
     """The problem and answer an execution was for (a later reward claims it by them)."""
     if problem_key is not None:
-        state.extra["problem_key"] = problem_key
+        state.problem_key = problem_key
     if answer_key is not None:
-        state.extra["answer_key"] = answer_key
+        state.answer_key = answer_key
 
 
 # --- recorder calls -------------------------------------------------------------------------------
@@ -219,6 +219,19 @@ class ExecutorLlmRequest(NamedTuple):
         r.call(self.cur, r.recorder.record_executor_llm_request, error_type=self.error_type, source=self.source)
 
 
+class JudgeLatency(NamedTuple):
+    """``record_judge_latency`` (a judge scored per batch: latency per request)."""
+
+    cur: int
+    seconds: Any
+    source: Any
+    outcome: Any
+
+    def replay(self, r: Replaying) -> None:
+        """Record the latency on the driver."""
+        r.call(self.cur, r.recorder.record_judge_latency, self.seconds, source=self.source, outcome=self.outcome)
+
+
 class HistogramValue(NamedTuple):
     """One value of a GenAI histogram (``duration`` or ``tokens``)."""
 
@@ -280,6 +293,7 @@ Event = (
     | ScoredSample
     | JudgeEvaluation
     | JudgeRequest
+    | JudgeLatency
     | ExecutorLlmRequest
     | HistogramValue
     | Workflow

@@ -30,6 +30,7 @@ import wrapt
 
 from otel_grpo.api import get_telemetry
 from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.patching import patched_methods
 from otel_grpo.instrumentation.ray.calls import RayCalls, exit_wait_s
 from otel_grpo.instrumentation.ray.nested import worker_tracker
 from otel_grpo.instrumentation.ray.worker import (
@@ -73,14 +74,8 @@ class Tracker(Protocol):
 class _Driver:
     lock = threading.Lock()
     calls: RayCalls | None = None
-    methods: Callable[[], list[tuple[str, str, str]]] = staticmethod(lambda: [])
     installed = False
     exit_hooked = False  # the exit hook was registered after Ray's own (Ray was initialized)
-
-
-def set_methods_provider(provider: Callable[[], list[tuple[str, str, str]]]) -> None:
-    """Where the workers learn which ``(module, Class.method, role)`` instrument_trainer wrapped."""
-    _Driver.methods = provider
 
 
 def active_calls() -> RayCalls | None:
@@ -94,7 +89,8 @@ def active_calls() -> RayCalls | None:
     with _Driver.lock:
         previous = calls = _Driver.calls
         if calls is None or calls.telemetry is not tel:
-            calls = _Driver.calls = RayCalls(tel, lambda: _Driver.methods())
+            calls = _Driver.calls = RayCalls(tel, patched_methods)
+            tel.shutdown_hooks.append(_at_shutdown)  # an explicit shutdown waits like the exit does
             _Driver.exit_hooked = False
         else:
             previous = None
@@ -131,6 +127,11 @@ def _close_calls(wait_s: float) -> None:
         calls.close(wait_s if alive else None)
     except Exception as exc:  # noqa: BLE001
         report_fault("Ray calls at exit", exc)
+
+
+def _at_shutdown() -> None:
+    """The telemetry is shutting down (``tel.shutdown()`` or exit): the calls still running get their wait."""
+    _close_calls(exit_wait_s())
 
 
 def _at_exit() -> None:

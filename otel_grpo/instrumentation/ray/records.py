@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from opentelemetry.metrics import NoOpMeter
-
 from otel_grpo.instrumentation.ray.events import (
     INHERIT,
     CallPayload,
@@ -28,6 +26,7 @@ from otel_grpo.instrumentation.ray.events import (
     ExecutorRun,
     HistogramValue,
     JudgeEvaluation,
+    JudgeLatency,
     JudgeRequest,
     NestedCall,
     NewSample,
@@ -35,7 +34,8 @@ from otel_grpo.instrumentation.ray.events import (
     ScoredSample,
     Workflow,
 )
-from otel_grpo.recording.context import LabelGuard, SampleState, current_sample, current_window_var
+from otel_grpo.recording.context import SampleState, current_sample, current_window_var
+from otel_grpo.recording.instruments import Histograms
 from otel_grpo.recording.recorder import Recorder
 from otel_grpo.recording.values import to_float
 
@@ -232,21 +232,8 @@ class CapturingRecorder(Recorder):
     (:meth:`claim_pending`) is left to the driver, which holds every pending execution.
     """
 
-    def __init__(
-        self,
-        *,
-        accuracy_threshold: float = 0.9,
-        labels: LabelGuard | None = None,
-        judge_prices: tuple[float, float] = (0.0, 0.0),
-        max_sample_rows: int = 16,
-    ) -> None:
-        super().__init__(
-            NoOpMeter("otel_grpo.ray_worker"),
-            accuracy_threshold=accuracy_threshold,
-            labels=labels,
-            judge_prices=judge_prices,
-            max_sample_rows=max_sample_rows,
-        )
+    def __init__(self, histograms: Histograms | None = None, **options: Any) -> None:
+        super().__init__(histograms, **options)
         self.genai_duration = _CapturedHistogram("duration")  # type: ignore[assignment]
         self.genai_tokens = _CapturedHistogram("tokens")  # type: ignore[assignment]
 
@@ -254,7 +241,7 @@ class CapturingRecorder(Recorder):
     def last_step(self) -> int | None:
         """The step of the driver's window the current call was made in."""
         window = current_window_var().get()
-        return window.step if window is not None else self._last_step
+        return window.step if window is not None else self.totals.last_step
 
     def new_sample(self, source: Any = None, problem_type: Any = None, group: Any = None) -> SampleState:
         """A sample state, also announced to the driver."""
@@ -311,7 +298,6 @@ class CapturingRecorder(Recorder):
     ) -> None:
         """Record one workflow execution (replayed on the driver)."""
         state = current_sample()
-        extra = state.extra if state is not None else {}
         _ship(
             ExecutorRun,
             portable(cost),
@@ -319,8 +305,8 @@ class CapturingRecorder(Recorder):
             portable(success),
             portable(source),
             portable(problem_type),
-            extra.get("problem_key"),
-            extra.get("answer_key"),
+            state.problem_key if state is not None else None,
+            state.answer_key if state is not None else None,
         )
         super().record_executor_run(cost, duration_s, success, source=source, problem_type=problem_type)
 
@@ -362,6 +348,11 @@ class CapturingRecorder(Recorder):
         _ship(ExecutorLlmRequest, portable(error_type), portable(source))
         super().record_executor_llm_request(error_type=error_type, source=source)
 
+    def record_judge_latency(self, seconds: Any, *, source: Any = None, outcome: str = "success") -> None:
+        """Record one judge latency (replayed on the driver)."""
+        _ship(JudgeLatency, portable(seconds), portable(source), portable(outcome))
+        super().record_judge_latency(seconds, source=source, outcome=outcome)
+
     def record_workflow(self, source: Any, reward: Any, correctness: Any = None, **details: Any) -> None:
         """Record one executed workflow in one call (replayed on the driver)."""
         _ship(
@@ -387,6 +378,7 @@ RECORDED_METHODS = (
     "record_executor_run",
     "record_judge_evaluation",
     "record_judge_request",
+    "record_judge_latency",
     "record_executor_llm_request",
     "record_workflow",
     "record_scalars",

@@ -87,12 +87,10 @@ def is_worker_process() -> bool:
 
 
 def _adopt(session: WorkerSession) -> None:
-    """Set otel-grpo up in this worker like the driver, with the capturing recorder."""
+    """Set otel-grpo up in this worker like the driver, recording with the capturing recorder."""
     from otel_grpo.api import setup
-    from otel_grpo.instrumentation import roles
-    from otel_grpo.instrumentation.auto import GrpoInstrumentor
-    from otel_grpo.instrumentation.patching import patch_method
-    from otel_grpo.instrumentation.wrappers import ROLE_WRAPPERS
+    from otel_grpo.instrumentation.install import install
+    from otel_grpo.instrumentation.pairing import set_key_hash, stable_key_hash
 
     os.environ["OTEL_GRPO_RUN_ID"] = session.run_id  # the driver's run, also in a reused worker
     config = {key: value for key, value in session.config.items() if key != "otlp"}
@@ -104,35 +102,9 @@ def _adopt(session: WorkerSession) -> None:
     config["otlp"] = otlp
     config["wandb"] = {**(config.get("wandb") or {}), "mode": "disabled"}
     config["prometheus"] = {**(config.get("prometheus") or {}), "enabled": False}
-    tel = setup(config)
-    settings = tel.config
-    tel.recorder = CapturingRecorder(
-        accuracy_threshold=settings.metrics.accuracy_threshold,
-        labels=tel.recorder.labels,
-        judge_prices=(settings.judge.price_input_per_mtok, settings.judge.price_output_per_mtok),
-        max_sample_rows=settings.wandb.dashboard.sample_table_rows,
-    )
-    roles.set_key_hash(roles.stable_key_hash)
-    GrpoInstrumentor().instrument()
-    options = settings.instrumentation
-    import wrapt
-
-    for module_name, qualname, role in session.methods:
-        if role not in ROLE_WRAPPERS or module_name == "__main__" or "<locals>" in qualname:
-            continue  # a class only the driver's script defines: it cannot be found by name here
-        wrapper = ROLE_WRAPPERS[role](options)
-        klass_path, method = qualname.rsplit(".", 1)
-
-        def patch(module: Any, klass_path: str = klass_path, method: str = method, role: str = role, w=wrapper):
-            try:
-                owner = module
-                for part in klass_path.split("."):
-                    owner = getattr(owner, part)
-                patch_method(owner, method, w, role)
-            except Exception as exc:  # noqa: BLE001
-                report_fault("Ray worker patching", exc)
-
-        wrapt.register_post_import_hook(patch, module_name)
+    tel = setup(config, recorder_class=CapturingRecorder)
+    set_key_hash(stable_key_hash)
+    install(tel, targets=True, methods=session.methods)
 
 
 _KV_NAMESPACE = b"otel_grpo"

@@ -4,7 +4,8 @@ A sample is one completion the trainer's reward functions score; see docs/trl.md
 each term maps onto TRL. Modules: :mod:`.scoring` (pure: values -> completions),
 :mod:`.calls` (the reward functions' wrappers), :mod:`.processes` (the one collective),
 :mod:`.session` (one trainer: scoring, merge, windows), :mod:`.callback` (the windows),
-:mod:`.hooks` (class wrappers, import hook), :mod:`.launch` (launchers and ranks).
+:mod:`.hooks` (class wrappers, import hook; registered with :func:`otel_grpo.instrumentation.install.install`).
+Launchers and ranks (a non-main rank writes nothing) are :mod:`otel_grpo.instrumentation.launch`.
 
 The interface to the core (the only otel-grpo calls made here):
 
@@ -27,14 +28,10 @@ The interface to the core (the only otel-grpo calls made here):
 
 from __future__ import annotations
 
-from otel_grpo.instrumentation.trl.hooks import instrument_trl_trainer, is_trl_trainer, uninstrument_trl, watch_trl
-from otel_grpo.instrumentation.trl.launch import hand_over_to_workers, worker_overrides
+from otel_grpo.instrumentation.install import register_extension, register_trainer_handler
+from otel_grpo.instrumentation.trl.hooks import attach_trainer, is_trl_trainer, uninstrument_trl, watch_trl
 
-__all__ = [
-    "hand_over_to_workers",
-    "instrument_trl_trainer",
-    "is_trl_trainer",
-    "uninstrument_trl",
-    "watch_trl",
-    "worker_overrides",
-]
+register_extension(watch_trl, targets_only=True)  # otel-grpo run: every GRPOTrainer made
+register_trainer_handler(attach_trainer)  # instrument_trainer(trainer) on a GRPOTrainer
+
+__all__ = ["attach_trainer", "is_trl_trainer", "uninstrument_trl", "watch_trl"]

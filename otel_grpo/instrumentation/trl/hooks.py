@@ -3,8 +3,10 @@
 * ``GRPOTrainer._calculate_rewards`` is wrapped on TRL's class (subclasses inherit it): for
   a trainer otel-grpo instruments, :meth:`TrlSession.score` runs around it; for any other
   it is a plain call.
-* ``GRPOTrainer.__init__`` is wrapped under ``otel-grpo run`` (:func:`watch_trl`), so every
-  trainer, of TRL's class or a subclass, is instrumented as it is made.
+* ``GRPOTrainer.__init__`` is wrapped under ``otel-grpo run`` (:func:`watch_trl`, an install
+  extension for the configured targets), so every trainer, of TRL's class or a subclass, is
+  instrumented as it is made; ``instrument_trainer(trainer)`` reaches :func:`attach_trainer`
+  (an install trainer handler).
 
 Nothing is stored on the trainer: its session lives in a weak mapping here.
 """
@@ -15,11 +17,11 @@ import logging
 import weakref
 from typing import Any
 
-from otel_grpo.api import get_telemetry, setup
+from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.faults import report_fault
+from otel_grpo.instrumentation.install import TARGETS, TRAINER
 from otel_grpo.instrumentation.patching import patch_method, unpatch_method
 from otel_grpo.instrumentation.report import TRAIN_STEP_ROLE, report_instrumented
-from otel_grpo.instrumentation.trl.launch import worker_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ def patch_class(cls: type, with_init: bool) -> None:
     methods = ["_calculate_rewards", "__init__"] if with_init else ["_calculate_rewards"]
     for name in methods:
         wrapper = _rewards_wrapper if name == "_calculate_rewards" else _init_wrapper
-        if hasattr(cls, name) and patch_method(cls, name, wrapper, "trl"):
+        origin = TARGETS if with_init else TRAINER  # undone with the targets, or with uninstrument_trainer
+        if hasattr(cls, name) and patch_method(cls, name, wrapper, "trl", origin):
             _patched.append((cls, name))
 
 
@@ -86,31 +89,17 @@ def attach(trainer: Any, announce: bool = True) -> bool:
     return True
 
 
-def instrument_trl_trainer(trainer: Any, **setup_overrides: Any) -> Any:
-    """``otel_grpo.instrument_trainer(trainer)`` for a TRL trainer; returns ``trainer``.
-
-    Sets otel-grpo up first when it is not (a non-main training process quietly: no
-    rows, no endpoint, no export). Call it on every process, as a training script does.
-    """
-    tel = get_telemetry() or setup(**{**worker_overrides(), **setup_overrides})
-    options = tel.config.instrumentation
-    if not options.enabled or not options.trl.enabled:
-        return trainer
-    cls = grpo_class()
-    if cls is not None:
-        patch_class(cls, with_init=False)
-    if attach(trainer):
-        _instrument_http()
-    return trainer
-
-
-def _instrument_http() -> None:
-    try:
-        from otel_grpo.instrumentation.llm_http import instrument_http
-
-        instrument_http(get_telemetry)
-    except ImportError:
-        logger.debug("otel-grpo: judge HTTP instrumentation unavailable")
+def attach_trainer(telemetry: Telemetry, trainer: Any) -> bool:
+    """``instrument_trainer(trainer)`` for a TRL trainer (an install trainer handler): True when ``trainer``
+    is one (then it is instrumented here; call it on every process, as a training script does)."""
+    if not is_trl_trainer(trainer):
+        return False
+    if telemetry.config.instrumentation.trl.enabled:
+        cls = grpo_class()
+        if cls is not None:
+            patch_class(cls, with_init=False)
+        attach(trainer)
+    return True
 
 
 def _on_import(module: Any) -> None:
@@ -122,7 +111,7 @@ def _on_import(module: Any) -> None:
         patch_class(cls, with_init=True)
 
 
-def watch_trl() -> None:
+def watch_trl(_telemetry: Any = None) -> None:
     """Instrument every ``GRPOTrainer`` made once TRL is imported (an import hook; TRL is not imported)."""
     import wrapt
 

@@ -18,7 +18,8 @@ from otel_grpo.api import Telemetry, WindowScope, get_telemetry
 from otel_grpo.config import TrlConfig
 from otel_grpo.faults import report_fault
 from otel_grpo.instrumentation.judge_health import judge_health
-from otel_grpo.instrumentation.llm_http.call import replay_request
+from otel_grpo.instrumentation.llm_http.call import EndedRequest, replay_request
+from otel_grpo.instrumentation.llm_http.classify import ROLE_JUDGE
 from otel_grpo.instrumentation.trl.calls import ScoringCall
 from otel_grpo.instrumentation.trl.processes import Payload, RequestBuffer, gather
 from otel_grpo.instrumentation.trl.scoring import Completion, number, score_completions, scored_by
@@ -45,11 +46,10 @@ class TrlSession:
         self.process_index = int(getattr(accelerator, "process_index", 0) or 0)
         self.is_main = bool(getattr(accelerator, "is_main_process", True))
         self.requests = RequestBuffer()
-        if self.num_processes > 1 and not self.is_main:
-            self.requests.listen()
+        self.requests.listen()  # every process: its judge requests' latency (and, off the main one, the rest)
         tel = get_telemetry()
         if tel is not None and self.is_main:
-            tel.exporter.health.setdefault(HEALTH_UNSCORABLE, 0)
+            tel.count_health(HEALTH_UNSCORABLE, 0)
 
     # --- windows (main process only) ------------------------------------------------------
     def open_step(self, step: int) -> None:
@@ -113,7 +113,8 @@ class TrlSession:
                 completions = self._completions(trainer, scoring, result, _inputs(args, kwargs))
         except Exception as exc:  # noqa: BLE001
             report_fault(_FAULT, exc)
-        payload: Payload = (completions, self.requests.drain() if not self.is_main else [])
+        own = self.requests.drain()
+        payload: Payload = (completions, own if not self.is_main else [])
         try:
             payloads = gather(payload, self.num_processes)
         except Exception as exc:  # noqa: BLE001
@@ -127,7 +128,7 @@ class TrlSession:
             return
         try:
             generations = _num_generations(trainer, training)
-            self._record(tel, payloads, call_id, generations)
+            self._record(tel, payloads, call_id, generations, own)
         except Exception as exc:  # noqa: BLE001
             report_fault(_FAULT, exc)
 
@@ -171,22 +172,31 @@ class TrlSession:
             return semconv.UNKNOWN, semconv.UNKNOWN
         return tel.recorder.resolve_labels(source, ptype)
 
-    def _record(self, tel: Telemetry, payloads: list[Payload], call_id: int, generations: int) -> None:
-        """Record every process's judge requests and completions in the current window (main process)."""
+    def _record(
+        self, tel: Telemetry, payloads: list[Payload], call_id: int, generations: int, own: list[EndedRequest]
+    ) -> None:
+        """Record every process's judge requests and completions in the current window (main process).
+
+        Judge latency is per judge request (a reward function scores a whole batch in one call):
+        this process's own requests (``own``, already counted) and the other processes' ones.
+        """
         recorder = tel.recorder
         health = judge_health(tel)  # warns once when judge evaluations keep failing (judge.warn_after_failures)
         for _completions, requests in payloads:
             for request in requests:
                 replay_request(tel, request)
+                _judge_latency(tel, request)
+        for request in own:
+            _judge_latency(tel, request)
         index = 0
         unscorable = 0
         for completions, _requests in payloads:
             for source, ptype, reward, correctness, evaluations in completions:
                 group = (call_id, index // generations) if generations > 0 else None
                 index += 1
-                for outcome, verdict, error_type, duration in evaluations:
+                for outcome, verdict, error_type, _call_duration in evaluations:
                     recorder.record_judge_evaluation(
-                        outcome, verdict, duration, error_type=error_type, source=source, problem_type=ptype
+                        outcome, verdict, None, error_type=error_type, source=source, problem_type=ptype
                     )
                     health.observe(outcome, error_type)
                 if reward is None:
@@ -202,13 +212,19 @@ class TrlSession:
                     executed=False,
                 )
         if unscorable:
-            counts = tel.exporter.health
-            counts[HEALTH_UNSCORABLE] = counts.get(HEALTH_UNSCORABLE, 0) + unscorable
+            tel.count_health(HEALTH_UNSCORABLE, unscorable)
 
     def close(self) -> None:
         """Close what is still open (the end of training)."""
         self.close_validation()
         self.close_step(ok=True)
+
+
+def _judge_latency(tel: Telemetry, request: EndedRequest) -> None:
+    """One judge request's latency, as ``judge/latency_*`` reads it for TRL (per request, not per batch)."""
+    if request.role == ROLE_JUDGE:
+        outcome = semconv.OUTCOME_API_FAILURE if request.error_type else semconv.OUTCOME_SUCCESS
+        tel.recorder.record_judge_latency(request.duration_s, source=request.source, outcome=outcome)
 
 
 def _inputs(args: tuple, kwargs: dict) -> Sequence[Any]:

@@ -311,10 +311,13 @@ def _scatter(fig: Any, panel: dict[str, Any], history: list[dict[str, Any]]) -> 
     zoomed = f"; {ZOOMED}" if x0 > 0 else ""
     ax.set_xlabel(f"{x_key} ({unit_label(unit_of(x_key))}{zoomed})")
     y0, y1 = ax.get_ylim()
-    for x, y, step in {0: pts[0], len(pts) - 1: pts[-1]}.values():
+    first, last = pts[0], pts[-1]
+    ends = [first] if first[:2] == last[:2] else [first, last]  # the same point: one label for both
+    for x, y, step in ends:
         right, low = x > (x0 + x1) / 2, y < (y0 + y1) / 2
+        text = f"steps {first[2]} and {last[2]}" if len(ends) == 1 and len(pts) > 1 else f"step {step}"
         ax.annotate(
-            f"step {step}",
+            text,
             (x, y),
             xytext=(-6 if right else 6, 6 if low else -6),
             textcoords="offset points",

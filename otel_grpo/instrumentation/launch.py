@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 _LAUNCHER_NAMES = ("torchrun", "deepspeed")
 _LAUNCHER_MODULES = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands.launch")
@@ -36,14 +37,14 @@ def hand_over_to_workers() -> bool:
     """In a launcher: put the bootstrap on the children's ``PYTHONPATH`` and return True (start nothing here)."""
     if not is_launcher():
         return False
-    bootstrap = str(Path(__file__).resolve().parents[2] / "bootstrap")
+    bootstrap = str(Path(__file__).resolve().parents[1] / "bootstrap")
     original = os.environ.get("PYTHONPATH", "")
     os.environ["OTEL_GRPO_ORIGINAL_PYTHONPATH"] = original
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (bootstrap, original) if p)
     return True
 
 
-def worker_overrides() -> dict[str, object]:
+def worker_overrides() -> dict[str, Any]:
     """Config overrides for a non-main training process (``RANK`` > 0): no rows, no endpoint, no export."""
     rank = os.environ.get("RANK", "0").strip() or "0"
     if rank == "0":
