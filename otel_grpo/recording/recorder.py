@@ -225,6 +225,11 @@ class Recorder(WindowBook):
             return None
         return seconds
 
+    def has_pending(self) -> bool:
+        """Whether the current window holds executions a reward could claim (read without the lock)."""
+        window = self.current_window()
+        return window is not None and bool(window.by_problem)
+
     def claim_pending(self, problem_key: Any, answer_key: Any = None) -> SampleState | None:
         """The executed, not yet scored sample of this window that a reward for ``problem_key`` scores.
 
