@@ -214,21 +214,19 @@ class RewardCall:
     ) -> RewardCall:
         """Find the sample a reward for (``problem``, ``prediction``) scores, and make it current."""
         recorder = tel.recorder
-        problem_id = problem_key(problem)
         current = current_sample()
         token = None
+        claimed = None
         if current is not None and current.executed and not current.rewarded:
-            answer_id = problem_key(prediction)
-            claimed = current if reward_scores(current, recorder.current_window(), problem_id, answer_id) else None
-        else:
-            answer_id = None
-            claimed = None
+            problem_id, answer_id = problem_key(problem), problem_key(prediction)
+            if reward_scores(current, recorder.current_window(), problem_id, answer_id):
+                claimed = current
         if claimed is None:
             # Not the execution this context ran last: find this problem's own execution (a
             # thread pool, or a loop that scores every execution of the step after running them),
             # else a reward with no executor run: a sample of its own.
             if recorder.has_pending():
-                claimed = recorder.claim_pending(problem_id, answer_id or problem_key(prediction))
+                claimed = recorder.claim_pending(problem_key(problem), problem_key(prediction))
             sample = claimed or recorder.new_sample(source, problem_type, group_key(problem, source))
             token = set_sample(sample)
         else:

@@ -113,6 +113,7 @@ def make_role_wrapper(role: str, params: Params, start: Starter) -> Wrapper:
     """
     first = True
     plans: dict[Any, _Plan] = {}
+    with_role: dict[frozenset, frozenset] = {}  # active roles -> the same with this role (made once each)
 
     def plan_of(wrapped: Callable[..., Any]) -> _Plan:
         key = getattr(wrapped, "__func__", wrapped)
@@ -135,7 +136,10 @@ def make_role_wrapper(role: str, params: Params, start: Starter) -> Wrapper:
         roles = _active_roles.get()
         if role in roles:
             return None, None
-        token = _active_roles.set(roles | {role})
+        inner = with_role.get(roles)
+        if inner is None:
+            inner = with_role[roles] = roles | {role}
+        token = _active_roles.set(inner)
         try:
             return start(tel, plan.read(args, kwargs), instance), token
         except Exception as exc:  # noqa: BLE001

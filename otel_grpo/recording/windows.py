@@ -41,7 +41,7 @@ from otel_grpo.recording.instruments import Histograms
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.totals import RunTotals
 from otel_grpo.recording.values import InvalidValueLog
-from otel_grpo.summary import WindowSummary
+from otel_grpo.summary import SampleStats, WindowSummary
 
 _SPLITS = (semconv.SPLIT_TRAIN, semconv.SPLIT_VAL)
 
@@ -267,8 +267,11 @@ class WindowBook:
         if window is None:
             self._count_health(HEALTH_LATE_SAMPLES)
             return
-        window.add_sample((source, ptype), reward, correctness, correctness >= self.threshold, scorer)
-        if state is not None and state in window.pending:
+        stats = window.samples.get((source, ptype))
+        if stats is None:
+            stats = window.samples[(source, ptype)] = SampleStats()
+        stats.add(reward, correctness, correctness >= self.threshold, scorer)
+        if state is not None and state.executed and state in window.pending:
             window.pending.discard(state)
             waiting = window.by_problem.get(state.problem_key)
             if waiting is not None and state in waiting:
