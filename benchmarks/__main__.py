@@ -25,14 +25,15 @@ from benchmarks import SECTIONS, common, report
 TIMEOUT = {"smoke": 120, "full": 900}
 TRACKED_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RAY = "ray"  # benchmarks.ray_overhead: in a full run when Ray is installed; in a smoke run only with --only ray
-RAY_SIZES = {"smoke": ("3", "8"), "full": ("20", "32")}  # steps, workflows per step
+RAY_SIZES = {"smoke": ("2", "8", "2"), "full": ("5", "500", "8")}  # steps, workflows per step, actors
 
 
 def ray_section(mode: str) -> str:
     """The Ray scale-out section (Markdown), measured by ``benchmarks.ray_overhead`` in its own process."""
-    steps, workflows = RAY_SIZES[mode]
+    steps, workflows, actors = RAY_SIZES[mode]
     root = Path(__file__).resolve().parent.parent
     cmd = [sys.executable, "-m", "benchmarks.ray_overhead", "--steps", steps, "--workflows", workflows]
+    cmd += ["--actors", actors]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=TIMEOUT[mode] * 2)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])

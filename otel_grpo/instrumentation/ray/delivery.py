@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.ray.events import CallPayload
+from otel_grpo.instrumentation.ray.events import CallPayload, from_wire
 from otel_grpo.instrumentation.ray.worker import RECORDS_ATTRIBUTE
 
 
@@ -52,13 +52,13 @@ def fetch(refs: list[Any]) -> list[Any]:
     import ray
 
     try:
-        return list(ray.get(refs))
+        return [from_wire(payload) for payload in ray.get(refs)]
     except Exception:  # noqa: BLE001 - some call raised: read each, records ride on its exception
         pass
     out = []
     for ref in refs:
         try:
-            out.append(ray.get(ref))
+            out.append(from_wire(ray.get(ref)))
         except Exception as exc:  # noqa: BLE001
             out.append(records_of(exc))
     return out

@@ -314,8 +314,58 @@ class CallPayload(NamedTuple):
     nested: tuple[Any, ...] = ()  # ObjectRefs of the records of the remote calls this call made
 
 
+EVENT_KINDS: tuple[type, ...] = (
+    NewSample,
+    ClaimedSample,
+    ExecutorRun,
+    ScoredSample,
+    JudgeEvaluation,
+    JudgeRequest,
+    JudgeLatency,
+    ExecutorLlmRequest,
+    HistogramValue,
+    Workflow,
+    Scalars,
+    NestedCall,
+)
+"""Every kind of record, in wire order (a record travels as ``[its index here, *its fields]``)."""
+_KIND_INDEX = {kind: index for index, kind in enumerate(EVENT_KINDS)}
+WIRE_MARK = "otel-grpo.records/1"
+
+
+def to_wire(payload: CallPayload) -> list[Any]:
+    """``payload`` as lists of plain values: Ray ships lists, numbers and strings with msgpack
+    alone, where a tuple or a class instance costs a pickle on both sides of every call."""
+    return [
+        WIRE_MARK,
+        payload.call_id,
+        [[_KIND_INDEX[type(event)], *event] for event in payload.events],
+        payload.final,
+        payload.lost,
+        list(payload.untracked),
+        list(payload.nested),
+    ]
+
+
+def from_wire(data: Any) -> Any:
+    """The :class:`CallPayload` ``data`` carries (a payload passes as it is); anything else unchanged."""
+    if not (isinstance(data, list) and len(data) == 7 and data[0] == WIRE_MARK):
+        return data
+    _, call_id, events, final, lost, untracked, nested = data
+    return CallPayload(
+        call_id,
+        tuple(EVENT_KINDS[event[0]](*event[1:]) for event in events),
+        final,
+        lost,
+        tuple(untracked),
+        tuple(nested),
+    )
+
+
 __all__ = [
+    "EVENT_KINDS",
     "INHERIT",
+    "WIRE_MARK",
     "CallPayload",
     "ClaimedSample",
     "Event",
@@ -330,4 +380,6 @@ __all__ = [
     "Scalars",
     "ScoredSample",
     "Workflow",
+    "from_wire",
+    "to_wire",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.ray.events import CallPayload
+from otel_grpo.instrumentation.ray.events import CallPayload, to_wire
 from otel_grpo.instrumentation.ray.records import (
     CallRecords,
     CapturingRecorder,
@@ -62,6 +62,11 @@ class CallTag(NamedTuple):
     carrier: dict[str, str] | None  # W3C trace context of the caller
     returns: int  # values the call returns to the caller (its num_returns)
     session: Any  # (session id, WorkerSession or an ObjectRef to one)
+
+    def to_wire(self) -> list[Any]:
+        """The tag as a list of plain values (Ray ships it with msgpack alone, no pickle);
+        ``CallTag(*wire)`` reads it back."""
+        return [self.call_id, self.split, self.step, self.carrier, self.returns, list(self.session)]
 
 
 @dataclass
@@ -229,8 +234,9 @@ def _guarded_close(opened: _Open | None, tag: CallTag) -> CallPayload:
         return empty_payload(tag.call_id, 1)
 
 
-def _with_records(result: Any, payload: CallPayload, returns: int) -> Any:
-    """The call's return values with the records appended as one more."""
+def _with_records(result: Any, records: CallPayload, returns: int) -> Any:
+    """The call's return values with the records appended as one more (in their wire form)."""
+    payload = to_wire(records)
     if returns == 1:
         return result, payload
     if returns == 0:
