@@ -210,6 +210,13 @@ def test_records_and_tags_travel_as_plain_lists_that_read_back_the_same():
     )
     assert from_wire(payload) is payload and from_wire([WIRE_MARK]) == [WIRE_MARK] and from_wire(None) is None
 
+    # a nested call's records that completed before its parent ended travel inline, read back the same
+    parent = payload._replace(call_id=8, nested=(to_wire(payload), "a reference"))
+    wire = raylet.MessagePackSerializer.dumps(to_wire(parent), python_object)
+    assert pickled == []
+    read = from_wire(raylet.MessagePackSerializer.loads(wire, pickled.__getitem__))
+    assert read.nested == (payload, "a reference") and read == parent._replace(nested=(payload, "a reference"))
+
 
 def test_a_late_calls_records_count_spend_and_judge_figures_but_no_sample():
     """Replayed late (its window closed first): executor runs, cost and judge figures count; samples don't."""
