@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 _FLUSH_ENV = "WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL"
 
+_NAMESPACE_PREFIXES = tuple(keys.prefix(namespace) for namespace in keys.NAMESPACES)
+
 RowListener = Callable[[Row, WindowSummary], None]
 RowExtras = Callable[[WindowRow, WindowSummary], "Mapping[str, object] | None"]
 
@@ -68,7 +70,9 @@ class WandbStepExporter:
         self.health = {semconv.HEALTH_ROWS_WRITTEN: 0, semconv.HEALTH_ROWS_DROPPED: 0, semconv.HEALTH_EXPORT_ERRORS: 0}
         self.rows: deque[Row] = deque(maxlen=keep_rows)
         self._run: Any = None
-        self._summary_sources: set[str] = set()  # sources whose summary keys are defined on the run
+        self._summary_sources: set[str] = set()  # sources whose summary keys are known on the run
+        self._summary_keys: set[str] = set(keys.SUMMARY_KEYS)  # keys whose latest value stays in the summary
+        self._defined: set[str] = {keys.STEP}  # keys defined on the run (define_metric)
         self._own_run = False
         self._run_failed = False
         self._closed = False
@@ -229,25 +233,39 @@ class WandbStepExporter:
             self.shutdown()
 
     def _define_metrics(self, run: Any) -> None:
-        """Plot every key against ``train/step``; keep only :data:`keys.SUMMARY_KEYS` in the summary."""
+        """Start over on a new run: ``train/step`` is defined, each other key when first written."""
         self._summary_sources.clear()
+        self._summary_keys = set(keys.SUMMARY_KEYS)
+        self._defined = {keys.STEP}
         with self._guard("wandb.define_metric"):
             run.define_metric(keys.STEP)
-            for namespace in keys.NAMESPACES:
-                run.define_metric(f"{keys.prefix(namespace)}*", step_metric=keys.STEP, summary="none")
-            for key in keys.SUMMARY_KEYS[1:]:  # an exact definition overrides the namespace's glob
-                run.define_metric(key, step_metric=keys.STEP)
 
-    def _define_source_metrics(self, run: Any, row: Row) -> None:
-        """Keep the per-source summary keys of sources this row names for the first time."""
-        new = [s for s in keys.sources_in(row) if s not in self._summary_sources]
+    def _define_row_keys(self, run: Any, row: Mapping[str, object]) -> None:
+        """Plot each key of ``row`` (and of its tables) written for the first time against ``train/step``.
+
+        Only otel-grpo's own keys are defined, one by one (never a glob), so the keys a host
+        trainer logs into the same run (TRL's ``train/loss``, ...) keep their own x axis and
+        summaries. Of otel-grpo's keys, only :data:`keys.SUMMARY_KEYS` and the per-source
+        summary keys keep their latest value in ``run.summary`` (tables keep theirs).
+        """
+        new = [key for key in row if key not in self._defined]
         if not new:
             return
-        self._summary_sources.update(new)
+        sources = [s for s in keys.sources_in(new) if s not in self._summary_sources]
+        self._summary_sources.update(sources)
+        kept = self._summary_keys
+        promoted = [k for source in sources for k in keys.summary_keys_of(source)]
+        kept.update(promoted)
         with self._guard("wandb.define_metric"):
-            for source in new:
-                for key in keys.summary_keys_of(source):
+            for key in promoted:  # defined (without a summary) before its source's first row: redefined
+                if key in self._defined:
                     run.define_metric(key, step_metric=keys.STEP)
+            for key in new:
+                if key in kept or not key.startswith(_NAMESPACE_PREFIXES):  # a summary key, or a table
+                    run.define_metric(key, step_metric=keys.STEP)
+                else:
+                    run.define_metric(key, step_metric=keys.STEP, summary="none")
+                self._defined.add(key)
 
     def start(self) -> Any:
         """Start (or attach to) the run now instead of at the first row."""
@@ -316,7 +334,7 @@ class WandbStepExporter:
                 self.count(semconv.HEALTH_ROWS_DROPPED)
                 return False
             try:
-                self._define_source_metrics(run, row)
+                self._define_row_keys(run, data)
                 run.log(data)
             except Exception as exc:  # noqa: BLE001
                 if attempt == 1 and self._run_gone(run):  # finished between the check and the log: once more

@@ -24,6 +24,7 @@ from typing import Any
 from otel_grpo.api import NullScope, Telemetry, get_telemetry
 from otel_grpo.faults import guarded, report_fault
 from otel_grpo.instrumentation import ray as _ray  # noqa: F401 - registers Ray call tracking with install()
+from otel_grpo.instrumentation import trl as _trl  # noqa: F401 - registers TRL's GRPOTrainer with install()
 from otel_grpo.instrumentation.install import setup
 from otel_grpo.instrumentation.manual import executor_run, judge_evaluation
 

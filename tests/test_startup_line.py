@@ -185,6 +185,9 @@ def test_instrument_trainer_says_what_it_wrapped_once(tmp_path):
 
 # --- in process: through logging -----------------------------------------------------------------
 def test_a_program_logging_otel_grpo_info_gets_it_as_a_record(caplog, monkeypatch):
+    from otel_grpo.instrumentation import report
+
+    monkeypatch.setattr(report._Report, "wrapped", {})  # methods other tests of this process wrapped
     monkeypatch.delenv("WANDB_SILENT")
     caplog.set_level(logging.INFO, logger="otel_grpo")
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"})

@@ -63,6 +63,7 @@ from otel_grpo.config.schema import (
     PrometheusConfig,
     TargetsConfig,
     TelemetryConfig,
+    TrlConfig,
     WandbConfig,
     parse_target,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "PrometheusConfig",
     "TargetsConfig",
     "TelemetryConfig",
+    "TrlConfig",
     "WandbConfig",
     "check_config",
     "default_config_source",

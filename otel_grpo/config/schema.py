@@ -26,6 +26,7 @@ __all__ = [
     "PrometheusConfig",
     "TargetsConfig",
     "TelemetryConfig",
+    "TrlConfig",
     "WandbConfig",
     "parse_target",
 ]
@@ -230,6 +231,26 @@ class ArgumentsConfig(_Section):
     workflow_kwargs_source: _Identifier = "source"
 
 
+class TrlConfig(_Section):
+    """How a TRL ``GRPOTrainer``'s completions, reward functions and judge are read."""
+
+    enabled: bool = Field(default=True, description="Instrument trl.GRPOTrainer (and subclasses).")
+    source_column: str = Field(
+        default="source", description="Dataset column naming a completion's source (else data_source)."
+    )
+    problem_type_column: str = Field(default="problem_type", description="Dataset column naming the problem type.")
+    correctness: str | None = Field(
+        default=None, description="Reward function whose value is the correctness; null = the reward."
+    )
+    judge: list[str] | None = Field(
+        default=None,
+        description="Reward functions that are the judge; null = those that make a judge or GenAI request.",
+    )
+    judge_none: Literal["failed", "not_applicable"] = Field(
+        default="failed", description="What a judge function's None means: a failed evaluation, or no evaluation."
+    )
+
+
 class InstrumentationConfig(_Section):
     """What gets wrapped in the training code, and how values are read from it."""
 
@@ -249,6 +270,7 @@ class InstrumentationConfig(_Section):
     eval_stats_attribute: _Identifier | None = "eval_stats"
     executor_attribute: _Identifier = "executor"
     reward_attribute: _Identifier = "reward_computer"
+    trl: TrlConfig = Field(default_factory=TrlConfig)
 
 
 class TelemetryConfig(_Section):

@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from otel_grpo.api import get_telemetry, setup
 from otel_grpo.instrumentation.install import TARGETS, install
+from otel_grpo.instrumentation.launch import worker_overrides
 from otel_grpo.instrumentation.patching import unpatch_all
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class GrpoInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         tel = get_telemetry()
         if tel is None:
-            tel = setup(kwargs.get("config"), **_sdk_providers())
+            tel = setup(kwargs.get("config"), **_sdk_providers(), **worker_overrides())
         install(tel, targets=True)
 
     def _uninstrument(self, **kwargs: Any) -> None:

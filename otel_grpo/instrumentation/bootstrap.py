@@ -30,6 +30,10 @@ def start_from_environment() -> None:
     if sdk_disabled():
         announce_sdk_disabled()
         return
+    from otel_grpo.instrumentation.launch import hand_over_to_workers
+
+    if hand_over_to_workers():  # a launcher (accelerate launch, torchrun): its training processes start otel-grpo
+        return
     from otel_grpo.instrumentation.auto import GrpoInstrumentor
 
     GrpoInstrumentor().instrument(config=os.environ.get(CONFIG_ENV) or None)

@@ -32,6 +32,7 @@ from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.config import InstrumentationConfig, parse_target
 from otel_grpo.config.env import sdk_disabled
 from otel_grpo.faults import fault_guard
+from otel_grpo.instrumentation.launch import worker_overrides
 from otel_grpo.instrumentation.patching import patch_method, unpatch_all
 from otel_grpo.instrumentation.report import (
     announce_startup,
@@ -47,7 +48,9 @@ from otel_grpo.instrumentation.trainer import defining_class, trainer_targets
 logger = logging.getLogger(__name__)
 
 Extension = Callable[[Telemetry], None]
-_extensions: list[Extension] = []
+TrainerHandler = Callable[[Telemetry, Any], bool]
+_extensions: list[tuple[Extension, bool]] = []  # (extension, only with the configured targets)
+_trainer_handlers: list[TrainerHandler] = []
 _exit_warning = False
 
 TARGETS = "targets"
@@ -55,10 +58,18 @@ TRAINER = "trainer"
 WORKER = "worker"
 
 
-def register_extension(extension: Extension) -> None:
-    """Run ``extension(telemetry)`` at every :func:`install` from now on (idempotent)."""
-    if extension not in _extensions:
-        _extensions.append(extension)
+def register_extension(extension: Extension, *, targets_only: bool = False) -> None:
+    """Run ``extension(telemetry)`` at every :func:`install` from now on (``targets_only``: only when the
+    configured targets are patched, i.e. under ``otel-grpo run`` / ``opentelemetry-instrument``). Idempotent."""
+    if all(extension is not known for known, _ in _extensions):
+        _extensions.append((extension, targets_only))
+
+
+def register_trainer_handler(handler: TrainerHandler) -> None:
+    """``handler(telemetry, trainer)`` instruments the trainers it recognises (returns True for those);
+    ``instrument_trainer`` asks every handler before looking for the configured roles. Idempotent."""
+    if handler not in _trainer_handlers:
+        _trainer_handlers.append(handler)
 
 
 def setup(config: Any = None, **options: Any) -> Telemetry:
@@ -68,7 +79,7 @@ def setup(config: Any = None, **options: Any) -> Telemetry:
     (unless ``instrumentation.http`` is false), so the judge requests a hand-instrumented loop
     makes are recorded like those of a wrapped trainer.
     """
-    telemetry = api.setup(config, **options)
+    telemetry = api.setup(config, **{**worker_overrides(), **options})
     install(telemetry)
     return telemetry
 
@@ -101,12 +112,18 @@ def install(
             _patch_targets(options, judge_targets=methods is None)
         for module_name, qualname, role in methods or ():
             _patch_on_import(options, module_name, qualname, role, WORKER)
-        if trainer is not None:
+        if trainer is not None and not _handled(telemetry, trainer):
             wrapped = _patch_trainer(options, trainer)
-    for extension in list(_extensions):
-        with fault_guard("install extension"):
-            extension(telemetry)
+    for extension, targets_only in list(_extensions):
+        if targets or not targets_only:
+            with fault_guard("install extension"):
+                extension(telemetry)
     return wrapped
+
+
+def _handled(telemetry: Telemetry, trainer: Any) -> bool:
+    """True when a registered handler instrumented ``trainer`` (a trainer family of its own: TRL)."""
+    return any(handler(telemetry, trainer) for handler in list(_trainer_handlers))
 
 
 def _install_http() -> None:
@@ -226,6 +243,7 @@ __all__ = [
     "install",
     "instrument_trainer",
     "register_extension",
+    "register_trainer_handler",
     "setup",
     "uninstrument_trainer",
 ]

@@ -300,6 +300,13 @@ class Recorder(WindowBook):
         if seconds is not None:
             self._judge_duration.record(seconds, (split, src, outcome))
 
+    def record_judge_latency(self, seconds: Any, *, source: Any = None, outcome: str = semconv.OUTCOME_SUCCESS) -> None:
+        """One judge latency on its own, for judges scored per batch (TRL): ``judge/latency_*`` per request."""
+        duration = self._duration(seconds)
+        if duration is not None:
+            src, _ = self.resolve_labels(source, None)
+            self._judge_duration.record(duration, (self.current_split(), src, outcome))
+
     def _verdict_label(self, outcome: str, verdict: Any) -> str:
         if verdict is not None and verdict is not True and verdict is not False:
             readable = to_bool(verdict)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -34,6 +35,23 @@ if TYPE_CHECKING:
     from otel_grpo.api import Telemetry
 
 Attributes = dict[str, AttributeValue]
+
+
+class EndedRequest(NamedTuple):
+    """What one ended LLM request recorded, for :data:`request_listeners`."""
+
+    role: str
+    error_type: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    duration_s: float
+    source: str
+    metric_attrs: Attributes
+
+
+request_listeners: list[Callable[[EndedRequest], None]] = []
+"""Called with every LLM request as it ends, after it is recorded (e.g. to ship the judge requests
+of a non-main training process to the main one, which alone writes rows)."""
 
 
 class LLMCall:
@@ -145,6 +163,18 @@ class LLMCall:
                 )
             elif who.executor_run is not None:
                 self._tel.recorder.record_executor_llm_request(error_type=error_type, source=self._source)
+        self._notify(error_type, tokens_in, tokens_out, duration)
+
+    def _notify(self, error_type: str | None, tokens_in: int | None, tokens_out: int | None, duration: float) -> None:
+        """Hand this ended request to every :data:`request_listeners` entry (none: nothing to do)."""
+        if not request_listeners:
+            return
+        ended = EndedRequest(
+            self.who.role, error_type, tokens_in, tokens_out, duration, self._source, self._metric_attrs
+        )
+        for listener in list(request_listeners):
+            with fault_guard(FAULT_KIND):  # a listener never breaks the request
+                listener(ended)
 
     def _end_span(
         self, status: int | None, reply: Reply | None, exc: BaseException | None, error_type: str | None
@@ -198,3 +228,31 @@ class LLMCall:
         ):
             if tokens is not None:
                 recorder.genai_tokens.record(tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: token_type})
+
+
+@guarded(FAULT_KIND)
+def replay_request(tel: Telemetry, request: EndedRequest) -> None:
+    """Record, in this process, a judge request another process made (split: this process's current one).
+
+    The same figures as if it had been made here: the judge request (count, priced tokens)
+    and its ``gen_ai.client.*`` duration and token usage.
+    """
+    if request.role != ROLE_JUDGE:
+        return
+    recorder = tel.recorder
+    recorder.record_judge_request(
+        error_type=request.error_type,
+        input_tokens=request.input_tokens,
+        output_tokens=request.output_tokens,
+        source=request.source,
+    )
+    attrs = {**request.metric_attrs, semconv.ATTR_SPLIT: recorder.current_split()}
+    if request.error_type:
+        attrs[semconv.ATTR_ERROR_TYPE] = request.error_type
+    recorder.genai_duration.record(request.duration_s, attrs)
+    for tokens, token_type in (
+        (request.input_tokens, semconv.GEN_AI_TOKEN_TYPE_INPUT),
+        (request.output_tokens, semconv.GEN_AI_TOKEN_TYPE_OUTPUT),
+    ):
+        if tokens is not None:
+            recorder.genai_tokens.record(tokens, {**attrs, semconv.GEN_AI_TOKEN_TYPE: token_type})

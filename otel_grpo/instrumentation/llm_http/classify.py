@@ -6,6 +6,9 @@ wrappers), not the endpoint:
 
 * inside a **judge evaluation**, *any* HTTP request, whatever its method, host, port or
   path, is a judge request;
+* inside a **reward call** (:data:`CALL_REWARD`: a reward function that is a judge only if it
+  asks one, e.g. a TRL reward function), a GenAI request or one the judge endpoint rule
+  matches is a judge request of that call; any other request is not an LLM request;
 * otherwise, inside an **executor run**, a GenAI request (a POST whose path ends in
   ``/chat/completions`` or ``/completions``) is an executor LLM request, never a judge
   request, even when it goes to the judge's own server and port;
@@ -38,6 +41,8 @@ ROLE_JUDGE = "judge"
 """``grpo.llm.role`` of a judge request."""
 ROLE_EXECUTOR = "executor"
 """``grpo.llm.role`` of any other LLM request (the executor's operator LLM calls)."""
+CALL_REWARD = "reward"
+"""Innermost-call kind of a reward call that may be a judge: its GenAI and judge-endpoint requests are."""
 
 _GENAI_PATH_SUFFIXES = ("/completions", "/completions/")  # also matches /chat/completions
 
@@ -136,6 +141,9 @@ def classify_request(
             )
         if kind == CALL_EXECUTOR and genai_path:  # never a judge request, even on the judge's port
             return RequestRole(ROLE_EXECUTOR, None, state, True)
+        if kind == CALL_REWARD:  # a judge only when it asks one
+            asks_judge = genai_path or endpoint.role(method, host, port, path) == ROLE_JUDGE
+            return RequestRole(ROLE_JUDGE, state, None, True) if asks_judge else None
     role = endpoint.role(method, host, port, path)
     if role is None:
         return None

@@ -219,6 +219,19 @@ class ExecutorLlmRequest(NamedTuple):
         r.call(self.cur, r.recorder.record_executor_llm_request, error_type=self.error_type, source=self.source)
 
 
+class JudgeLatency(NamedTuple):
+    """``record_judge_latency`` (a judge scored per batch: latency per request)."""
+
+    cur: int
+    seconds: Any
+    source: Any
+    outcome: Any
+
+    def replay(self, r: Replaying) -> None:
+        """Record the latency on the driver."""
+        r.call(self.cur, r.recorder.record_judge_latency, self.seconds, source=self.source, outcome=self.outcome)
+
+
 class HistogramValue(NamedTuple):
     """One value of a GenAI histogram (``duration`` or ``tokens``)."""
 
@@ -280,6 +293,7 @@ Event = (
     | ScoredSample
     | JudgeEvaluation
     | JudgeRequest
+    | JudgeLatency
     | ExecutorLlmRequest
     | HistogramValue
     | Workflow

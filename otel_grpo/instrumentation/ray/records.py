@@ -26,6 +26,7 @@ from otel_grpo.instrumentation.ray.events import (
     ExecutorRun,
     HistogramValue,
     JudgeEvaluation,
+    JudgeLatency,
     JudgeRequest,
     NestedCall,
     NewSample,
@@ -347,6 +348,11 @@ class CapturingRecorder(Recorder):
         _ship(ExecutorLlmRequest, portable(error_type), portable(source))
         super().record_executor_llm_request(error_type=error_type, source=source)
 
+    def record_judge_latency(self, seconds: Any, *, source: Any = None, outcome: str = "success") -> None:
+        """Record one judge latency (replayed on the driver)."""
+        _ship(JudgeLatency, portable(seconds), portable(source), portable(outcome))
+        super().record_judge_latency(seconds, source=source, outcome=outcome)
+
     def record_workflow(self, source: Any, reward: Any, correctness: Any = None, **details: Any) -> None:
         """Record one executed workflow in one call (replayed on the driver)."""
         _ship(
@@ -372,6 +378,7 @@ RECORDED_METHODS = (
     "record_executor_run",
     "record_judge_evaluation",
     "record_judge_request",
+    "record_judge_latency",
     "record_executor_llm_request",
     "record_workflow",
     "record_scalars",
