@@ -109,7 +109,7 @@ def start_prometheus_reader(
     # The registry is private: if binding fails, it and the reader are simply dropped.
     server, thread = start_wsgi_server(cfg.port, addr=cfg.host, registry=registry)
     bound_port = int(server.server_port)
-    _logger.info("Prometheus metrics served at http://%s:%d/metrics", cfg.host, bound_port)
+    _logger.debug("Prometheus metrics served at http://%s:%d/metrics", cfg.host, bound_port)
     return PrometheusEndpoint(
         reader=reader, host=cfg.host, port=bound_port, registry=registry, _server=server, _thread=thread
     )

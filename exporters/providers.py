@@ -177,7 +177,7 @@ def build_providers(
     if prometheus is not None:
         readers.append(prometheus.reader)
         closers.append(prometheus.stop)
-        logger.info("otel-grpo: Prometheus metrics at %s", prometheus.url)
+        logger.debug("otel-grpo: Prometheus metrics at %s", prometheus.url)  # the start-up line says it
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     new_tracer_provider = None
     if processors:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from otel_grpo import keys, semconv
 from otel_grpo.exporters.rollup import Row, WindowRow, window_row
+from otel_grpo.exporters.wandb_online import run_directory
 from otel_grpo.faults import fault_guard, report_fault
 from otel_grpo.summary import WindowSummary
 
@@ -112,6 +113,24 @@ class WandbStepExporter:
     def run(self) -> Any:
         """The WandB run rows go to (None until the first row, or when disabled)."""
         return self._run
+
+    def destination(self) -> str:
+        """Where the rows go, for the start-up line: ``"WandB off"``, ``"WandB offline run in <dir>"``,
+        ``"WandB online run in <dir> (the trainer's run, <url>)"``, or why there is no run."""
+        if self._disabled:
+            return "WandB off"
+        run = self._run
+        if run is None:
+            if self._run_failed:
+                return "WandB: no run could be started (rows are counted in exporter/rows_dropped)"
+            return f"WandB: a {self._cfg.mode} run from the first row"
+        offline = bool(getattr(run, "offline", False))
+        details = [] if self._own_run else ["the trainer's run"]
+        url = None if offline else getattr(run, "url", None)
+        if url:
+            details.append(str(url))
+        where = f"WandB {'offline' if offline else 'online'} run in {run_directory(run)}"
+        return f"{where} ({', '.join(details)})" if details else where
 
     def _acquire_run(self) -> Any:
         if self._run is not None or self._disabled or self._run_failed or self._closed:

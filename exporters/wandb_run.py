@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from otel_grpo.config import WandbConfig
+from otel_grpo.exporters.wandb_online import OnlineProblem, init_problem, problem_before_trying, run_directory
 
 if TYPE_CHECKING:
     from wandb import Run, Settings
@@ -77,11 +78,13 @@ def _remove_failed_attempt(run_dir: str | None, run_id: str, existing: set[Path]
 def start_run(wandb: ModuleType, cfg: WandbConfig, run_config: dict[str, Any], *, separate: bool = False) -> Run:
     """Start a run from the ``wandb:`` config block.
 
-    In online mode a failure to reach WandB within ``init_timeout_s`` (no API key,
-    refused connection, a server that never answers) falls back to an offline run
-    with one warning, so no row is lost: ``wandb sync`` uploads it later. The failed
-    attempt's run directory is removed, so one run directory is left. ``separate``
-    starts a second run beside an active one (the trainer's disabled run).
+    In online mode, a certain cause found before trying (no API key; the base URL refuses the
+    connection, has an unknown host or cannot be reached: :mod:`.wandb_online`) falls back to an
+    offline run at once; otherwise ``wandb.init`` gets ``init_timeout_s`` (a server that never
+    answers). Either way one warning names the cause, its fix and the offline run's directory,
+    and no row is lost: ``wandb sync`` uploads it later. The failed attempt's run directory is
+    removed, so one run directory is left. ``separate`` starts a second run beside an active
+    one (the trainer's disabled run).
     """
     run_dir = cfg.dir
     if run_dir:
@@ -96,23 +99,39 @@ def start_run(wandb: ModuleType, cfg: WandbConfig, run_config: dict[str, Any], *
     )
     if separate:  # another (disabled) run is active: leave it alone, make a second one
         kwargs["reinit"] = "create_new"
-    if cfg.mode == "online":
-        # A known id names the directory the attempt creates, so a failed attempt can be cleaned up.
-        run_id = (None if separate else os.environ.get("WANDB_RUN_ID")) or new_run_id()
-        existing = _attempt_dirs(run_dir, run_id)
-        try:
-            return wandb.init(mode="online", id=run_id, settings=_settings(wandb, cfg), **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any failure means: keep training, go offline
-            logger.warning(
-                "otel-grpo: could not start an online WandB run within %.0fs (%s); "
-                "writing an offline run instead: upload it later with `wandb sync`",
-                cfg.init_timeout_s,
-                type(exc).__qualname__,
-            )
-            # A failed wandb.init sets no global run, so there is nothing to finish here (finishing
-            # wandb.run would finish the trainer's run). Its directory holds only a header.
-            _remove_failed_attempt(run_dir, run_id, existing)
-            os.environ["WANDB_MODE"] = "offline"
-            # wandb-core keeps the failed attempt's stream (and its id) until exit: a new id.
-            kwargs["id"] = new_run_id()
-    return wandb.init(mode="offline", settings=_settings(wandb, cfg), **kwargs)
+    if cfg.mode != "online":
+        return wandb.init(mode="offline", settings=_settings(wandb, cfg), **kwargs)
+    started = _start_online(wandb, cfg, kwargs, separate)
+    if not isinstance(started, OnlineProblem):
+        return started
+    problem = started
+    os.environ["WANDB_MODE"] = "offline"
+    kwargs["id"] = new_run_id()  # wandb-core keeps a failed attempt's stream (and its id) until exit
+    run = wandb.init(mode="offline", settings=_settings(wandb, cfg), **kwargs)
+    where = run_directory(run)
+    logger.warning(
+        "otel-grpo: no online WandB run: %s; %s. Writing an offline run instead, in %s: "
+        "upload it later with `wandb sync %s`",
+        problem.cause,
+        problem.fix,
+        where,
+        where,
+    )
+    return run
+
+
+def _start_online(wandb: ModuleType, cfg: WandbConfig, kwargs: dict[str, Any], separate: bool) -> Run | OnlineProblem:
+    """The online run, or why there is none (found before trying when certain, else from wandb.init's failure)."""
+    url, problem = problem_before_trying(cfg.init_timeout_s)
+    if problem is not None:
+        return problem
+    # A known id names the directory the attempt creates, so a failed attempt can be cleaned up.
+    run_id = (None if separate else os.environ.get("WANDB_RUN_ID")) or new_run_id()
+    existing = _attempt_dirs(cfg.dir, run_id)
+    try:
+        return wandb.init(mode="online", id=run_id, settings=_settings(wandb, cfg), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure means: keep training, go offline
+        # A failed wandb.init sets no global run, so there is nothing to finish here (finishing
+        # wandb.run would finish the trainer's run). Its directory holds only a header.
+        _remove_failed_attempt(cfg.dir, run_id, existing)
+        return init_problem(url, cfg.init_timeout_s, exc)

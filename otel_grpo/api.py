@@ -172,6 +172,9 @@ class Telemetry:
         """Called with a window just before it closes (e.g. to replay what Ray workers recorded in it)."""
         self.shutdown_hooks: list[Callable[[], None]] = []
         """Called as :meth:`shutdown` starts, before anything is flushed (e.g. the wait for Ray calls still running)."""
+        self._first_row: Callable[[], None] | None = None
+        self._first_row_set = False
+        self._first_row_lock = threading.Lock()
         from otel_grpo.exporters.tables import attach_tables
 
         attach_tables(self)
@@ -237,6 +240,22 @@ class Telemetry:
             return
         if summary is not None and os.getpid() == self._pid and not self._closed:
             self.exporter.write(summary)
+            if self._first_row is not None:
+                self._after_first_row()
+
+    def at_first_row(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once, after the first row is written (the WandB run has started): the
+        start-up line. The first hook given is the one; later calls change nothing."""
+        with self._first_row_lock:
+            if not self._first_row_set:
+                self._first_row, self._first_row_set = hook, True
+
+    def _after_first_row(self) -> None:
+        with self._first_row_lock:
+            hook, self._first_row = self._first_row, None
+        if hook is not None:
+            with fault_guard("start-up line"):
+                hook()
 
     # --- recording ------------------------------------------------------------------------
     @guarded("record_sample")
@@ -383,6 +402,11 @@ def setup(
     with _current_lock:
         previous = _current
     if previous is not None:
+        logger.warning(
+            "otel-grpo: setup() was called again: this setup replaces the previous one, which is shut down "
+            "(its WandB run, if otel-grpo started one, is finished; later rows go to the new setup's run). "
+            "Call setup() once per process; otel_grpo.get_telemetry() returns the current one."
+        )
         previous.shutdown()
     providers = build_providers(
         cfg,

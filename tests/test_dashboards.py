@@ -150,7 +150,7 @@ def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixt
     _find(datasets, "line", {"dataset/gsm8k/accuracy", "dataset/gsm8k/avg_reward"})
     _find(datasets, "line", {"dataset/math/accuracy", "dataset/math/avg_reward"})
     table = _find(datasets, "table", {"dataset_statistics"})
-    assert table["title"] == "Dataset Statistics"
+    assert table["title"] == "Dataset Statistics, step of the latest table"
     assert table["columns"] == ["source", "accuracy", "count", "avg_reward", "avg_cost"]
     # 3. Judge
     judge = _section(spec, "Judge")
@@ -167,27 +167,43 @@ def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixt
     # Reward integrity: every panel, exactly
     integrity = _section(spec, "Reward integrity")
     assert [(p["type"], p["title"], p["keys"]) for p in integrity] == [
-        ("line", "Judge share & judge-failed share (train)", ["train/judge_share", "train/judge_failed_share"]),
-        ("line", "Judge-failed share per dataset", [f"dataset/{s}/judge_failed_share" for s in sources]),
-        ("line", "Judge share per dataset", [f"dataset/{s}/judge_share" for s in sources]),
         (
             "line",
-            "GSM8K: accuracy with & without judge-failed samples (%)",
+            "Judge share & judge-failed share (train), per step",
+            ["train/judge_share", "train/judge_failed_share"],
+        ),
+        ("line", "Judge-failed share per dataset, per step", [f"dataset/{s}/judge_failed_share" for s in sources]),
+        ("line", "Judge share per dataset, per step", [f"dataset/{s}/judge_share" for s in sources]),
+        (
+            "line",
+            "GSM8K: accuracy with & without judge-failed samples (%), per step",
             ["dataset/gsm8k/accuracy", "dataset/gsm8k/accuracy_excl_judge_failed"],
         ),
         (
             "line",
-            "MATH: accuracy with & without judge-failed samples (%)",
+            "MATH: accuracy with & without judge-failed samples (%), per step",
             ["dataset/math/accuracy", "dataset/math/accuracy_excl_judge_failed"],
         ),
         (
             "line",
-            "Accuracy excluding judge-failed samples per dataset (%)",
+            "Accuracy excluding judge-failed samples per dataset (%), per step",
             [f"dataset/{s}/accuracy_excl_judge_failed" for s in sources],
         ),
-        ("bar", "Cost per correct answer per dataset (USD)", [f"dataset/{s}/cost_per_correct" for s in sources]),
-        ("line", "Cost per correct answer & step cost (USD)", ["cost/cost_per_correct", "cost/step_cost"]),
-        ("line", "Judge share & judge-failed share (validation)", ["val/judge_share", "val/judge_failed_share"]),
+        (
+            "bar",
+            "Cost per correct answer per dataset (USD), latest step",
+            [f"dataset/{s}/cost_per_correct" for s in sources],
+        ),
+        (
+            "line",
+            "Cost per correct answer & step cost (USD), cumulative since the run started & per step",
+            ["cost/cost_per_correct", "cost/step_cost"],
+        ),
+        (
+            "line",
+            "Judge share & judge-failed share (validation), per validation pass",
+            ["val/judge_share", "val/judge_failed_share"],
+        ),
     ]
     integrity_keys = {k for p in integrity for k in p["keys"]}
     assert all(
@@ -226,9 +242,16 @@ def test_dataset_panels_come_from_the_config(capsys: pytest.CaptureFixture, tmp_
     spec = dry_run_spec(capsys, "--config", str(config))
     assert spec["datasets"] == ["gsm8k", "mmlu"]
     panels = _panels(spec)
-    assert panels["Latest accuracy per dataset (%)"]["keys"] == ["dataset/gsm8k/accuracy", "dataset/mmlu/accuracy"]
-    assert panels["Validation accuracy per dataset (%)"]["keys"] == ["val/gsm8k/accuracy", "val/mmlu/accuracy"]
-    assert "GSM8K: accuracy (%) & avg reward" in panels and "MATH: accuracy (%) & avg reward" not in panels
+    assert panels["Accuracy per dataset (%), latest step"]["keys"] == [
+        "dataset/gsm8k/accuracy",
+        "dataset/mmlu/accuracy",
+    ]
+    assert panels["Validation accuracy per dataset (%), per validation pass"]["keys"] == [
+        "val/gsm8k/accuracy",
+        "val/mmlu/accuracy",
+    ]
+    assert "GSM8K: accuracy (%) & avg reward, per step" in panels
+    assert "MATH: accuracy (%) & avg reward, per step" not in panels
     assert wsmod.main(["--dry-run", "--config", str(tmp_path / "missing.yaml")]) == 2
 
 
@@ -448,23 +471,24 @@ def test_report_renders_every_chart_with_data(offline_run: SimpleNamespace, tmp_
     drawn = dict(report_sections(offline_run.records))
     extra = extra_panels(offline_run.records)
     assert len(counts) == sum(len(panels) for panels in drawn.values())
-    # every panel of the workspace but the "Total cost (USD)" scalar (its key is the line chart's),
-    # and a Reward integrity section (the report's own panels of the group)
+    # every panel of the workspace (titled by its name: the report says the coverage on its own line)
+    # but the "Executor cost (USD)" scalar (its key is the line chart's), and a Reward integrity
+    # section (the report's own panels of the group)
     for section in spec["sections"]:
         if section["name"] == keys.INTEGRITY_GROUP:
             assert drawn[section["name"]], "the report draws the Reward integrity group"
             continue
-        want = [p["title"] for p in section["panels"] if p["title"] != "Total cost (USD)"]
+        want = [p["name"] for p in section["panels"] if p["name"] != "Executor cost (USD)"]
         titles = [p["title"] for p in drawn[section["name"]]]
         assert titles[: len(want)] == want, section["name"]
         # then the report's own charts of the group's keys the workspace draws nowhere
         assert titles[len(want) :] == [p["title"] for p in extra.get(section["name"], [])], section["name"]
-    assert "Total cost (USD)" not in counts and "Total executor cost (USD)" in counts
+    assert "Executor cost (USD)" not in counts and "Total executor cost (USD)" in counts
     assert [p["title"] for p in drawn["Exporter health"]] == ["Rows written to WandB", "Rows dropped & export errors"]
     empty = {name: n for name, n in counts.items() if n <= 0}
     assert not empty, f"charts without data: {empty}"
     assert counts["Dataset Statistics"] == len(SOURCES)
-    assert counts["Latest accuracy per dataset (%)"] == len(SOURCES)
+    assert counts["Accuracy per dataset (%)"] == len(SOURCES)
     assert counts["Loss & KL divergence"] == 2 * len(STEPS)
     assert counts["Validation: avg cost vs accuracy"] == len(STEPS)
     text = out.read_text(encoding="utf-8")
@@ -495,7 +519,7 @@ def test_every_chart_says_which_steps_it_shows(offline_run: SimpleNamespace, tmp
     for title, caption in captions.items():
         assert re.search(r"\bsteps? \d", caption), (title, caption)
     # the bar chart and the table show the same step, the last one, and agree on the values
-    assert captions["Latest accuracy per dataset (%)"].startswith(f"step {last}")
+    assert captions["Accuracy per dataset (%)"].startswith(f"step {last}")
     assert captions["Dataset Statistics"].startswith(f"step {last}")
     assert captions["Loss & KL divergence"].startswith(f"per step, steps {min(STEPS)}-{last}")
     assert captions["Judge success rate per dataset"].startswith(f"run total at step {last}")

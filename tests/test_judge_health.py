@@ -68,10 +68,13 @@ def test_one_warning_per_outage_naming_the_endpoint_and_error_class(tmp_path, ca
         _evaluate(judge, 1)
         warnings = _warnings(caplog)
         assert len(warnings) == 1, warnings
-        assert "5 evaluations in a row" in warnings[0]
-        assert "error.type=connection" in warnings[0]
-        assert str(port) in warnings[0]
-        assert "s3cret" not in warnings[0]
+        assert warnings[0] == (
+            f"otel-grpo: the LLM judge failed 5 evaluations in a row (error.type=connection) at "
+            f"http://127.0.0.1:{port}/v1/chat/completions; is the judge server running there, "
+            "and is that the URL your judge function should call? Rewards that need the judge are failing "
+            "(no further warning until it answers again)"
+        )
+        assert "judge.ports" not in warnings[0] and "judge.hosts" not in warnings[0]
         _evaluate(judge, 10)  # the same outage: no second warning
         assert len(_warnings(caplog)) == 1
         state = judge_health(tel).snapshot()
@@ -112,3 +115,49 @@ def test_threshold_is_configurable_and_zero_turns_the_warning_off(caplog):
         off.observe("api_failure", "connection", None)
     assert len(_warnings(caplog)) == 1
     assert off.snapshot().down is False and off.snapshot().api_failures == 20
+
+
+def test_the_url_the_judge_function_calls_is_named_whatever_judge_ports_say(caplog):
+    """judge.ports (8002 by default) only classifies requests made outside the judge function: a judge
+    called on another port is named by its URL, and the warning does not point at judge.ports."""
+    caplog.set_level(logging.WARNING, logger=HEALTH_LOGGER)
+    port = _closed_port()
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
+    assert port not in tel.config.judge.ports
+    judge = otel_grpo.instrument_trainer(Judge(f"http://127.0.0.1:{port}/v1"))
+    with otel_grpo.step(1):
+        _evaluate(judge, 5)
+    (warning,) = _warnings(caplog)
+    assert f"at http://127.0.0.1:{port}/v1/chat/completions; is the judge server running there" in warning
+    assert "judge.ports" not in warning and "8002" not in warning
+    assert judge_health(tel).snapshot().location == f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+class SocketJudge:
+    """A judge function that fails before any HTTP request otel-grpo could see (a raw socket)."""
+
+    def __init__(self, port: int):
+        self.port = port
+
+    def _llm_judge_compare(self, problem, prediction, ground_truth, problem_type, source=None):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):  # refused: raises
+            return True
+
+
+@pytest.mark.parametrize("http", [True, False])
+def test_no_request_seen_is_said_and_no_configured_endpoint_is_named(caplog, http):
+    caplog.set_level(logging.WARNING, logger=HEALTH_LOGGER)
+    tel = otel_grpo.setup(None, wandb={"mode": "disabled"}, instrumentation={"http": http})
+    judge = otel_grpo.instrument_trainer(SocketJudge(_closed_port()))
+    with otel_grpo.step(1):
+        for _ in range(5):
+            with otel_grpo.sample("gsm8k", "math"), pytest.raises(ConnectionRefusedError):
+                judge._llm_judge_compare("q", "42", "42", "math")
+    (warning,) = _warnings(caplog)
+    assert warning.startswith("otel-grpo: the LLM judge failed 5 evaluations in a row (error.type=")
+    if http:
+        assert "otel-grpo saw no HTTP request inside the judge function (a client it does not wrap?)" in warning
+    else:
+        assert "(instrumentation.http is false, so its requests are not seen)" in warning
+    assert "check the URL" in warning and "judge.ports" not in warning and "configured" not in warning
+    assert judge_health(tel).snapshot().location is None

@@ -540,3 +540,34 @@ def test_help_describes_every_option() -> None:
         assert len(described[option].split()) >= 3, (option, described[option])
     for outcome in OUTCOMES:
         assert outcome in proc.stdout.replace("\n", "").replace(" ", "")
+
+
+def test_help_documents_the_prompt_format_and_its_example_is_true(server: JudgeServer) -> None:
+    """``--help`` says where the judge looks (labels at the start of a line, or tags); what it
+    says holds on the real server: its example is judged, a label inside a line is not read."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_grpo.tools.cli", "judge-server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    help_text = proc.stdout.split("prompt format:", 1)[1]
+    for said in ("START OF A LINE", "<prediction>...</prediction>", "<ground_truth>...</ground_truth>", "<true_false>"):
+        assert said in help_text, said
+    example = help_text.split("(**Prediction:**, - Ground truth:):\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in example.splitlines()]
+    assert [line.split(":", 1)[0] for line in lines] == ["Question", "Prediction", "Ground truth"]
+    client = client_for(server)
+    reply = ask(client, [SYSTEM, {"role": "user", "content": "\n".join(lines)}])
+    assert verdict_of(reply.choices[0].message.content) is True
+    inline = ask(client, [SYSTEM, {"role": "user", "content": "Is it right? the prediction: 18, the ground truth: 18"}])
+    assert verdict_of(inline.choices[0].message.content) is False  # not read: the fields are missing
+    assert "lacks a prediction or a ground truth" in inline.choices[0].message.content
+
+
+def test_readme_documents_the_prompt_format() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("otel-grpo judge-server --port 8002", 1)[1].split("\n## ", 1)[0]
+    for said in ("at the start of a line", "<prediction>", "<ground_truth>", "Ground truth:", "<true_false>"):
+        assert said in section, said

@@ -337,20 +337,24 @@ def test_every_panel_uses_only_translated_semconv_names():
 # --- the Reward integrity row ---------------------------------------------------------------------
 
 INTEGRITY_TARGETS = [
-    ("timeseries", "Judge share & judge-failed share (train)", "judge share"),
-    ("timeseries", "Judge share & judge-failed share (train)", "judge-failed share"),
-    ("timeseries", "Judge-failed share per dataset (train)", "{{grpo_source}}"),
-    ("timeseries", "Accuracy with and without judge-failed samples (train, %)", "all samples"),
-    ("timeseries", "Accuracy with and without judge-failed samples (train, %)", "excluding judge-failed"),
-    ("table", "Reward integrity per dataset (train)", "Judge share"),
-    ("table", "Reward integrity per dataset (train)", "Judge-failed share"),
-    ("table", "Reward integrity per dataset (train)", "Accuracy (%)"),
-    ("table", "Reward integrity per dataset (train)", "Accuracy excl. judge-failed (%)"),
-    ("table", "Reward integrity per dataset (train)", "Cost per correct (USD)"),
-    ("bargauge", "Cost per correct answer per dataset (train, USD)", "{{grpo_source}}"),
-    ("stat", "Cost per correct answer (train, since start)", "Cost per correct answer (train, since start)"),
+    ("timeseries", "Judge share & judge-failed share (train), last $window", "judge share"),
+    ("timeseries", "Judge share & judge-failed share (train), last $window", "judge-failed share"),
+    ("timeseries", "Judge-failed share per dataset (train), last $window", "{{grpo_source}}"),
+    ("timeseries", "Accuracy with and without judge-failed samples (train, %), last $window", "all samples"),
+    ("timeseries", "Accuracy with and without judge-failed samples (train, %), last $window", "excluding judge-failed"),
+    ("table", "Reward integrity per dataset (train), last $window", "Judge share"),
+    ("table", "Reward integrity per dataset (train), last $window", "Judge-failed share"),
+    ("table", "Reward integrity per dataset (train), last $window", "Accuracy (%)"),
+    ("table", "Reward integrity per dataset (train), last $window", "Accuracy excl. judge-failed (%)"),
+    ("table", "Reward integrity per dataset (train), last $window", "Cost per correct (USD)"),
+    ("bargauge", "Cost per correct answer per dataset (train, USD), last $window", "{{grpo_source}}"),
+    (
+        "stat",
+        "Cost per correct answer (train, USD), since the run started",
+        "Cost per correct answer (train, USD), since the run started",
+    ),
 ]
-SINCE_START = "Cost per correct answer (train, since start)"
+SINCE_START = "Cost per correct answer (train, USD), since the run started"
 
 
 def integrity_targets(variables: dict[str, str] | None = None) -> list[tuple[str, str, str, str]]:
@@ -378,7 +382,7 @@ def test_integrity_row_has_exactly_its_panels_over_summed_counters():
         # Every selector is the increase over the window, summed over every process before dividing.
         increases = re.findall(rf"sum(?: by \(grpo_source\))? \(increase\(({selector})\[\$window\]\)\)", expr)
         assert increases and increases == re.findall(selector, expr), (title, legend, expr)
-        by_source = legend == "{{grpo_source}}" or title.endswith("per dataset (train)")
+        by_source = legend == "{{grpo_source}}" or title.endswith("per dataset (train), last $window")
         assert expr.count("sum by (grpo_source) (") == (len(increases) if by_source else 0), (title, legend)
         assert "> 0)" in expr  # an empty denominator gives no value, never NaN or Inf
 
@@ -482,19 +486,25 @@ def _integrity_truth(minutes: int) -> dict[tuple[str, str], dict[str, float]]:
 
     train = figures(None)
     return {
-        ("Judge share & judge-failed share (train)", "judge share"): {"": train["judge share"]},
-        ("Judge share & judge-failed share (train)", "judge-failed share"): {"": train["judge-failed share"]},
-        ("Judge-failed share per dataset (train)", "{{grpo_source}}"): column("judge-failed share"),
-        ("Accuracy with and without judge-failed samples (train, %)", "all samples"): {"": train["accuracy"]},
-        ("Accuracy with and without judge-failed samples (train, %)", "excluding judge-failed"): {
+        ("Judge share & judge-failed share (train), last $window", "judge share"): {"": train["judge share"]},
+        ("Judge share & judge-failed share (train), last $window", "judge-failed share"): {
+            "": train["judge-failed share"]
+        },
+        ("Judge-failed share per dataset (train), last $window", "{{grpo_source}}"): column("judge-failed share"),
+        ("Accuracy with and without judge-failed samples (train, %), last $window", "all samples"): {
+            "": train["accuracy"]
+        },
+        ("Accuracy with and without judge-failed samples (train, %), last $window", "excluding judge-failed"): {
             "": train["excluding"]
         },
-        ("Reward integrity per dataset (train)", "Judge share"): column("judge share"),
-        ("Reward integrity per dataset (train)", "Judge-failed share"): column("judge-failed share"),
-        ("Reward integrity per dataset (train)", "Accuracy (%)"): column("accuracy"),
-        ("Reward integrity per dataset (train)", "Accuracy excl. judge-failed (%)"): column("excluding"),
-        ("Reward integrity per dataset (train)", "Cost per correct (USD)"): column("cost per correct"),
-        ("Cost per correct answer per dataset (train, USD)", "{{grpo_source}}"): column("cost per correct"),
+        ("Reward integrity per dataset (train), last $window", "Judge share"): column("judge share"),
+        ("Reward integrity per dataset (train), last $window", "Judge-failed share"): column("judge-failed share"),
+        ("Reward integrity per dataset (train), last $window", "Accuracy (%)"): column("accuracy"),
+        ("Reward integrity per dataset (train), last $window", "Accuracy excl. judge-failed (%)"): column("excluding"),
+        ("Reward integrity per dataset (train), last $window", "Cost per correct (USD)"): column("cost per correct"),
+        ("Cost per correct answer per dataset (train, USD), last $window", "{{grpo_source}}"): column(
+            "cost per correct"
+        ),
     }
 
 
@@ -509,8 +519,8 @@ def test_integrity_panels_sum_across_processes(promtool, tmp_path):
     correct = sum(c for (_, split, _, _), (_, c) in INTEGRITY_SERIES.items() if split == "train") * eval_minutes
     truth[(SINCE_START, SINCE_START)] = {"": (exec_usd + judge_usd) / correct}
     # The figures really differ from a mean of the two processes' shares (gsm8k: 2/6 and 3/4).
-    assert truth[("Reward integrity per dataset (train)", "Judge-failed share")]["gsm8k"] == 0.5
-    assert set(truth[("Reward integrity per dataset (train)", "Judge share")]) == {"gsm8k", "humaneval"}
+    assert truth[("Reward integrity per dataset (train), last $window", "Judge-failed share")]["gsm8k"] == 0.5
+    assert set(truth[("Reward integrity per dataset (train), last $window", "Judge share")]) == {"gsm8k", "humaneval"}
 
     checks = []
     for _, title, legend, expr in integrity_targets({"window": f"{window_minutes}m"}):

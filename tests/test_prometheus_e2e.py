@@ -354,7 +354,7 @@ def integrity_rule(kind: str, name: str) -> dict:
     return next(r for g in groups for r in g["rules"] if r.get(kind) == name)
 
 
-TABLE = "Reward integrity per dataset (train)"
+TABLE = "Reward integrity per dataset (train), last $window"
 TABLE_COLUMNS = (
     ("Judge share", "judge_share"),
     ("Judge-failed share", "judge_failed_share"),
@@ -395,13 +395,13 @@ def check_integrity_per_step(
                 assert from_row(figure, val_row, "val") == pytest.approx(val_truth, rel=1e-9), (step, figure)
         assert row["dataset/gsm8k/judge_failed_share"] == pytest.approx(step / (step + 3))
 
-        shares = "Judge share & judge-failed share (train)"
+        shares = "Judge share & judge-failed share (train), last $window"
         assert single(panel(shares, "judge share")) == pytest.approx(row["train/judge_share"], rel=1e-9)
         assert single(panel(shares, "judge-failed share")) == pytest.approx(row["train/judge_failed_share"], rel=1e-9)
-        assert by_source(panel("Judge-failed share per dataset (train)", SOURCE_LEGEND)) == pytest.approx(
+        assert by_source(panel("Judge-failed share per dataset (train), last $window", SOURCE_LEGEND)) == pytest.approx(
             from_row("judge_failed_share"), rel=1e-9
         )
-        accuracy = "Accuracy with and without judge-failed samples (train, %)"
+        accuracy = "Accuracy with and without judge-failed samples (train, %), last $window"
         assert single(panel(accuracy, "all samples")) == pytest.approx(row["train/accuracy"], rel=1e-9)
         kept = [s for s in plan("train", step) if scored_by(s) != "judge_failed"]  # no train-wide key: the plan
         assert single(panel(accuracy, "excluding judge-failed")) == pytest.approx(
@@ -411,9 +411,9 @@ def check_integrity_per_step(
             got = by_source(panel(TABLE, column))
             assert got == pytest.approx(from_row(figure), rel=1e-9), (step, column, got)
             seen.setdefault(column, {}).update({(step, s): v for s, v in got.items()})
-        assert by_source(panel("Cost per correct answer per dataset (train, USD)", SOURCE_LEGEND)) == pytest.approx(
-            from_row("cost_per_correct"), rel=1e-9
-        )
+        assert by_source(
+            panel("Cost per correct answer per dataset (train, USD), last $window", SOURCE_LEGEND)
+        ) == pytest.approx(from_row("cost_per_correct"), rel=1e-9)
 
         # The alert's quantity over the same window: train and validation samples per source.
         expr = record_expr.replace("[5m]", f"[{variables['window']}]")
@@ -428,7 +428,7 @@ def check_integrity_per_step(
 
 def check_cost_per_correct_since_start(api_url: str, at: float, last_row: dict) -> None:
     """Train executor + judge cost / correct train samples since the start: the stat, the row, the plan."""
-    title = "Cost per correct answer (train, since start)"
+    title = "Cost per correct answer (train, USD), since the run started"
     stat = integrity_targets({})[(title, title)]
     assert single(query(api_url, stat, at=at)) == pytest.approx(last_row["cost/cost_per_correct"], rel=1e-9)
     train = [s for step in range(1, STEPS + 1) for s in plan("train", step)]

@@ -88,7 +88,7 @@ def test_wandb_unreachable_falls_back_to_offline_and_keeps_every_row(tmp_path, c
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "DONE" in proc.stdout
     assert elapsed < 5 + 40, elapsed  # init bounded by init_timeout_s (5 s) plus start-up
-    warnings = [line for line in proc.stderr.splitlines() if "writing an offline run instead" in line]
+    warnings = [line for line in proc.stderr.splitlines() if "Writing an offline run instead" in line]
     assert len(warnings) == 1, proc.stderr[-2000:]
     rows = _our_rows(tmp_path / "wandb")
     assert [r["train/step"] for r in rows] == [1, 2, 3]

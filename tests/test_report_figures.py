@@ -137,9 +137,9 @@ def test_titles_say_what_each_chart_covers(example_run: SimpleNamespace) -> None
     assert titles["Judge latency (s)"].startswith(f"cumulative since the run started, steps 1-{LAST}")
     assert titles["Average cost per sample (USD)"].startswith("cumulative since the run started")
     # one step's values say which step, and that it is that step alone
-    assert titles["Latest accuracy per dataset (%)"].startswith(f"step {LAST} only")
+    assert titles["Accuracy per dataset (%)"].startswith(f"step {LAST} only")
     assert titles["Dataset Statistics"].startswith(f"step {LAST} only")
-    assert titles["Judge outcome rates (this step)"].startswith(f"per step, steps 1-{LAST}")
+    assert titles["Judge step outcome rates"].startswith(f"per step, steps 1-{LAST}")
     assert titles["Validation accuracy per dataset (%)"].startswith("per validation pass, steps 5-15")
     assert titles["Validation: avg cost vs accuracy"].startswith("one point per validation pass, steps 5-15")
     assert titles["Accuracy: train vs validation (%)"].startswith("per step & per validation pass")

@@ -59,7 +59,7 @@ def write_config(path: Path, targets: dict[str, str], judge_port: int = 8002) ->
 def run_shape_trainer(tmp_path: Path, targets: dict[str, str], judge_server: JudgeServer) -> Any:
     config = write_config(tmp_path / "telemetry.yaml", targets, judge_server.port)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WANDB_"))}
-    env.update(WANDB_SILENT="true", PYTHONPATH=str(tmp_path))  # tmp_path: modules only the config names
+    env.update(PYTHONPATH=str(tmp_path))  # tmp_path: modules only the config names (wandb is off: no WANDB_SILENT)
     done = subprocess.run(
         [
             "otel-grpo",

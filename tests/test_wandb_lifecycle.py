@@ -188,17 +188,24 @@ def test_a_clean_exit_finishes_our_run_without_a_false_alarm(tmp_path, how):
 
 # --- item 10: one run directory when online falls back to offline ------------------------------
 ONLINE_STEPPER = """
-    import logging
+    import logging, sys, time
     logging.basicConfig(level=logging.WARNING)
     import otel_grpo
-    tel = otel_grpo.setup(None, wandb={"mode": "online", "dir": ".", "init_timeout_s": 3})
+    timeout = float(sys.argv[1])
+    tel = otel_grpo.setup(None, wandb={"mode": "online", "dir": ".", "init_timeout_s": timeout})
+    started = time.monotonic()
     for step in (1, 2, 3):
         with otel_grpo.step(step):
             with otel_grpo.sample("gsm8k"):
                 otel_grpo.record_sample(1.0)
+        if step == 1:  # the run starts with the first row
+            print("FIRST_ROW_S", round(time.monotonic() - started, 2), flush=True)
     print("RUN", tel.run.id, tel.run.offline, flush=True)
     tel.shutdown()
 """
+# A cause known before trying (no key, a refused port) must not wait the timeout: a long one shows it.
+LONG_TIMEOUT_S = 60
+SECRET = "hunter2" + "pw"  # a password in the base URL never reaches a message
 
 
 @pytest.mark.parametrize("case", ["no_key", "refused", "never_answers"])
@@ -207,14 +214,16 @@ def test_online_fallback_to_offline_leaves_exactly_one_run_directory(tmp_path, c
     base_url = (
         request.getfixturevalue("silent_server") if case == "never_answers" else f"http://127.0.0.1:{_closed_port()}"
     )
+    if case == "refused":  # with a password and a query value, which the message redacts
+        base_url = base_url.replace("http://", f"http://user:{SECRET}@") + f"/?token={SECRET}"
     env = _env(WANDB_BASE_URL=base_url)
     if case != "no_key":
         env["WANDB_API_KEY"] = FAKE_KEY
-    proc = _run_script(tmp_path, ONLINE_STEPPER, env=env)
+    timeout_s = 3 if case == "never_answers" else LONG_TIMEOUT_S
+    proc = _run_script(tmp_path, ONLINE_STEPPER, str(timeout_s), env=env, timeout=LONG_TIMEOUT_S + 60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id, offline = _printed(proc.stdout, "RUN")
     assert offline == "True"
-    assert sum("writing an offline run instead" in line for line in proc.stderr.splitlines()) == 1
     wandb_dir = tmp_path / "wandb"
     (only,) = _run_dirs(wandb_dir)
     assert only.name.startswith("offline-run-") and only.name.endswith(f"-{run_id}")
@@ -222,6 +231,28 @@ def test_online_fallback_to_offline_leaves_exactly_one_run_directory(tmp_path, c
     assert (wandb_dir / "latest-run").resolve() == only.resolve()
     assert _rows(only) == [(1, "train"), (2, "train"), (3, "train")]
     assert FAKE_KEY not in proc.stderr + proc.stdout
+
+    # One warning: the cause, its fix, and where the rows go.
+    (warning,) = [line for line in proc.stderr.splitlines() if "Writing an offline run instead" in line]
+    assert (
+        f"Writing an offline run instead, in {only.resolve()}: upload it later with `wandb sync {only.resolve()}`"
+        in (warning)
+    )
+    first_row_s = float(_printed(proc.stdout, "FIRST_ROW_S")[0])
+    port = base_url.rsplit(":", 1)[1].split("/")[0]
+    if case == "no_key":
+        assert f"no online WandB run: no WandB API key for http://127.0.0.1:{port}; " in warning
+        assert "run `wandb login` or set WANDB_API_KEY." in warning
+        assert first_row_s < 15, "no key is known before trying: no waiting"
+    elif case == "refused":
+        shown = f"http://user:REDACTED@127.0.0.1:{port}/?token=REDACTED"
+        assert f"no online WandB run: {shown} refused the connection; check WANDB_BASE_URL" in warning
+        assert SECRET not in proc.stderr + proc.stdout
+        assert first_row_s < 15, "a refused connection is certain: no waiting for init_timeout_s"
+    else:
+        assert f"no online WandB run: {base_url} accepted the connection but no online run started within 3s" in warning
+        assert "check that the WandB server there answers" in warning
+        assert 3 <= first_row_s < 3 + 30
 
 
 # --- item 9 (part): no --judge-url password in the demo's run directory ------------------------

@@ -12,6 +12,7 @@ The switches, exactly:
   clients wrapped, no Prometheus endpoint, no OTLP, no WandB rows);
   :func:`sdk_disabled_config` turns everything off even over code overrides, and
   :func:`announce_sdk_disabled` says so in one log line.
+- ``WANDB_SILENT=true``: no start-up line (``announce: false``), as wandb prints none of its own.
 - ``OTEL_METRICS_EXPORTER`` naming ``otlp``, ``prometheus`` or ``none``: OTLP metric
   export runs only if it names ``otlp`` and the Prometheus endpoint only if it names
   ``prometheus`` (file settings included); other names (``grpo_wandb``, ``console``) change
@@ -53,6 +54,7 @@ ENV_VARS: Final = (
     "WANDB_DIR",
     "WANDB_DISABLED",
     "WANDB_TAGS",
+    "WANDB_SILENT",
     "OTEL_SERVICE_NAME",
     "OTEL_SDK_DISABLED",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -184,6 +186,9 @@ class _EnvReader:
         raw = self.get("WANDB_TAGS")
         if raw is not None:
             self.put("WANDB_TAGS", ("wandb", "tags"), [tag.strip() for tag in raw.split(",") if tag.strip()])
+        raw = self.get("WANDB_SILENT")  # wandb's own switch: read as leniently as wandb reads it
+        if raw is not None and raw.strip().lower() in _TRUE:
+            self.put("WANDB_SILENT", ("announce",), False)
 
     def read_otel(self) -> None:
         raw = self.get("OTEL_SERVICE_NAME")

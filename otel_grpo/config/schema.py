@@ -283,6 +283,11 @@ class TelemetryConfig(_Section):
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     instrumentation: InstrumentationConfig = Field(default_factory=InstrumentationConfig)
+    announce: bool = Field(
+        default=True,
+        description="Say once, at the first row, what is recorded and where (one line on stderr); "
+        "WANDB_SILENT=true turns it off.",
+    )
 
     def redacted_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dump fit for logs and the WandB run config.

@@ -30,10 +30,12 @@ import wrapt
 from otel_grpo import api
 from otel_grpo.api import Telemetry, get_telemetry
 from otel_grpo.config import InstrumentationConfig, parse_target
+from otel_grpo.config.env import sdk_disabled
 from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.launch import worker_overrides
 from otel_grpo.instrumentation.patching import patch_method, unpatch_all
 from otel_grpo.instrumentation.report import (
+    announce_startup,
     report_instrumented,
     set_targets_hint,
     target_appeared,
@@ -98,6 +100,8 @@ def install(
     Never raises.
     """
     options = telemetry.config.instrumentation
+    if methods is None and not sdk_disabled():  # a Ray worker's driver says what is recorded
+        telemetry.at_first_row(lambda: announce_startup(telemetry))  # the start-up line, at the first row
     if not options.enabled:
         return []
     wrapped: list[tuple[str, str]] = []
@@ -158,7 +162,7 @@ def _patch_on_import(options: InstrumentationConfig, module_name: str, qualname:
             target_appeared(role)
         owner, attr = _resolve(module, module_name, qualname)
         if owner is not None and patch_method(owner, attr, wrapper, role, origin):
-            report_instrumented([(role, f"{module_name}:{qualname}")], announce=False)
+            report_instrumented([(role, f"{module_name}:{qualname}")])
 
     wrapt.register_post_import_hook(_guarded(patch), module_name)
 

@@ -189,7 +189,7 @@ class JudgeEvaluationCall:
         tel = self._tel
         with fault_guard("the judge health check"):
             attempts = self.evaluation.attempts
-            location = judge_location(attempts, tel.config.judge) if outcome == semconv.OUTCOME_API_FAILURE else None
+            location = judge_location(attempts) if outcome == semconv.OUTCOME_API_FAILURE else None
             judge_health(tel).observe(outcome, error_type, location)
 
 

@@ -1,9 +1,15 @@
-"""Saying what was instrumented, and warning when a configured target never was.
+"""Saying once what is recorded and where, and warning when a configured target never was.
+
+The start-up line (:func:`announce_startup`), once per setup, at the first row (when the WandB
+run has started, so its directory is known): what is recorded (the wrapped methods and their
+roles, or the manual API), where the rows go (the WandB run directory, or "WandB off"), the
+Prometheus URL and the OTLP endpoint when there are. ``announce: false`` in the config, or
+``WANDB_SILENT=true``, turns it off.
 
 A target whose module or class name does not match the trainer (a typo in
 ``instrumentation.targets``, a renamed class) would otherwise do nothing, silently:
-no rows, or rows whose figures for that role stay at zero. So otel-grpo says once what
-it wrapped, and warns, naming the target and ``instrumentation.targets``:
+no rows, or rows whose figures for that role stay at zero. So otel-grpo warns, naming the
+target and ``instrumentation.targets``:
 
 - when a target's module is imported but has no such class or method (at the import);
 - when a target's module cannot be found at all (at the first recorded call, usually the
@@ -18,6 +24,10 @@ import logging
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otel_grpo.api import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +50,52 @@ def set_targets_hint(targets: dict[str, str]) -> None:
     _Report.targets_hint = ", ".join(f"{role}={target}" for role, target in sorted(targets.items()))
 
 
-def report_instrumented(wrapped: Iterable[tuple[str, str]], announce: bool = True) -> None:
-    """Remember the methods just wrapped (``(role, "Class.method")`` pairs); ``announce`` logs them.
-
-    ``otel-grpo run`` wraps each module as it is imported and announces the whole list
-    once, at the first recorded call (:func:`first_call`), instead of a line per module.
-    """
+def report_instrumented(wrapped: Iterable[tuple[str, str]]) -> None:
+    """Remember the methods just wrapped (``(role, "Class.method")`` pairs), for the start-up line."""
     new = [(role, label) for role, label in wrapped]
     if not new:
         return
     with _Report.lock:
         for role, label in new:
             _Report.wrapped[label] = role
-    if announce:
-        logger.info("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
-    else:
-        logger.debug("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
+    logger.debug("otel-grpo: instrumented %s", ", ".join(f"{label} ({role})" for role, label in new))
+
+
+def startup_line(telemetry: Telemetry) -> str:
+    """``otel-grpo: recording <what>; <where the WandB rows go>[; Prometheus metrics at <url>][; OTLP to <url>]``."""
+    with _Report.lock:
+        what = _listing() if _Report.wrapped else "the manual API"
+    if telemetry.config.instrumentation.http:
+        what += " and LLM HTTP requests"
+    parts = [f"otel-grpo: recording {what}", telemetry.exporter.destination()]
+    if telemetry.prometheus_url:
+        parts.append(f"Prometheus metrics at {telemetry.prometheus_url}")
+    otlp = telemetry.config.otlp
+    if otlp.enabled and (otlp.metrics or otlp.traces):
+        from otel_grpo.exporters.otlp.endpoints import redact_url, signal_endpoint
+
+        signal = "metrics" if otlp.metrics else "traces"
+        parts.append(f"OTLP to {redact_url(signal_endpoint(otlp.endpoint, otlp.protocol, signal))}")
+    return "; ".join(parts)
+
+
+def announce_startup(telemetry: Telemetry) -> None:
+    """Say the start-up line (:func:`startup_line`), unless ``announce`` is off (``WANDB_SILENT=true``).
+
+    It is an INFO record of this logger. When the program's logging would show it (``otel-grpo
+    run``, a program logging otel-grpo's INFO records) it goes there; when the program set up no
+    logging at all, to stderr through a handler of its own, as wandb's own lines go to stderr.
+    A program that set logging up without INFO for otel-grpo does not get it.
+    """
+    if not telemetry.config.announce:
+        return
+    line = startup_line(telemetry)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(line)
+    elif not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
 
 
 def watch_targets(targets: Mapping[str, str]) -> None:
@@ -120,14 +160,12 @@ def check_targets(at_exit: bool) -> list[str]:
 
 
 def first_call(role: str, steps_seen: bool) -> None:
-    """The first call of any instrumented method: say what is instrumented, warn about targets
-    whose module cannot be found, and warn if no training step is instrumented."""
+    """The first call of any instrumented method: warn about targets whose module cannot be
+    found, and warn if no training step is instrumented."""
     with _Report.lock:
         if _Report.announced:
             return
         _Report.announced = True
-    if _Report.wrapped:
-        logger.info("otel-grpo: recording %s", _listing())
     check_targets(at_exit=False)
     if role != TRAIN_STEP_ROLE:
         warn_if_no_train_step(f"{role} was called", steps_seen)
@@ -186,11 +224,13 @@ def reset() -> None:
 
 
 __all__ = [
+    "announce_startup",
     "check_targets",
     "first_call",
     "report_instrumented",
     "reset",
     "set_targets_hint",
+    "startup_line",
     "target_appeared",
     "train_step_instrumented",
     "warn_at_exit",

@@ -70,7 +70,7 @@ def patch_class(cls: type, with_init: bool) -> None:
             _patched.append((cls, name))
 
 
-def attach(trainer: Any, announce: bool = True) -> bool:
+def attach(trainer: Any) -> bool:
     """Instrument one trainer: its session and callback (idempotent). False when otel-grpo is off for TRL."""
     tel = get_telemetry()
     if tel is None or trainer in _sessions:
@@ -85,7 +85,7 @@ def attach(trainer: Any, announce: bool = True) -> bool:
     _sessions[trainer] = session
     trainer.add_callback(OtelGrpoCallback(session))
     what = f"{type(trainer).__name__} (TRL GRPOTrainer, process {session.process_index} of {session.num_processes})"
-    report_instrumented([(TRAIN_STEP_ROLE, what)], announce=announce and session.is_main)
+    report_instrumented([(TRAIN_STEP_ROLE, what)])  # the start-up line names it, at the main process's first row
     return True
 
 

@@ -9,8 +9,9 @@ plus reward integrity, cost and exporter health. Every query uses the Prometheus
 ``prometheus`` exporter (and the in-process endpoint) produce from
 :mod:`otel_grpo.semconv`, looked up through :func:`prometheus_metric_names`, and is
 filtered by the ``job`` (= service.name) and ``grpo_run_id`` dashboard variables.
-Windowed figures (accuracy, average reward, rates of outcomes) use the ``window``
-variable; per-second rates use Grafana's ``$__rate_interval``.
+Windowed figures (accuracy, average reward, shares, per-second rates, latency) use the
+``window`` variable; every panel title says what its queries cover ("last $window", "since
+the run started"; :mod:`.coverage`).
 
 The parts, each importable from here too: :mod:`.grafana_promql` (Prometheus names,
 labels and PromQL builders), :mod:`.grafana_panels` (panel JSON), :mod:`.grafana_rows` and

@@ -120,7 +120,7 @@ def integrity_row() -> Row:
             ),
             (
                 stat(
-                    "Cost per correct answer (train, since start)",
+                    "Cost per correct answer (train, USD)",
                     "Train executor cost + priced judge cost / correct train samples since the run started.",
                     cost_per_correct_total(TRAIN),
                     "currencyUSD",

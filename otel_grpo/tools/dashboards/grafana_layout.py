@@ -30,6 +30,7 @@ from otel_grpo.tools.dashboards.grafana_promql import (
     TRAIN_STEPS_FAILED,
     VAL_RUNS,
     increase_sum,
+    per_second,
     quantile,
     sel,
     share,
@@ -127,10 +128,10 @@ def cost_row() -> Row:
             (
                 timeseries(
                     "Cost rate (USD/h)",
-                    "Spend per hour: executor and judge.",
+                    "Spend per hour, executor and judge, averaged over the selected window.",
                     query_targets(
-                        (f"3600 * sum(rate({sel(EXEC_COST)}[$__rate_interval]))", "executor"),
-                        (f"3600 * sum(rate({sel(JUDGE_COST)}[$__rate_interval]))", "judge"),
+                        (f"3600 * {per_second(EXEC_COST)}", "executor"),
+                        (f"3600 * {per_second(JUDGE_COST)}", "judge"),
                     ),
                     "currencyUSD",
                     minimum=0,
@@ -140,8 +141,8 @@ def cost_row() -> Row:
             ),
             (
                 timeseries(
-                    "Executor latency",
-                    "p50 and p95 of workflow execution time.",
+                    "Executor latency (s)",
+                    "p50 and p95 of workflow execution time over the selected window (bucket estimates).",
                     query_targets((quantile(0.5, EXEC_DURATION), "p50"), (quantile(0.95, EXEC_DURATION), "p95")),
                     "s",
                     minimum=0,
@@ -229,7 +230,8 @@ def dashboard_variables() -> list[dict]:
             "name": "window",
             "label": "Window",
             "type": "custom",
-            "description": "Window of accuracy, average reward and outcome-share panels.",
+            "description": "Window of every windowed panel (their titles say 'last $window'): accuracy, "
+            "average reward, shares, per-second rates, latency percentiles.",
             "query": ",".join(windows),
             "current": {"selected": True, "text": default_window, "value": default_window},
             "options": [{"selected": w == default_window, "text": w, "value": w} for w in windows],

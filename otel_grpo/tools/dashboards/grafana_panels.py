@@ -1,15 +1,28 @@
 """Grafana panel builders: the JSON of a line chart, stat, bar gauge, pie chart and table.
 
-Each builder takes a title, a description and PromQL (see
-:mod:`otel_grpo.tools.dashboards.grafana_promql`) and returns the panel as a dict;
+Each builder takes a name, a description and PromQL (see
+:mod:`otel_grpo.tools.dashboards.grafana_promql`) and returns the panel as a dict, titled
+``"{name}, {what its queries cover}"`` (:func:`covered`): ``"Judge outcome rates, last $window"``
+(Grafana shows the variable's value: "last 15m"), ``"Judge cost, since the run started"``;
 :mod:`otel_grpo.tools.dashboards.grafana_layout` places them on the dashboard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from otel_grpo.tools.dashboards.coverage import grafana_coverage, titled
+from otel_grpo.tools.dashboards.grafana_promql import GAUGE, INSTRUMENT_KINDS, prometheus_metric_names
+
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+#: The Prometheus names of the gauges (set at each step's end: loss, KL, the step number).
+GAUGES = frozenset(prometheus_metric_names()[instrument[0]] for instrument, kind in INSTRUMENT_KINDS if kind == GAUGE)
+
+
+def covered(name: str, exprs: Iterable[str], *, over_time: bool) -> str:
+    """``name``, then what the queries ``exprs`` cover (:func:`.coverage.grafana_coverage`)."""
+    return titled(name, grafana_coverage(exprs, over_time, GAUGES))
 
 
 def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False, table: bool = False) -> dict:
@@ -67,7 +80,7 @@ def timeseries(
     }
     return {
         "type": "timeseries",
-        "title": title,
+        "title": covered(title, (t["expr"] for t in targets), over_time=True),
         "description": description,
         "datasource": DATASOURCE,
         "targets": targets,
@@ -84,6 +97,7 @@ _LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
 
 def stat(title: str, description: str, expr: str, unit: str, decimals: int | None = None) -> dict:
     """A single number (last value)."""
+    title = covered(title, [expr], over_time=False)
     return {
         "type": "stat",
         "title": title,
@@ -108,7 +122,7 @@ def bargauge(
     """Horizontal bars, one per series (instant query); ``maximum`` None: scaled to the data."""
     return {
         "type": "bargauge",
-        "title": title,
+        "title": covered(title, [expr], over_time=False),
         "description": description,
         "datasource": DATASOURCE,
         "targets": query_targets((expr, legend), instant=True),
@@ -128,7 +142,7 @@ def piechart(title: str, description: str, expr: str, legend: str) -> dict:
     """A pie of the series' last values (instant query)."""
     return {
         "type": "piechart",
-        "title": title,
+        "title": covered(title, [expr], over_time=False),
         "description": description,
         "datasource": DATASOURCE,
         "targets": query_targets((expr, legend), instant=True),
@@ -163,7 +177,7 @@ def table(title: str, description: str, columns: list[tuple[str, str, str, int]]
     ]
     return {
         "type": "table",
-        "title": title,
+        "title": covered(title, (expr for _, expr, _, _ in columns), over_time=False),
         "description": description,
         "datasource": DATASOURCE,
         "targets": targets,

@@ -171,8 +171,13 @@ def average_reward(split: str, by: tuple[str, ...] = (), **matchers: str) -> str
 
 
 def quantile(q: float, histogram: str, **matchers: str) -> str:
-    """``histogram_quantile`` over ``$__rate_interval`` of a ``..._seconds`` histogram."""
-    return f"histogram_quantile({q}, sum by (le) (rate({sel(histogram + '_bucket', **matchers)}[$__rate_interval])))"
+    """``histogram_quantile`` over the ``window`` of a ``..._seconds`` histogram."""
+    return f"histogram_quantile({q}, sum by (le) (rate({sel(histogram + '_bucket', **matchers)}[$window])))"
+
+
+def per_second(metric: str, by: tuple[str, ...] = (), **matchers: str) -> str:
+    """``sum by (...) (rate(<selector>[$window]))``: the mean rate over the ``window``."""
+    return f"sum{_by(by)} (rate({sel(metric, **matchers)}[$window]))"
 
 
 def total(metric: str, **matchers: str) -> str:

@@ -4,9 +4,10 @@ Each returns ``(title, [(panel, width, height), ...])``.
 
 Panels follow the four panel groups of the WandB workspace (training overview,
 datasets, judge, validation) plus cost and exporter health. Windowed figures
-(accuracy, average reward, rates of outcomes) use the ``window`` variable; per-second
-rates use Grafana's ``$__rate_interval``. Latency panels are ``histogram_quantile``
-estimates from the duration histograms' buckets. :mod:`.grafana_layout` holds the cost and
+(accuracy, average reward, rates of outcomes, per-second rates, latency) use the ``window``
+variable, and their titles say "last $window"; figures of plain counters say "since the
+run started" (:mod:`.grafana_panels` titles each panel from its queries). Latency panels are
+``histogram_quantile`` estimates from the duration histograms' buckets. :mod:`.grafana_layout` holds the cost and
 exporter-health rows, puts the rows in order and places the panels on the grid.
 """
 
@@ -43,6 +44,7 @@ from otel_grpo.tools.dashboards.grafana_promql import (
     accuracy,
     average_reward,
     increase_sum,
+    per_second,
     quantile,
     sel,
     share,
@@ -207,7 +209,7 @@ def judge_row() -> Row:
             ),
             (
                 piechart(
-                    "Judge verdicts (since start)",
+                    "Judge verdicts",
                     "Verdicts of successful judge evaluations since the run started.",
                     f"sum by ({L_VERDICT}) ({sel(JUDGE_EVALS, **{L_OUTCOME: sc.OUTCOME_SUCCESS})})",
                     f"{{{{{L_VERDICT}}}}}",
@@ -217,7 +219,7 @@ def judge_row() -> Row:
             ),
             (
                 bargauge(
-                    "Judge success rate per dataset (since start)",
+                    "Judge success rate per dataset",
                     "Successful / all judge evaluations per dataset since the run started.",
                     share(
                         f"sum by ({L_SOURCE}) ({sel(JUDGE_EVALS, **{L_OUTCOME: sc.OUTCOME_SUCCESS})})",
@@ -232,8 +234,9 @@ def judge_row() -> Row:
             ),
             (
                 timeseries(
-                    "Judge latency",
-                    "p50 and p95 of judge evaluation time (retries included).",
+                    "Judge latency (s)",
+                    "p50 and p95 of judge evaluation time (retries included) over the selected window "
+                    "(bucket estimates).",
                     query_targets((quantile(0.5, JUDGE_DURATION), "p50"), (quantile(0.95, JUDGE_DURATION), "p95")),
                     "s",
                     minimum=0,
@@ -243,11 +246,12 @@ def judge_row() -> Row:
             ),
             (
                 timeseries(
-                    "Judge HTTP requests",
-                    "Requests per second to the judge endpoint, by error type (ok = no error).",
+                    "Judge HTTP requests per second",
+                    "Requests per second to the judge, by error type (ok = no error), averaged over the "
+                    "selected window.",
                     query_targets(
                         (
-                            f"sum by ({L_ERROR}) (label_replace(rate({sel(JUDGE_REQUESTS)}[$__rate_interval]), "
+                            f"sum by ({L_ERROR}) (label_replace(rate({sel(JUDGE_REQUESTS)}[$window]), "
                             f'"{L_ERROR}", "ok", "{L_ERROR}", ""))',
                             f"{{{{{L_ERROR}}}}}",
                         )
@@ -260,11 +264,11 @@ def judge_row() -> Row:
             ),
             (
                 timeseries(
-                    "Judge tokens",
-                    "GenAI token usage per second, input and output.",
+                    "Judge tokens per second",
+                    "GenAI token usage per second, input and output, averaged over the selected window.",
                     query_targets(
                         (
-                            f"sum by ({L_TOKEN_TYPE}) (rate({sel(TOKEN_USAGE + '_sum')}[$__rate_interval]))",
+                            per_second(TOKEN_USAGE + "_sum", (L_TOKEN_TYPE,)),
                             f"{{{{{L_TOKEN_TYPE}}}}}",
                         )
                     ),

@@ -7,7 +7,11 @@ sections as a plain, JSON-able dict; :func:`build_workspace` turns that spec int
 prints the spec (``--dry-run``) or saves the workspace as a saved view of the project.
 
 Every panel plots against ``train/step`` (the exporter writes rows without ``step=``
-and declares ``train/step`` as the step metric of every key). Panel kinds:
+and declares ``train/step`` as the step metric of every key), and every title says what
+its panel covers, from its keys (:func:`otel_grpo.keys.window_of`, worded by
+:mod:`.coverage`): ``"Judge latency (s), cumulative since the run started"``,
+``"Judge success rate per dataset, run total"``, ``"Loss & KL divergence, per step"``.
+Panel kinds:
 
 ``line``    ``wr.LinePlot``, x = ``train/step``, one series per key.
 ``bar``     ``wr.BarPlot``: the latest (summary) value of each key, per run.
@@ -34,6 +38,7 @@ from typing import Any
 
 from otel_grpo import keys
 from otel_grpo.extras import MissingExtraError, require, require_extra
+from otel_grpo.tools.dashboards.coverage import titled, wandb_coverage
 
 DEFAULT_DATASETS: tuple[str, ...] = tuple(keys.DEFAULT_DATASETS)
 X_AXIS = keys.STEP
@@ -63,8 +68,19 @@ def display_name(source: str) -> str:
     return _DISPLAY.get(source, source)
 
 
-def _panel(kind: str, title: str, panel_keys: Iterable[str], *, x: str = X_AXIS, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "title": title, "keys": list(panel_keys), "x": x, **extra}
+def _panel(kind: str, name: str, panel_keys: Iterable[str], *, x: str = X_AXIS, **extra: Any) -> dict[str, Any]:
+    """A panel whose title says what it covers: ``"{name}, {covers}"`` (:func:`.coverage.wandb_coverage`)."""
+    panel_keys = list(panel_keys)
+    covers = wandb_coverage(kind, panel_keys)
+    return {
+        "type": kind,
+        "title": titled(name, covers),
+        "name": name,
+        "covers": covers,
+        "keys": panel_keys,
+        "x": x,
+        **extra,
+    }
 
 
 def _datasets(datasets: Iterable[str] | None) -> list[str]:
@@ -82,11 +98,13 @@ def build_workspace_spec(
     """The workspace as a plain JSON-able dict.
 
     ``{"name", "project", "entity", "x_axis", "datasets", "sections": [{"name",
-    "panels": [{"type", "title", "keys", "x", ...}]}]}``. ``keys`` are the WandB keys a
-    panel reads (for a ``table`` panel: the table's key, with its ``columns``), all built
-    by :mod:`otel_grpo.keys`. ``datasets`` (``wandb.dashboard.datasets`` of the config)
-    picks the per-dataset series; the two "over time" dataset panels show GSM8K and MATH,
-    or the first two datasets when those are not configured.
+    "panels": [{"type", "title", "name", "covers", "keys", "x", ...}]}]}``. ``title`` is
+    ``"{name}, {covers}"``: the panel's name, then what it covers (``covers``, one phrase per
+    window of its keys). ``keys`` are the WandB keys a panel reads (for a ``table`` panel:
+    the table's key, with its ``columns``), all built by :mod:`otel_grpo.keys`. ``datasets``
+    (``wandb.dashboard.datasets`` of the config) picks the per-dataset series; the two "over
+    time" dataset panels show GSM8K and MATH, or the first two datasets when those are not
+    configured.
     """
     sources = _datasets(datasets)
     highlight = [s for s in ("gsm8k", "math") if s in sources] or sources[:2]
@@ -97,7 +115,7 @@ def build_workspace_spec(
         _panel("scalar", "Training step", [keys.STEP]),
     ]
     dataset_panels = [
-        _panel("bar", "Latest accuracy per dataset (%)", [keys.dataset(s, "accuracy") for s in sources]),
+        _panel("bar", "Accuracy per dataset (%)", [keys.dataset(s, "accuracy") for s in sources]),
         *[
             _panel(
                 "line",
@@ -109,10 +127,10 @@ def build_workspace_spec(
         _panel("table", "Dataset Statistics", [TABLE_KEY], columns=list(TABLE_COLUMNS)),
     ]
     judge = [
-        _panel("line", "Judge outcome rates (cumulative)", [keys.judge_outcome_rate(o) for o in keys.JUDGE_OUTCOMES]),
+        _panel("line", "Judge outcome rates", [keys.judge_outcome_rate(o) for o in keys.JUDGE_OUTCOMES]),
         _panel(
             "line",
-            "Judge outcome rates (this step)",
+            "Judge step outcome rates",
             [keys.judge_outcome_rate(o, step=True) for o in keys.JUDGE_OUTCOMES],
         ),
         _panel(
@@ -139,7 +157,7 @@ def build_workspace_spec(
         _panel("line", "Total executor cost (USD)", [keys.COST_TOTAL]),
         _panel("line", "Average cost per sample (USD)", [keys.COST_AVG_PER_SAMPLE]),
         _panel("line", "Executor runs & judge requests", [keys.COST_EXECUTOR_CALLS, keys.COST_JUDGE_CALLS]),
-        _panel("scalar", "Total cost (USD)", [keys.COST_TOTAL]),
+        _panel("scalar", "Executor cost (USD)", [keys.COST_TOTAL]),
     ]
     panels_by_section = (training, dataset_panels, judge, integrity, validation, cost)
     sections = [{"name": name, "panels": panels} for name, panels in zip(SECTION_NAMES, panels_by_section, strict=True)]

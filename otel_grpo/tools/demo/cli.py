@@ -165,6 +165,9 @@ def _run_demo(args: argparse.Namespace, console: Any = None, **trainer_overrides
             tel = otel_grpo.setup(args.config, **_overrides(args, judge_port))
         except ConfigError as exc:
             raise DemoError(f"otel-grpo demo: {exc}") from None
+        # wandb's own lines off: the progress bar and the summary tell the story. Set after setup, so
+        # otel-grpo's start-up line follows the user's WANDB_SILENT, not the demo's.
+        os.environ.setdefault("WANDB_SILENT", "true")
         wandb_cfg = tel.config.wandb
         mode = wandb_cfg.mode if wandb_cfg.enabled else "disabled"
         cfg = TrainerConfig(
@@ -272,7 +275,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    os.environ.setdefault("WANDB_SILENT", "true")  # the progress bar and the summary tell the story
     try:
         result = run_demo(args, console=console)
     except DemoError as exc:

@@ -11,8 +11,9 @@ no extra dependency. Endpoints:
 
 Prompt convention
 -----------------
-The judge is deterministic. It reads the **last user message** (falling back to all
-messages together) and looks for the two fields, case-insensitively:
+(:data:`PROMPT_FORMAT` says it for ``--help`` and the README.) The judge is deterministic.
+It reads the **last user message** (falling back to all messages together) and looks
+for the two fields, case-insensitively:
 
 * tags ``<prediction>...</prediction>`` and ``<ground_truth>...</ground_truth>``
   (also ``<ground-truth>``, ``<groundtruth>``, ``<reference>``), which win; else
@@ -95,6 +96,39 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gpt-oss-120b"
+
+#: How the judge reads a prompt: ``otel-grpo judge-server --help`` prints it, the README repeats it.
+PROMPT_FORMAT = """\
+prompt format: the judge reads the last user message (else all messages) and finds
+the prediction and the ground truth in it, case-insensitively:
+
+  tags, which win:
+    <prediction>...</prediction>  <ground_truth>...</ground_truth>
+    (also <ground-truth>, <groundtruth>, <reference>)
+
+  else labels at the START OF A LINE, markdown allowed (**Prediction:**, - Ground truth:):
+    Question: How many eggs does Janet sell?
+    Prediction: 18
+    Ground truth: 16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars #### 18
+
+  A label inside a line is not read ("... the prediction: 18" finds nothing).
+  A value runs from its label to the next label line (Question:, Problem:, Context:,
+  Instructions:, Task:, ...), a line mentioning <true_false>, or a blank line (unless
+  inside a ``` fence or followed by an indented or code-like line), so multi-line
+  values (code, worked solutions) work. The last occurrence counts (few-shot examples
+  come first). Prediction labels: Prediction, Predicted answer, Predicted solution,
+  Model answer, Model's answer, Student answer, Candidate answer. Ground-truth labels:
+  Ground truth, Reference, Reference answer, Reference solution, Gold answer,
+  Expected answer, Correct answer.
+
+verdict: True when the normalised answers are equal, their numbers agree, their token
+F1 is at least 0.8, or the chosen options (A-E) agree; False otherwise, and when either
+field is missing. The reply's content ends with <true_false>True</true_false> (or False).
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Option defaults shown, and the description and the prompt format printed as written."""
 
 
 class JudgeServer:
@@ -217,11 +251,12 @@ class JudgeServer:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-grpo judge-server",
-        description="Local OpenAI-compatible judge imitating vLLM + gpt-oss-120b, with fault injection. "
-        "Serves GET /v1/models, GET /health and POST /v1/chat/completions until Ctrl-C. "
-        "Fault rates are fractions of chat requests in [0, 1] and must sum to at most 1; "
+        description="Local OpenAI-compatible judge imitating vLLM + gpt-oss-120b, with fault injection.\n"
+        "Serves GET /v1/models, GET /health and POST /v1/chat/completions until Ctrl-C.\n"
+        "Fault rates are fractions of chat requests in [0, 1] and must sum to at most 1;\n"
         "the header X-Judge-Fault: OUTCOME overrides them for one request.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=PROMPT_FORMAT,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8002, help="TCP port to listen on (0: any free port)")

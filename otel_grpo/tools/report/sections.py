@@ -46,8 +46,13 @@ def is_small_multiples(panel: dict[str, Any]) -> bool:
 
 
 def spec_for(records: Any) -> dict[str, Any]:
-    """The workspace spec for the run's datasets."""
-    return build_workspace_spec("offline", None, report_datasets(records))
+    """The workspace spec for the run's datasets, each panel titled by its name: the report says what a
+    chart covers itself, with its steps, on the title's second line (:func:`.data.over_steps`)."""
+    spec = build_workspace_spec("offline", None, report_datasets(records))
+    for section in spec["sections"]:
+        for panel in section["panels"]:
+            panel["title"] = panel["name"]
+    return spec
 
 
 def _panel(kind: str, title: str, panel_keys: list[str], **extra: Any) -> dict[str, Any]:
