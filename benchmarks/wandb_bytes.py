@@ -261,11 +261,16 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     goals = [
         common.goal(
             f"bytes per step ({CONFIGS[GOAL_CONFIG][0]})",
-            f"<= {GOAL_BYTES:,} B (3 KB), or <= {GOAL_FLOOR_RATIO}x the hand-written floor",
-            f"{measured:,.0f} B; tables off {per_step[FLOOR_CONFIG]:,.0f} B = {ratio:.2f}x the floor "
-            f"({floor_bytes:,.0f} B)",
-            measured <= GOAL_BYTES or ratio <= GOAL_FLOOR_RATIO,
-        )
+            f"<= {GOAL_BYTES:,} B (3 KB)",
+            f"{measured:,.0f} B",
+            measured <= GOAL_BYTES,
+        ),
+        common.goal(
+            "or: bytes per step against the hand-written floor (the same rows by a plain wandb.log, tables off)",
+            f"<= {GOAL_FLOOR_RATIO}x",
+            f"{ratio:.2f}x ({per_step[FLOOR_CONFIG]:,.0f} vs {floor_bytes:,.0f} B)",
+            ratio <= GOAL_FLOOR_RATIO,
+        ),
     ]
     rows.append(
         [
