@@ -62,6 +62,8 @@ def render(results: dict[str, Any]) -> str:
             goal_rows.append([number, "section failed", "", section["error"].splitlines()[0], MARK[None]])
         for g in section.get("goals", []):
             goal_rows.append([number, g["name"], g["target"], g["measured"], MARK[g["met"]]])
+    for number, g in results.get("extra_goals", []):
+        goal_rows.append([number, g["name"], g["target"], g["measured"], MARK[g["met"]]])
     out += table(["§", "goal", "target", "measured", "status"], goal_rows)
     if mode == "smoke":
         out += ["", "> Smoke run: tiny sizes, figures are indicative only; the goals are judged on the full run."]

@@ -48,8 +48,8 @@ from otel_grpo.instrumentation.llm_http.errors import FAULT_KIND
 from otel_grpo.recording.context import (
     CALL_EXECUTOR,
     CALL_JUDGE,
-    ExecutorRunState,
     JudgeEvaluationState,
+    SampleState,
     enter_call,
     exit_call,
     judge_evaluation_var,
@@ -659,7 +659,7 @@ def _inside(innermost: str | None, span_name: str, handle: SimpleNamespace) -> I
     if innermost is None:
         yield None
         return
-    state: Any = JudgeEvaluationState("math", "math") if innermost == "judge" else ExecutorRunState("gsm8k", "math")
+    state: Any = JudgeEvaluationState("math", "math") if innermost == "judge" else SampleState("gsm8k", "math")
     with handle.tel.tracer.start_as_current_span(span_name):
         token = enter_call(CALL_JUDGE if innermost == "judge" else CALL_EXECUTOR, state)
         try:

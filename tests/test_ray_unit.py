@@ -166,6 +166,58 @@ def test_a_calls_records_are_typed_picklable_and_replay_as_recorded_in_one_proce
     assert rows["replayed"]["cost/executor_calls"] == 2 and rows["replayed"]["cost/invalid_cost_count"] == 1
 
 
+def test_records_and_tags_travel_as_plain_lists_that_read_back_the_same():
+    """On the wire a call's records and its tag are lists of plain values (no pickle per call); read back,
+    they are the same records and the same tag; anything that is not our wire form passes unchanged."""
+    import pytest
+
+    raylet = pytest.importorskip("ray._raylet")
+    from otel_grpo.instrumentation.ray.events import WIRE_MARK, from_wire, to_wire
+    from otel_grpo.instrumentation.ray.records import CallRecords, begin_call, end_call
+    from otel_grpo.instrumentation.ray.worker import CallTag
+    from otel_grpo.recording.context import reset_sample, set_sample
+
+    worker = CapturingRecorder()
+    records = CallRecords(7)
+    token = begin_call(records)
+    try:
+        state = worker.new_sample("gsm8k", "math", group=12345)
+        sample_token = set_sample(state)
+        try:
+            worker.record_executor_run(0.02, 0.5, True, source="gsm8k")
+            worker.record_judge_evaluation("success", True, 0.2, source="gsm8k")
+            worker.record_sample(1.0, 1.0, state=state)
+        finally:
+            reset_sample(sample_token)
+    finally:
+        end_call(records, token)
+    payload = records.payload(None)
+    pickled: list = []
+
+    def python_object(value):  # what Ray's serializer would pickle
+        pickled.append(value)
+        return len(pickled) - 1
+
+    wire = raylet.MessagePackSerializer.dumps(to_wire(payload), python_object)
+    assert pickled == []
+    assert from_wire(raylet.MessagePackSerializer.loads(wire, pickled.__getitem__)) == payload
+
+    tag = CallTag(3, "train", 12, {"traceparent": "00-ab-cd-01"}, 1, ("session", None))
+    wire = raylet.MessagePackSerializer.dumps(tag.to_wire(), python_object)
+    assert pickled == []
+    assert CallTag(*raylet.MessagePackSerializer.loads(wire, pickled.__getitem__)) == tag._replace(
+        session=["session", None]
+    )
+    assert from_wire(payload) is payload and from_wire([WIRE_MARK]) == [WIRE_MARK] and from_wire(None) is None
+
+    # a nested call's records that completed before its parent ended travel inline, read back the same
+    parent = payload._replace(call_id=8, nested=(to_wire(payload), "a reference"))
+    wire = raylet.MessagePackSerializer.dumps(to_wire(parent), python_object)
+    assert pickled == []
+    read = from_wire(raylet.MessagePackSerializer.loads(wire, pickled.__getitem__))
+    assert read.nested == (payload, "a reference") and read == parent._replace(nested=(payload, "a reference"))
+
+
 def test_a_late_calls_records_count_spend_and_judge_figures_but_no_sample():
     """Replayed late (its window closed first): executor runs, cost and judge figures count; samples don't."""
     import contextvars

@@ -18,10 +18,9 @@ from typing import Any
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry, WindowScope
 from otel_grpo.instrumentation.pairing import group_key, problem_key, reward_scores
-from otel_grpo.instrumentation.wrapping import close_span, open_span, span_attributes
+from otel_grpo.instrumentation.wrapping import NO_SPAN, close_span, open_span, span_attributes
 from otel_grpo.recording.context import (
     CALL_EXECUTOR,
-    ExecutorRunState,
     SampleState,
     current_sample,
     enter_call,
@@ -151,8 +150,12 @@ class ExecutorRunCall:
             token = set_sample(sample)
         if problem is not None and sample.problem_key is None:
             sample.problem_key = problem_key(problem)
-        span = open_span(tel, "grpo.execute_workflow", lambda: span_attributes(tel, sample.source, sample.problem_type))
-        call_token = enter_call(CALL_EXECUTOR, ExecutorRunState(sample.source, sample.problem_type))
+        span = NO_SPAN
+        if tel.tracing:
+            span = open_span(
+                tel, "grpo.execute_workflow", lambda: span_attributes(tel, sample.source, sample.problem_type)
+            )
+        call_token = enter_call(CALL_EXECUTOR, sample)  # the run's sample says whose requests these are
         return cls(tel, sample, span, call_token, token if scoped else None)
 
     def stop(self, result: Any) -> None:
@@ -166,8 +169,10 @@ class ExecutorRunCall:
                 duration = time.perf_counter() - self._started
             self._tel.recorder.record_executor_run(cost, duration, success)
         finally:
-            close_span(self._span)
-            self._end_scope()
+            if self._span is not NO_SPAN:
+                close_span(self._span)
+            if self._sample_token is not None:
+                reset_sample(self._sample_token)
 
     def fail(self, exc: BaseException) -> None:
         """The run raised: a failed execution (an incorrect sample with reward 0)."""
@@ -176,11 +181,8 @@ class ExecutorRunCall:
             self._tel.recorder.record_executor_run(0.0, time.perf_counter() - self._started, False)
         finally:
             close_span(self._span, exc)
-            self._end_scope()
-
-    def _end_scope(self) -> None:
-        if self._sample_token is not None:
-            reset_sample(self._sample_token)
+            if self._sample_token is not None:
+                reset_sample(self._sample_token)
 
 
 # --- reward computations ----------------------------------------------------------------------------
@@ -212,34 +214,48 @@ class RewardCall:
     ) -> RewardCall:
         """Find the sample a reward for (``problem``, ``prediction``) scores, and make it current."""
         recorder = tel.recorder
-        problem_id, answer_id = problem_key(problem), problem_key(prediction)
         current = current_sample()
         token = None
-        if current is not None and reward_scores(current, recorder.current_window(), problem_id, answer_id):
-            sample = current
-        else:
+        claimed = None
+        if current is not None and current.executed and not current.rewarded:
+            problem_id, answer_id = problem_key(problem), problem_key(prediction)
+            if reward_scores(current, recorder.current_window(), problem_id, answer_id):
+                claimed = current
+        if claimed is None:
             # Not the execution this context ran last: find this problem's own execution (a
             # thread pool, or a loop that scores every execution of the step after running them),
             # else a reward with no executor run: a sample of its own.
-            claimed = recorder.claim_pending(problem_id, answer_id)
+            if recorder.has_pending():
+                claimed = recorder.claim_pending(problem_key(problem), problem_key(prediction))
             sample = claimed or recorder.new_sample(source, problem_type, group_key(problem, source))
             token = set_sample(sample)
+        else:
+            sample = claimed
         sample.rewarded = True
         if sample.source == semconv.UNKNOWN and source is not None:
             sample.source = recorder.labels.source(source)
-        span = open_span(tel, "grpo.compute_reward", lambda: span_attributes(tel, sample.source, sample.problem_type))
+        span = NO_SPAN
+        if tel.tracing:
+            span = open_span(
+                tel, "grpo.compute_reward", lambda: span_attributes(tel, sample.source, sample.problem_type)
+            )
         return cls(tel, sample, span, token)
 
     def stop(self, result: Any) -> None:
         """The computation returned ``result``: the sample's reward (and correctness)."""
         try:
             if not self.sample.recorded:
-                reward, correctness = reward_from_result(result)
-                self._tel.recorder.record_sample(reward, correctness, state=self.sample)
-            self._span.span.set_attribute(semconv.ATTR_SCORED_BY, semconv.SCORERS[self.sample.scorer()])
+                if type(result) is float:  # the common case: a plain reward
+                    self._tel.recorder.record_sample(result, state=self.sample)
+                else:
+                    reward, correctness = reward_from_result(result)
+                    self._tel.recorder.record_sample(reward, correctness, state=self.sample)
+            if self._span is not NO_SPAN:
+                self._span.span.set_attribute(semconv.ATTR_SCORED_BY, semconv.SCORERS[self.sample.scorer()])
+                close_span(self._span)
         finally:
-            close_span(self._span)
-            self._end()
+            if self._token is not None:
+                reset_sample(self._token)
 
     def fail(self, exc: BaseException) -> None:
         """The computation raised: an incorrect sample with reward 0."""
@@ -248,11 +264,8 @@ class RewardCall:
                 self._tel.recorder.record_sample(0.0, 0.0, state=self.sample)
         finally:
             close_span(self._span, exc)
-            self._end()
-
-    def _end(self) -> None:
-        if self._token is not None:
-            reset_sample(self._token)
+            if self._token is not None:
+                reset_sample(self._token)
 
 
 __all__ = [

@@ -94,6 +94,7 @@ def is_ours(value: Any) -> bool:
 
 
 _patches: dict[tuple[type, str], tuple[str, str]] = {}  # (class, method) -> (role, origin)
+_listed: list[tuple[str, str, str]] | None = None  # patched_methods() until the patches change
 
 
 def patch_method(owner: type, name: str, wrapper: Wrapper, role: str, origin: str = "") -> bool:
@@ -112,12 +113,19 @@ def patch_method(owner: type, name: str, wrapper: Wrapper, role: str, origin: st
         return False
     installed._self_otel_inherited = inherited
     _patches[(owner, name)] = (role, origin)
+    _changed()
     return True
+
+
+def _changed() -> None:
+    global _listed
+    _listed = None
 
 
 def unpatch_method(owner: type, name: str) -> bool:
     """Restore ``owner.name`` if otel-grpo's wrapper is the one in the class ``__dict__``."""
     _patches.pop((owner, name), None)
+    _changed()
     current = owner.__dict__.get(name)
     if not isinstance(current, RoleFunctionWrapper):
         return False
@@ -141,9 +149,15 @@ def patched_methods() -> list[tuple[str, str, str]]:
 
     Ray worker processes wrap the same methods (see :mod:`otel_grpo.instrumentation.ray`).
     """
-    return [
-        (owner.__module__, f"{owner.__qualname__}.{name}", role) for (owner, name), (role, _) in list(_patches.items())
-    ]
+    global _listed
+    listed = _listed
+    if listed is None:  # listed again only after a change (it is asked at every Ray call)
+        listed = [
+            (owner.__module__, f"{owner.__qualname__}.{name}", role)
+            for (owner, name), (role, _) in list(_patches.items())
+        ]
+        _listed = listed
+    return list(listed)
 
 
 __all__ = ["RoleFunctionWrapper", "is_ours", "patch_method", "patched_methods", "unpatch_all", "unpatch_method"]

@@ -39,8 +39,11 @@ class RoleCall(Protocol):
         """The call raised ``exc`` (it propagates to the caller unchanged)."""
 
 
-Starter = Callable[[Telemetry, "Arguments", Any], "RoleCall | None"]
-"""``start(tel, arguments, instance) -> call`` as a wrapped call starts (None: nothing to record)."""
+Params = tuple[tuple[str, "int | None"], ...]
+"""The arguments a role reads, in order: ``(name, position when the function has no named parameters)``."""
+Starter = Callable[[Telemetry, tuple, Any], "RoleCall | None"]
+"""``start(tel, values, instance) -> call`` as a wrapped call starts (the ``Params`` values, in order; None:
+nothing to record)."""
 
 _active_roles: ContextVar[frozenset] = ContextVar("otel_grpo_active_roles", default=frozenset())
 
@@ -50,85 +53,79 @@ def internal_error(where: str, exc: BaseException) -> None:
     report_fault(f"{where} instrumentation", exc)
 
 
-class Signature:
-    """Where each parameter of a function is: positions, defaults, and whether it is async. Built once."""
+Reader = Callable[[tuple, dict], tuple]
+"""Reads the ``Params`` values of one call from its ``(args, kwargs)``."""
 
-    __slots__ = ("positions", "defaults", "named", "is_async")
 
-    def __init__(self, function: Callable[..., Any]) -> None:
-        try:
-            sig = inspect.signature(function)
-            params = list(sig.parameters.values())
-        except (TypeError, ValueError):
-            params = []
-        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if names and names[0] in ("self", "cls") and not inspect.ismethod(function):
-            names = names[1:]
-        self.positions = {name: index for index, name in enumerate(names)}
-        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        self.named = bool(names)
+def _reader(function: Callable[..., Any], params: Params) -> Reader:
+    """How to read ``params`` from a call of ``function``: each parameter's position and default, found once.
+
+    A value is taken by keyword, else at its position in the signature, else (a function without named
+    parameters) at the given position, else its default; None when absent.
+    """
+    try:
+        sig = inspect.signature(function)
+        parameters = list(sig.parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if names and names[0] in ("self", "cls") and not inspect.ismethod(function):
+        names = names[1:]
+    defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+    # One expression per parameter, compiled once per function (as dataclasses does for __init__):
+    # a call then reads its values with no loop and no function call per parameter.
+    expressions = []
+    namespace: dict[str, Any] = {}
+    for number, (name, fallback) in enumerate(params):
+        index = names.index(name) if name in names else (fallback if not names else None)
+        namespace[f"_d{number}"] = defaults.get(name)
+        positional = f"args[{index}] if len(args) > {index} else _d{number}" if index is not None else f"_d{number}"
+        expressions.append(f"(kwargs[{name!r}] if {name!r} in kwargs else {positional})")
+    source = f"def read(args, kwargs):\n    return ({', '.join(expressions)}{',' if expressions else ''})\n"
+    exec(compile(source, f"<otel-grpo argument reader of {getattr(function, '__qualname__', '?')}>", "exec"), namespace)
+    return namespace["read"]
+
+
+class _Plan:
+    """What a wrapper needs to know of one wrapped function, computed at its first call."""
+
+    __slots__ = ("is_async", "read")
+
+    def __init__(self, function: Callable[..., Any], params: Params) -> None:
         raw = getattr(function, "__func__", function)
         self.is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(raw)
-
-
-_signatures: dict[Any, Signature] = {}
-
-
-def signature_of(function: Callable[..., Any]) -> Signature:
-    """The :class:`Signature` of ``function`` (cached per underlying function)."""
-    key = getattr(function, "__func__", function)
-    try:
-        return _signatures[key]
-    except (KeyError, TypeError):
-        pass
-    found = Signature(function)
-    try:
-        _signatures[key] = found
-    except TypeError:  # an unhashable callable: read again next time
-        pass
-    return found
-
-
-class Arguments:
-    """The arguments of one wrapped call, read by parameter name."""
-
-    __slots__ = ("args", "kwargs", "_signature")
-
-    def __init__(self, signature: Signature, args: tuple, kwargs: dict) -> None:
-        self.args = args
-        self.kwargs = kwargs
-        self._signature = signature
-
-    def get(self, name: str, position: int | None = None) -> Any:
-        """Argument ``name``: by keyword, by its position in the signature, else ``position`` (no
-        signature), else its default; None when absent."""
-        kwargs = self.kwargs
-        if name in kwargs:
-            return kwargs[name]
-        signature = self._signature
-        index = signature.positions.get(name)
-        if index is None and not signature.named:
-            index = position
-        if index is not None and index < len(self.args):
-            return self.args[index]
-        return signature.defaults.get(name)
+        self.read = _reader(function, params)
 
 
 def bind_argument(
     wrapped: Callable[..., Any], args: tuple, kwargs: dict, name: str, position: int | None = None
 ) -> Any:
     """Value of argument ``name`` of a call: by keyword, by signature position, else ``position``."""
-    return Arguments(signature_of(wrapped), args, kwargs).get(name, position)
+    return _reader(wrapped, ((name, position),))(args, kwargs)[0]
 
 
-def make_role_wrapper(role: str, start: Starter) -> Wrapper:
+def make_role_wrapper(role: str, params: Params, start: Starter) -> Wrapper:
     """Build a sync/async wrapper that records each call of ``role`` through the call ``start`` returns.
 
-    A role already active in this context (a nested or doubly wrapped call) passes through.
+    ``params`` are the arguments ``start`` gets (their positions in each wrapped function are found
+    once, at its first call). A role already active in this context (a nested or doubly wrapped call)
+    passes through.
     """
     first = True
+    plans: dict[Any, _Plan] = {}
+    with_role: dict[frozenset, frozenset] = {}  # active roles -> the same with this role (made once each)
 
-    def enter(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    def plan_of(wrapped: Callable[..., Any]) -> _Plan:
+        key = getattr(wrapped, "__func__", wrapped)
+        try:
+            return plans[key]
+        except KeyError:
+            plan = plans[key] = _Plan(wrapped, params)
+            return plan
+        except TypeError:  # an unhashable callable: planned every time
+            return _Plan(wrapped, params)
+
+    def enter(plan: _Plan, instance: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
         nonlocal first
         tel = get_telemetry()
         if tel is None:
@@ -139,9 +136,12 @@ def make_role_wrapper(role: str, start: Starter) -> Wrapper:
         roles = _active_roles.get()
         if role in roles:
             return None, None
-        token = _active_roles.set(roles | {role})
+        inner = with_role.get(roles)
+        if inner is None:
+            inner = with_role[roles] = roles | {role}
+        token = _active_roles.set(inner)
         try:
-            return start(tel, Arguments(signature_of(wrapped), args, kwargs), instance), token
+            return start(tel, plan.read(args, kwargs), instance), token
         except Exception as exc:  # noqa: BLE001
             internal_error(role, exc)
             _active_roles.reset(token)
@@ -161,9 +161,10 @@ def make_role_wrapper(role: str, start: Starter) -> Wrapper:
             internal_error(role, err)
 
     def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if signature_of(wrapped).is_async:
-            return async_wrapper(wrapped, instance, args, kwargs)
-        call, token = enter(wrapped, instance, args, kwargs)
+        plan = plan_of(wrapped)
+        if plan.is_async:
+            return async_wrapper(plan, wrapped, instance, args, kwargs)
+        call, token = enter(plan, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         try:
@@ -174,8 +175,8 @@ def make_role_wrapper(role: str, start: Starter) -> Wrapper:
         leave(call, token, result, None)
         return result
 
-    async def async_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        call, token = enter(wrapped, instance, args, kwargs)
+    async def async_wrapper(plan: _Plan, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        call, token = enter(plan, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -247,9 +248,8 @@ def span_attributes(tel: Telemetry, source: str, problem_type: str) -> dict[str,
 
 __all__ = [
     "NO_SPAN",
-    "Arguments",
+    "Params",
     "RoleCall",
-    "Signature",
     "Starter",
     "Wrapper",
     "bind_argument",
@@ -257,6 +257,5 @@ __all__ = [
     "internal_error",
     "make_role_wrapper",
     "open_span",
-    "signature_of",
     "span_attributes",
 ]

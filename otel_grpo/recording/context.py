@@ -246,19 +246,11 @@ CALL_JUDGE = "judge"
 CALL_EXECUTOR = "executor"
 
 
-@dataclass(eq=False)
-class ExecutorRunState:
-    """An executor run (one workflow execution) open in this context."""
-
-    source: str
-    problem_type: str
-
-
 _call_var: ContextVar[tuple[str, Any] | None] = ContextVar("otel_grpo_innermost_call", default=None)
 
 
 def innermost_call() -> tuple[str, Any] | None:
-    """``(CALL_JUDGE, JudgeEvaluationState)`` or ``(CALL_EXECUTOR, ExecutorRunState)`` for the
+    """``(CALL_JUDGE, JudgeEvaluationState)`` or ``(CALL_EXECUTOR, SampleState)`` (the run's sample) for the
     innermost judge evaluation or executor run open in this context, else None.
 
     The LLM HTTP instrumentation asks this to decide what a request is: inside a judge

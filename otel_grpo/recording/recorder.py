@@ -28,7 +28,7 @@ from otel_grpo.recording.context import (
 )
 from otel_grpo.recording.stats import LabelKey, Window
 from otel_grpo.recording.values import MAX_MAGNITUDE, to_bool, to_cost, to_float, to_reward
-from otel_grpo.recording.windows import HEALTH_LATE_SAMPLES, WindowBook, is_late
+from otel_grpo.recording.windows import HEALTH_LATE_SAMPLES, WindowBook, is_late, late_var
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,13 @@ class Recorder(WindowBook):
         state: SampleState | None = None,
     ) -> None:
         """Record one scored sample (correctness defaults to the reward)."""
-        if is_late():
+        if late_var.get():
             self._count_health(HEALTH_LATE_SAMPLES)
             return
-        reward_value, correctness_value = self._scores(reward, correctness)
+        if type(reward) is float and -_MAX <= reward <= _MAX and correctness is None:
+            reward_value = correctness_value = reward  # the common case, without a call
+        else:
+            reward_value, correctness_value = self._scores(reward, correctness)
         if state is None:
             state = current_sample()
         if state is None:
@@ -133,23 +136,46 @@ class Recorder(WindowBook):
         labels = self.labels
         src = labels.source(source)
         labels_key = (src, labels.problem_type(problem_type, src))
-        ok = self._success(success)
+        ok = success if success is True or success is False else self._success(success)
         if executed is None:
             executed = cost is not None or duration_s is not None or not ok
-        if ok:
-            reward_value, correctness_value = self._scores(reward, correctness)
-            scorer = self._scorer(scored_by)
+        reward_value, correctness_value, scorer = self._workflow_score(ok, reward, correctness, scored_by)
+        if not executed:
+            cost_value, invalid_cost = 0.0, False
+        elif type(cost) is float and 0.0 <= cost <= _MAX:
+            cost_value, invalid_cost = cost, False
         else:
-            reward_value = correctness_value = 0.0
-            scorer = SCORER_NOT_SCORED
-        cost_value, invalid_cost = self._cost(cost) if executed else (0.0, False)
+            cost_value, invalid_cost = self._cost(cost)
         with self.lock:  # the run and the sample together: a close cannot come between them
             window = self._target()
-            if executed:
-                self._add_execution(window, labels_key, cost_value, ok, invalid_cost)
-            self._add_sample(window, *labels_key, reward_value, correctness_value, scorer, None, group)
+            if window is None:  # late: the run counts, the sample goes into no row
+                if executed:
+                    self._add_execution(None, labels_key, cost_value, ok, invalid_cost)
+                self._add_sample(None, *labels_key, reward_value, correctness_value, scorer)
+            else:
+                correct = correctness_value >= self.threshold
+                window.add_workflow(
+                    labels_key, reward_value, correctness_value, correct, scorer, cost_value, ok, invalid_cost, executed
+                )
+                if len(window.sample_rows) < self.max_sample_rows:
+                    window.sample_rows.append((src, labels_key[1], reward_value, correctness_value, None, None, None))
+                if group is not None:
+                    window.count_group(group, src, reward_value)
         if executed and duration_s is not None:
             self._record_duration(duration_s, window, src, ok)
+
+    def _workflow_score(self, ok: bool, reward: Any, correctness: Any, scored_by: str) -> tuple[float, float, int]:
+        """(reward, correctness, scorer) of a workflow: a failed execution is unscored, with reward 0."""
+        if not ok:
+            return 0.0, 0.0, SCORER_NOT_SCORED
+        scorer = SCORER_RULE if scored_by == semconv.SCORED_BY_RULE else self._scorer(scored_by)
+        if type(reward) is float and -_MAX <= reward <= _MAX:
+            if correctness is None:
+                return reward, reward, scorer
+            if type(correctness) is float and -_MAX <= correctness <= _MAX:
+                return reward, correctness, scorer
+        reward_value, correctness_value = self._scores(reward, correctness)
+        return reward_value, correctness_value, scorer
 
     def _success(self, success: Any) -> bool:
         if success is True or success is False:
@@ -189,6 +215,8 @@ class Recorder(WindowBook):
 
     def _duration(self, raw: Any) -> float | None:
         """A duration in seconds, or None (an unreadable or negative one is counted invalid)."""
+        if type(raw) is float and 0.0 <= raw <= _MAX:
+            return raw
         if raw is None:
             return None
         seconds = to_float(raw)
@@ -196,6 +224,11 @@ class Recorder(WindowBook):
             self.invalid.report("duration", raw)
             return None
         return seconds
+
+    def has_pending(self) -> bool:
+        """Whether the current window holds executions a reward could claim (read without the lock)."""
+        window = self.current_window()
+        return window is not None and bool(window.by_problem)
 
     def claim_pending(self, problem_key: Any, answer_key: Any = None) -> SampleState | None:
         """The executed, not yet scored sample of this window that a reward for ``problem_key`` scores.
@@ -237,9 +270,12 @@ class Recorder(WindowBook):
         """
         state = current_sample()
         labels = (state.source, state.problem_type) if state is not None else self._labels(source, problem_type)
-        cost_value, invalid = self._cost(cost)
-        ok = self._success(success)
-        seconds = self._duration(duration_s)
+        if type(cost) is float and 0.0 <= cost <= _MAX:
+            cost_value, invalid = cost, False
+        else:
+            cost_value, invalid = self._cost(cost)
+        ok = success if success is True or success is False else self._success(success)
+        seconds = None if duration_s is None else self._duration(duration_s)
         with self.lock:
             window = self._target()
             self._add_execution(window, labels, cost_value, ok, invalid)

@@ -49,6 +49,29 @@ class Window:
             stats = self.executions[labels] = ExecStats()
         stats.add(cost, ok, invalid)
 
+    def add_workflow(
+        self,
+        labels: LabelKey,
+        reward: float,
+        correctness: float,
+        correct: bool,
+        scorer: int,
+        cost: float,
+        ok: bool,
+        invalid: bool,
+        executed: bool,
+    ) -> None:
+        """Add one executed workflow: its executor run (when ``executed``) and its sample (lock held)."""
+        stats = self.samples.get(labels)
+        if stats is None:
+            stats = self.samples[labels] = SampleStats()
+        stats.add(reward, correctness, correct, scorer)
+        if executed:
+            runs = self.executions.get(labels)
+            if runs is None:
+                runs = self.executions[labels] = ExecStats()
+            runs.add(cost, ok, invalid)
+
     def count_group(self, group: Any, source: str, reward: float) -> None:
         """Count a sample of GRPO group ``group``, kept up to date so closing is O(sources) (lock held)."""
         entry = self.groups.get(group)

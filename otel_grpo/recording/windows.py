@@ -41,7 +41,7 @@ from otel_grpo.recording.instruments import Histograms
 from otel_grpo.recording.stats import Window
 from otel_grpo.recording.totals import RunTotals
 from otel_grpo.recording.values import InvalidValueLog
-from otel_grpo.summary import WindowSummary
+from otel_grpo.summary import SampleStats, WindowSummary
 
 _SPLITS = (semconv.SPLIT_TRAIN, semconv.SPLIT_VAL)
 
@@ -52,6 +52,10 @@ Count = Callable[[str, int], None]
 """Adds to an exporter-health count: ``count(event, amount)``."""
 
 _late_var: ContextVar[bool] = ContextVar("otel_grpo_late_records", default=False)
+late_var = _late_var
+"""The contextvar that is true inside :meth:`WindowBook.late_records` (read on the hot path)."""
+_window_var = current_window_var()
+_split_var = current_split_var()
 
 
 def is_late() -> bool:
@@ -199,7 +203,7 @@ class WindowBook:
 
     def current_window(self) -> Window | None:
         """The innermost open window of this context, else the process-wide one."""
-        window = current_window_var().get()
+        window = _window_var.get()
         if window is not None and not window.closed:
             return window
         windows = self._open
@@ -225,10 +229,13 @@ class WindowBook:
             return None
         if window is not None and not window.closed:
             return window
-        window = self.current_window()
-        if window is not None:
+        window = _window_var.get()
+        if window is not None and not window.closed:
             return window
-        return self._loose[current_split_var().get() or semconv.SPLIT_TRAIN]
+        windows = self._open
+        if windows:
+            return windows[-1]
+        return self._loose[_split_var.get() or semconv.SPLIT_TRAIN]
 
     @contextmanager
     def late_records(self) -> Iterator[None]:
@@ -260,8 +267,11 @@ class WindowBook:
         if window is None:
             self._count_health(HEALTH_LATE_SAMPLES)
             return
-        window.add_sample((source, ptype), reward, correctness, correctness >= self.threshold, scorer)
-        if state is not None and state in window.pending:
+        stats = window.samples.get((source, ptype))
+        if stats is None:
+            stats = window.samples[(source, ptype)] = SampleStats()
+        stats.add(reward, correctness, correctness >= self.threshold, scorer)
+        if state is not None and state.executed and state in window.pending:
             window.pending.discard(state)
             waiting = window.by_problem.get(state.problem_key)
             if waiting is not None and state in waiting:

@@ -28,8 +28,8 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAi
 from otel_grpo.recording.context import (
     CALL_EXECUTOR,
     CALL_JUDGE,
-    ExecutorRunState,
     JudgeEvaluationState,
+    SampleState,
     current_judge_evaluation,
     innermost_call,
 )
@@ -121,7 +121,7 @@ class RequestRole(NamedTuple):
     """:data:`ROLE_JUDGE` or :data:`ROLE_EXECUTOR`."""
     judge_state: JudgeEvaluationState | None
     """The judge evaluation its attempt is appended to, if any."""
-    executor_run: ExecutorRunState | None
+    executor_run: SampleState | None
     """The executor run of an executor LLM request, else None."""
     genai: bool
     """A GenAI request: its reply is read as an OpenAI chat/completions reply."""

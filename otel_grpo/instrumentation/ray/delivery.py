@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.ray.events import CallPayload
-from otel_grpo.instrumentation.ray.worker import RECORDS_ATTRIBUTE
+from otel_grpo.instrumentation.ray.events import RECORDS_ATTRIBUTE, CallPayload, from_wire, to_wire
 
 
 def remaining(deadline: float | None) -> float:
@@ -52,13 +51,13 @@ def fetch(refs: list[Any]) -> list[Any]:
     import ray
 
     try:
-        return list(ray.get(refs))
+        return [from_wire(payload) for payload in ray.get(refs)]
     except Exception:  # noqa: BLE001 - some call raised: read each, records ride on its exception
         pass
     out = []
     for ref in refs:
         try:
-            out.append(ray.get(ref))
+            out.append(from_wire(ray.get(ref)))
         except Exception as exc:  # noqa: BLE001
             out.append(records_of(exc))
     return out
@@ -69,16 +68,50 @@ def records_of(exc: BaseException) -> Any:
     for candidate in (exc, getattr(exc, "cause", None)):
         payload = getattr(candidate, RECORDS_ATTRIBUTE, None) if candidate is not None else None
         if payload is not None:
-            return payload
+            return from_wire(payload)
     return None
 
 
 def _nested_refs(payloads: Iterable[Any], known: dict[Any, Any]) -> list[Any]:
+    """The references of nested calls below ``payloads`` not yet fetched (records inline are looked into)."""
     refs: list[Any] = []
-    for payload in payloads:
-        if isinstance(payload, CallPayload):
-            refs.extend(ref for ref in payload.nested if ref not in known and ref not in refs)
+    todo = list(payloads)
+    while todo:
+        payload = todo.pop()
+        if not isinstance(payload, CallPayload):
+            continue
+        for item in payload.nested:
+            if isinstance(item, CallPayload):
+                todo.append(item)
+            elif item not in known and item not in refs:
+                refs.append(item)
     return refs
+
+
+def inline_completed(nested: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``nested`` (a worker's references to the records of the calls it made) with the records of
+    every call that has completed put in place of its reference (in their wire form).
+
+    The worker owns those calls, so it knows at once which have completed; the driver, which
+    only borrows the references, may learn it later than the parent's records arrive.
+    """
+    refs = [item for item in nested if not isinstance(item, list)]
+    ready = completed(refs)
+    if not ready:
+        return nested
+    import ray
+
+    out = []
+    for item in nested:
+        if isinstance(item, list) or item not in ready:
+            out.append(item)
+            continue
+        try:
+            out.append(ray.get(item))
+        except Exception as exc:  # noqa: BLE001 - a call that raised sent its records on its exception
+            records = records_of(exc)
+            out.append(to_wire(records) if isinstance(records, CallPayload) else item)
+    return tuple(out)
 
 
 def resolve_nested(payloads: Iterable[Any], deadline: float | None = None) -> dict[Any, Any]:
@@ -98,4 +131,4 @@ def resolve_nested(payloads: Iterable[Any], deadline: float | None = None) -> di
     return resolved
 
 
-__all__ = ["completed", "fetch", "records_of", "remaining", "resolve_nested"]
+__all__ = ["completed", "fetch", "inline_completed", "records_of", "remaining", "resolve_nested"]

@@ -311,11 +311,76 @@ class CallPayload(NamedTuple):
     final: int  # the sample the call left current (INHERIT: none of its own)
     lost: int = 0  # events this worker process could not attribute to any call since its last report
     untracked: tuple[str, ...] = ()  # what made them lost (remote calls named), for the driver's warning
-    nested: tuple[Any, ...] = ()  # ObjectRefs of the records of the remote calls this call made
+    # The records of the remote calls this call made: inline when they had completed as it ended,
+    # else their ObjectRefs.
+    nested: tuple[Any, ...] = ()
+
+
+EVENT_KINDS: tuple[type, ...] = (
+    NewSample,
+    ClaimedSample,
+    ExecutorRun,
+    ScoredSample,
+    JudgeEvaluation,
+    JudgeRequest,
+    JudgeLatency,
+    ExecutorLlmRequest,
+    HistogramValue,
+    Workflow,
+    Scalars,
+    NestedCall,
+)
+"""Every kind of record, in wire order (a record travels as ``[its index here, *its fields]``)."""
+RECORDS_ATTRIBUTE = "_otel_grpo_records"
+"""The attribute of a call's exception that carries its records."""
+_KIND_INDEX = {kind: index for index, kind in enumerate(EVENT_KINDS)}
+WIRE_MARK = "otel-grpo.records/1"
+
+
+def to_wire(payload: CallPayload) -> list[Any]:
+    """``payload`` as lists of plain values: Ray ships lists, numbers and strings with msgpack
+    alone, where a tuple or a class instance costs a pickle on both sides of every call."""
+    return [
+        WIRE_MARK,
+        payload.call_id,
+        [[_KIND_INDEX[type(event)], *event] for event in payload.events],
+        payload.final,
+        payload.lost,
+        list(payload.untracked),
+        list(payload.nested),
+    ]
+
+
+def is_wire(data: Any) -> bool:
+    """Whether ``data`` is a payload in its wire form."""
+    return isinstance(data, list) and len(data) == 7 and data[0] == WIRE_MARK
+
+
+def from_wire(data: Any) -> Any:
+    """The :class:`CallPayload` ``data`` carries (a payload passes as it is), its nested calls' records that
+    travelled inside it read too; anything else unchanged."""
+    if is_wire(data):
+        _, call_id, events, final, lost, untracked, nested = data
+        data = CallPayload(
+            call_id,
+            tuple(EVENT_KINDS[event[0]](*event[1:]) for event in events),
+            final,
+            lost,
+            tuple(untracked),
+            tuple(nested),
+        )
+    elif not isinstance(data, CallPayload):
+        return data
+    if any(is_wire(item) for item in data.nested):
+        data = data._replace(nested=tuple(from_wire(item) if is_wire(item) else item for item in data.nested))
+    return data
 
 
 __all__ = [
+    "EVENT_KINDS",
     "INHERIT",
+    "RECORDS_ATTRIBUTE",
+    "WIRE_MARK",
     "CallPayload",
     "ClaimedSample",
     "Event",
@@ -330,4 +395,7 @@ __all__ = [
     "Scalars",
     "ScoredSample",
     "Workflow",
+    "from_wire",
+    "is_wire",
+    "to_wire",
 ]

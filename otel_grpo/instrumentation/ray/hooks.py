@@ -172,7 +172,7 @@ def _submit(wrapped: Callable[..., Any], tracker: Tracker, returns: int, call: t
     try:
         tag, handle = tracker.tag(returns)
         tagged_kwargs = dict(call_kwargs or {})
-        tagged_kwargs[TAG_PARAM] = tag
+        tagged_kwargs[TAG_PARAM] = tag.to_wire()
         options = {**options, "num_returns": returns + 1}
     except Exception as exc:  # noqa: BLE001
         report_fault("Ray call tagging", exc)
@@ -297,7 +297,28 @@ def _takes_tag(signature: Any) -> bool:
     return any(p.name == TAG_PARAM for p in signature or ())
 
 
+_actor_plans: dict[tuple[Any, str], Plan] = {}  # (actor id, method name) -> its plan without call options
+_MAX_PLANS = 4096
+
+
 def _actor_plan(method: Any, options: dict) -> Plan:
+    """The plan of an actor method call: found once per actor and method (each call makes a new
+    ``ActorMethod``), unless the call's options change the number of returns or the transport."""
+    if options.get("num_returns") is not None or options.get("tensor_transport"):
+        return _plan_actor_method(method, options)
+    actor_id = getattr(method._actor, "_ray_actor_id", None)
+    key = (actor_id, method._method_name)
+    plan = _actor_plans.get(key)
+    if plan is None:
+        plan = _plan_actor_method(method, options)
+        if actor_id is not None:
+            if len(_actor_plans) >= _MAX_PLANS:
+                _actor_plans.clear()
+            _actor_plans[key] = plan
+    return plan
+
+
+def _plan_actor_method(method: Any, options: dict) -> Plan:
     handle = method._actor
     descriptor = getattr(handle, "_ray_actor_creation_function_descriptor", None)
     class_name = getattr(descriptor, "class_name", None) or "?"

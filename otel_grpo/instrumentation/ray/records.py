@@ -251,6 +251,10 @@ class CapturingRecorder(Recorder):
             records.new_sample(state)
         return state
 
+    def has_pending(self) -> bool:
+        """Always true here: only the driver knows the executions a reward may claim."""
+        return True
+
     def claim_pending(self, problem_key: Any, answer_key: Any = None) -> SampleState | None:
         """Always None here; the driver makes the claim when it replays the call."""
         records = current_records()

@@ -115,10 +115,13 @@ class Replayer:
             self.outcome.lost += 1
             return
         inherited = self.resolve(event.cur)
-        if ref not in self._resolved:
+        if isinstance(ref, CallPayload):  # its records came inline, with the parent's
+            payload: Any = ref
+        elif ref not in self._resolved:
             self.outcome.deferred.append((ref, inherited))
             return
-        payload = self._resolved[ref]
+        else:
+            payload = self._resolved[ref]
         if not isinstance(payload, CallPayload):
             self.outcome.lost += 1
             return

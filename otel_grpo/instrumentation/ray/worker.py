@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from otel_grpo.faults import report_fault
-from otel_grpo.instrumentation.ray.events import CallPayload
+from otel_grpo.instrumentation.ray.delivery import inline_completed
+from otel_grpo.instrumentation.ray.events import RECORDS_ATTRIBUTE, CallPayload, to_wire
 from otel_grpo.instrumentation.ray.records import (
     CallRecords,
     CapturingRecorder,
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 TAG_PARAM = "_otel_grpo_call"
 """The keyword argument that carries a tracked call's tag to the worker."""
 
-RECORDS_ATTRIBUTE = "_otel_grpo_records"
 """Attribute of an exception raised by a tracked call that carries the call's records."""
 
 SESSION_TIMEOUT_S = 2.0
@@ -62,6 +62,11 @@ class CallTag(NamedTuple):
     carrier: dict[str, str] | None  # W3C trace context of the caller
     returns: int  # values the call returns to the caller (its num_returns)
     session: Any  # (session id, WorkerSession or an ObjectRef to one)
+
+    def to_wire(self) -> list[Any]:
+        """The tag as a list of plain values (Ray ships it with msgpack alone, no pickle);
+        ``CallTag(*wire)`` reads it back."""
+        return [self.call_id, self.split, self.step, self.carrier, self.returns, list(self.session)]
 
 
 @dataclass
@@ -195,7 +200,7 @@ def _close(opened: _Open | None, tag: CallTag) -> CallPayload:
         lost, untracked = LostRecords.take()
         return empty_payload(tag.call_id, lost + 1, untracked)
     records, tokens, otel_token = opened
-    payload = records.payload(current_sample(), *LostRecords.take())
+    payload = _with_nested(records.payload(current_sample(), *LostRecords.take()))
     end_call(records, tokens[3])
     reset_sample(tokens[2])
     for var, token in zip((current_window_var(), current_split_var()), tokens[:2], strict=True):
@@ -211,6 +216,23 @@ def _close(opened: _Open | None, tag: CallTag) -> CallPayload:
         except Exception:  # noqa: BLE001
             pass
     return payload
+
+
+def _with_nested(payload: CallPayload) -> CallPayload:
+    """``payload`` with the records of its completed nested calls inline (not in an event loop:
+    a blocking read there would stall it, so an async actor's nested calls travel as references)."""
+    if not payload.nested:
+        return payload
+    try:
+        asyncio.get_running_loop()
+        return payload
+    except RuntimeError:
+        pass
+    try:
+        return payload._replace(nested=inline_completed(payload.nested))
+    except Exception as exc:  # noqa: BLE001 - the references still reach the driver
+        report_fault("Ray nested records", exc)
+        return payload
 
 
 def _guarded_open(tag: Any) -> _Open | None:
@@ -229,8 +251,9 @@ def _guarded_close(opened: _Open | None, tag: CallTag) -> CallPayload:
         return empty_payload(tag.call_id, 1)
 
 
-def _with_records(result: Any, payload: CallPayload, returns: int) -> Any:
-    """The call's return values with the records appended as one more."""
+def _with_records(result: Any, records: CallPayload, returns: int) -> Any:
+    """The call's return values with the records appended as one more (in their wire form)."""
+    payload = to_wire(records)
     if returns == 1:
         return result, payload
     if returns == 0:
