@@ -168,9 +168,8 @@ def replay(params: dict[str, Any]) -> dict[str, float]:
     val_batch = common.make_samples(14, seed=5, k=1)
     steps = []
     for step in range(1, 41):
-        before = len(tel.rows)
         workload.full_step(step, batch, val_batch if step % 2 == 0 else None)
-        steps.append(list(tel.rows)[before:])
+        steps.append(_drain(tel))
     tel.shutdown()
     steps = steps[-20:]
     out = {}
@@ -179,6 +178,13 @@ def replay(params: dict[str, Any]) -> dict[str, float]:
         long = _replay_run(steps, params["long"], *variant)
         out[label] = (long - short) / (params["long"] - params["short"])
     return out
+
+
+def _drain(tel: Any) -> list[dict]:
+    """The rows written since the last drain (the exporter keeps only its last 100, so take them all)."""
+    rows = [dict(row) for row in tel.exporter.rows]
+    tel.exporter.rows.clear()
+    return rows
 
 
 def _rows_of(steps: int, per_step: int, val_every: int) -> list[dict]:
@@ -190,9 +196,8 @@ def _rows_of(steps: int, per_step: int, val_every: int) -> list[dict]:
     val_batch = common.make_samples(max(14, per_step // 4), seed=5, k=1)
     rows: list[dict] = []
     for step in range(1, steps + 1):
-        before = len(tel.rows)
         workload.full_step(step, batch, val_batch if val_every and step % val_every == 0 else None)
-        rows.extend(dict(row) for row in list(tel.rows)[before:])
+        rows.extend(_drain(tel))
     tel.shutdown()
     return rows
 
