@@ -197,7 +197,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         analysis.append(
             f"- This trainer's own step takes {own:.0f} ms (the demo judge answers in about a millisecond, the "
             f"executor sleeps 1 ms); otel-grpo adds {added:.1f} ms per step: a fixed cost per window (1.5 windows "
-            "per step here, counting validation: step end with SDK collection, rollup, run.log and, when due, "
+            "per step here, counting validation: step end with the window's summary, rollup, run.log and, when due, "
             "WandB tables; section 2) plus tens of µs per sample and per judge request (section 1, section 6). "
             f"At 1% the same absolute cost needs steps of at least {added * 100 / 1e3:.1f} s; the user's steps "
             "(LLM executors, a 120B judge) take minutes."

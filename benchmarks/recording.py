@@ -464,10 +464,11 @@ def _manual_analysis(parts: dict[str, float], a: float, floor: float) -> str:
 def _auto_analysis(added: float, a: float, top: str) -> str:
     return (
         f"- Auto path: {added:.2f} µs per sample against Option A's {a:.2f} µs. Per sample the wrappers run "
-        "around two calls (executor, reward): a role guard in a contextvar, argument binding from the "
-        "call's signature, a sample state made current (and found again by the reward), the executor's "
-        "result read (cost, success, duration), value checks, and the recorder lock twice. No SDK call "
-        "is left per sample (the latency histogram is bucket counts merged at collection), so the cost "
+        "around two calls (executor, reward): a role guard in a contextvar, the arguments read by a reader "
+        "compiled once per function, a typed call started and stopped, a sample state made current (and "
+        "found by the reward), the executor's result read (cost, success, duration), value checks, and the "
+        "recorder lock twice. No SDK call is left per sample (the latency histogram is bucket counts the "
+        "window summary carries), so the cost "
         "is Python work in the wrappers and the recorder, each a few µs, against Option A's inline list "
         f"appends. Largest additions in the profile (µs per sample, inflated by cProfile): {top}."
     )
