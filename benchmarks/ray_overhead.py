@@ -471,7 +471,8 @@ def _limits(results):
         f"- Step end, {step_end:.1f} µs per call: `ray.wait` over the step's record references "
         "(`fetch_local=False`), one `ray.get` of the completed ones and the replay of each call's records "
         "into the recorder (the samples the workers recorded).",
-        f"- Submit times on this 2-core machine vary by ±30% between rounds (Ray alone {_spread(worst, 'bare')}); "
+        f"- Submit times on this {os.cpu_count()}-core machine vary between rounds "
+        f"(Ray alone {_spread(worst, 'bare')}); "
         "the medians over the rounds are shown.",
         "",
         f"Profile: one more instrumented step (N = {worst['n']}, {worst['calls']:,} calls), driver, by self time",
