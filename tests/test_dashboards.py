@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import socket
 from pathlib import Path
@@ -36,6 +35,7 @@ from otel_grpo.tools.dashboards.wandb_workspace import (
 from otel_grpo.tools.report import render_overview, render_report, report_sections, section_figures
 from otel_grpo.tools.report.sections import extra_panels, is_small_multiples
 from otel_grpo.tools.runreader import read_run
+from tests.isolation import offline_run_env
 
 pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
 
@@ -71,12 +71,7 @@ def _serve(index: int, step: int, src: str, ptype: str, *, cost: float) -> None:
 def offline_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """An offline run written with the manual API and :func:`attach_tables`, read back from disk."""
     tmp = tmp_path_factory.mktemp("dash-run")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(tmp)
+    with offline_run_env(tmp):
         tel = otel_grpo.setup(
             {
                 "wandb": {

@@ -27,6 +27,7 @@ from otel_grpo.tools.demo import cli as demo_cli
 from otel_grpo.tools.demo.datasets import DATASETS
 from otel_grpo.tools.demo.trainer import parse_cost
 from otel_grpo.tools.runreader import read_run
+from tests.isolation import offline_run_env
 
 pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
 
@@ -74,12 +75,7 @@ def expected_judge_rates(fault_rate: float, client_retries: int, attempts: int =
 def faulty_run(tmp_path_factory: pytest.TempPathFactory):
     """One in-process demo run against a judge server faulting 30% of requests."""
     workdir = tmp_path_factory.mktemp("demo_faulty")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(workdir)
+    with offline_run_env(workdir):
         args = demo_cli.parse_args(
             [
                 "--steps",
@@ -367,12 +363,7 @@ OUTAGE_STEPS = (2, 3)
 def outage_run(tmp_path_factory: pytest.TempPathFactory):
     """A short demo whose judge fails every request during steps 2-3, and never otherwise."""
     workdir = tmp_path_factory.mktemp("demo_outage")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(workdir)
+    with offline_run_env(workdir):
         args = demo_cli.parse_args(
             ["--steps", "4", "--eval-every", "0", "--oom-step", "0", "--judge-fault-rate", "0"]
             + ["--judge-outage", "2-3", "--seed", "1", "--wandb-dir", str(workdir)]

@@ -22,6 +22,7 @@ import otel_grpo
 from otel_grpo.exporters.tables import attach_tables
 from otel_grpo.tools.cli import main as cli_main
 from otel_grpo.tools.runreader import read_run, unit_of
+from tests.isolation import offline_run_env
 
 pytestmark = pytest.mark.slow  # starts real processes, servers or WandB runs
 
@@ -35,12 +36,7 @@ JUDGE_LATENCY_S = 3.1  # every judge evaluation takes exactly this long
 def shared_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A trainer's offline run with otel-grpo's rows in it, read back from disk."""
     tmp = tmp_path_factory.mktemp("inspect-run")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(tmp)
+    with offline_run_env(tmp):
         import wandb
 
         trainer_run = wandb.init(mode="offline", dir=str(tmp), project="trainer")
@@ -222,12 +218,7 @@ def stale_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     in the row of step 1 and left out of the rows of steps 2 and 3 (nothing to measure).
     """
     tmp = tmp_path_factory.mktemp("inspect-stale")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(tmp)
+    with offline_run_env(tmp):
         tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp)})
         for step in STEPS:
             with otel_grpo.step(step):

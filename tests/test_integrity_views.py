@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +21,7 @@ import otel_grpo
 from otel_grpo import keys
 from otel_grpo.tools.cli import main as cli_main
 from otel_grpo.tools.runreader import FRACTION, PERCENT, USD, accuracy_excl_judge_failed, read_run, unit_of
+from tests.isolation import offline_run_env
 
 GSM8K_COST, HUMANEVAL_COST = 0.01, 0.02
 STEP_COST = 4 * GSM8K_COST + 3 * HUMANEVAL_COST
@@ -76,12 +76,7 @@ def _humaneval() -> None:
 @pytest.fixture(scope="module")
 def integrity_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("integrity-run")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(tmp)
+    with offline_run_env(tmp):
         tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": str(tmp)})
         for step in (1, 2):
             with otel_grpo.step(step):

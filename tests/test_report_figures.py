@@ -11,7 +11,6 @@ chart, legends, axes and titles (:mod:`tests.figure_checks`).
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from otel_grpo.tools.report.data import OVER_STEPS
 from otel_grpo.tools.report.layout import CELL_WIDTH, COLUMNS, SECTION_GAP, panel_figure
 from otel_grpo.tools.runreader import read_run
 from tests.figure_checks import drawn_texts, readability_problems, series_count
+from tests.isolation import offline_run_env
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 16
@@ -44,12 +44,7 @@ def _make_example():
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("example-run")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith(("WANDB_", "OTEL_")):
-                mp.delenv(key, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.chdir(tmp)
+    with offline_run_env(tmp):
         run_dir = _make_example().make_run(tmp, steps=STEPS)
     records = read_run(run_dir)
     return SimpleNamespace(records=records, run_dir=run_dir, figures=section_figures(records))
