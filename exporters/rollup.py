@@ -183,9 +183,8 @@ def _integrity_key(train: bool) -> Callable[[str, str | None], str]:
     return key
 
 
-def _source_integrity(window: WindowSummary, source: str, sums: SampleStats, judged: bool, train: bool) -> Row:
-    """One source's reward-integrity figures (see :func:`compute_integrity_metrics`)."""
-    key = _integrity_key(train)
+def _judge_shares(sums: SampleStats, judged: bool, key: Callable[[str, str | None], str], source: str | None) -> Row:
+    """Judge share, judge-failed share and accuracy without judge-failed samples of ``sums``."""
     row: Row = {}
     failed, failed_correct = sums.scored_by(_JUDGE_FAILED)
     judged_samples = sums.scored_by(_JUDGE)[0] + failed
@@ -195,6 +194,13 @@ def _source_integrity(window: WindowSummary, source: str, sums: SampleStats, jud
         row[key(keys.JUDGE_FAILED_SHARE, source)] = failed / scored
     if sums.samples - failed > 0:
         row[key(keys.ACCURACY_EXCL_JUDGE_FAILED, source)] = _pct(sums.correct - failed_correct, sums.samples - failed)
+    return row
+
+
+def _source_integrity(window: WindowSummary, source: str, sums: SampleStats, judged: bool, train: bool) -> Row:
+    """One source's reward-integrity figures (see :func:`compute_integrity_metrics`)."""
+    key = _integrity_key(train)
+    row = _judge_shares(sums, judged, key, source)
     runs = window.executions.get(source)
     if train and runs is not None and runs.runs > 0:
         row[key(keys.EXEC_SUCCESS_RATE, source)] = _pct(runs.ok, runs.runs)
@@ -222,14 +228,7 @@ def compute_integrity_metrics(window: WindowSummary, judged: bool) -> Row:
     for source, sums in _by(_scored(window.samples), 0).items():
         row.update(_source_integrity(window, source, sums, judged, train))
         totals.merge(sums)
-    failed, failed_correct = totals.scored_by(_JUDGE_FAILED)
-    judged_samples = totals.scored_by(_JUDGE)[0] + failed
-    scored = judged_samples + totals.scored_by(_RULE)[0]
-    if judged and scored > 0:
-        row[key(keys.JUDGE_SHARE, None)] = judged_samples / scored
-        row[key(keys.JUDGE_FAILED_SHARE, None)] = failed / scored
-    if totals.samples - failed > 0:
-        row[key(keys.ACCURACY_EXCL_JUDGE_FAILED, None)] = _pct(totals.correct - failed_correct, totals.samples - failed)
+    row.update(_judge_shares(totals, judged, key, None))
     return row
 
 
