@@ -298,8 +298,8 @@ def _step_ends(ray, steps, workflows, background_s):
     return ends
 
 
-def run_background(steps, workflows, background_s=20.0):
-    """Step ends without and with a background task running; returns both lists (seconds)."""
+def _start_ray():
+    """A local Ray cluster on 127.0.0.1 (4 logical CPUs) whose workers import this module by name."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every node on 127.0.0.1
     import ray
 
@@ -312,6 +312,12 @@ def run_background(steps, workflows, background_s=20.0):
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": root}},
     )
+    return ray
+
+
+def run_background(steps, workflows, background_s=20.0):
+    """Step ends without and with a background task running; returns both lists (seconds)."""
+    ray = _start_ray()
     try:
         alone = _step_ends(ray, steps, workflows, 0.0)
         with_background = _step_ends(ray, steps, workflows, background_s)
@@ -348,18 +354,7 @@ def background_table(alone, with_background, steps, workflows, background_s=20.0
 
 def run(steps, workflows, actors=(1, 2, 4)):
     """Measure every configuration; returns one dict per N."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every node on 127.0.0.1
-    import ray
-
-    root = str(Path(__file__).resolve().parent.parent)  # the workers import this module by name
-    ray.init(
-        address="local",
-        num_cpus=4,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": root}},
-    )
+    ray = _start_ray()
     results = []
     try:
         for n in actors:
