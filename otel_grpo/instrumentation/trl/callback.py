@@ -15,7 +15,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.trl.session import TrlSession
 
 
@@ -27,28 +27,20 @@ class OtelGrpoCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Open the window of step ``state.global_step + 1``."""
-        try:
+        with fault_guard("TRL step window"):  # never raises into the trainer
             self.session.open_step(int(state.global_step) + 1)
-        except Exception as exc:  # noqa: BLE001 - never raise into the trainer
-            report_fault("TRL step window", exc)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Close the step's window: its row is written."""
-        try:
+        with fault_guard("TRL step window"):  # never raises into the trainer
             self.session.close_step(ok=True)
-        except Exception as exc:  # noqa: BLE001
-            report_fault("TRL step window", exc)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Close the validation window of this evaluation."""
-        try:
+        with fault_guard("TRL validation window"):  # never raises into the trainer
             self.session.close_validation()
-        except Exception as exc:  # noqa: BLE001
-            report_fault("TRL validation window", exc)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Close whatever is still open."""
-        try:
+        with fault_guard("TRL step window"):  # never raises into the trainer
             self.session.close()
-        except Exception as exc:  # noqa: BLE001
-            report_fault("TRL step window", exc)

@@ -18,7 +18,7 @@ import weakref
 from typing import Any
 
 from otel_grpo.api import Telemetry, get_telemetry
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.install import TARGETS, TRAINER
 from otel_grpo.instrumentation.patching import patch_method, unpatch_method
 from otel_grpo.instrumentation.report import TRAIN_STEP_ROLE, report_instrumented
@@ -53,10 +53,8 @@ def _rewards_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> 
 
 def _init_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     result = wrapped(*args, **kwargs)
-    try:
+    with fault_guard("TRL trainer instrumentation"):  # on a fault the trainer works as without otel-grpo
         attach(instance)
-    except Exception as exc:  # noqa: BLE001 - the trainer works as without otel-grpo
-        report_fault("TRL trainer instrumentation", exc)
     return result
 
 

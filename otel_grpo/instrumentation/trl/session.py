@@ -16,7 +16,7 @@ from typing import Any
 from otel_grpo import semconv
 from otel_grpo.api import Telemetry, WindowScope, get_telemetry
 from otel_grpo.config import TrlConfig
-from otel_grpo.faults import report_fault
+from otel_grpo.faults import fault_guard, report_fault
 from otel_grpo.instrumentation.judge_health import judge_health
 from otel_grpo.instrumentation.llm_http.call import EndedRequest, replay_request
 from otel_grpo.instrumentation.llm_http.classify import ROLE_JUDGE
@@ -88,14 +88,12 @@ class TrlSession:
         scoring = None
         original = trainer.reward_funcs
         training = bool(getattr(getattr(trainer, "model", None), "training", True))  # TRL's own test of the mode
-        try:
+        with fault_guard(_FAULT):  # on a fault TRL scores as it would without us
             if not training:  # TRL's evaluation: a validation window, open before its judge requests are made
                 self.open_validation(int(getattr(trainer.state, "global_step", 0) or 0))
-            scoring = ScoringCall(trainer.reward_func_names, self.judges, self._call_labels)
-            trainer.reward_funcs = scoring.wrap(original)
-        except Exception as exc:  # noqa: BLE001 - TRL scores as it would without us
-            report_fault(_FAULT, exc)
-            scoring = None
+            candidate = ScoringCall(trainer.reward_func_names, self.judges, self._call_labels)
+            trainer.reward_funcs = candidate.wrap(original)
+            scoring = candidate
         try:
             result = wrapped(*args, **kwargs)
         finally:
@@ -108,11 +106,9 @@ class TrlSession:
     ) -> None:
         """Merge this call's completions on the main process (every process takes part) and record them."""
         completions: list[Completion] = []
-        try:
+        with fault_guard(_FAULT):
             if scoring is not None:
                 completions = self._completions(trainer, scoring, result, _inputs(args, kwargs))
-        except Exception as exc:  # noqa: BLE001
-            report_fault(_FAULT, exc)
         own = self.requests.drain()
         payload: Payload = (completions, own if not self.is_main else [])
         try:
@@ -126,11 +122,9 @@ class TrlSession:
         tel = get_telemetry()
         if tel is None:
             return
-        try:
+        with fault_guard(_FAULT):
             generations = _num_generations(trainer, training)
             self._record(tel, payloads, call_id, generations, own)
-        except Exception as exc:  # noqa: BLE001
-            report_fault(_FAULT, exc)
 
     def _completions(self, trainer: Any, scoring: ScoringCall, result: Any, inputs: Sequence[Any]) -> list[Completion]:
         count = len(inputs)
