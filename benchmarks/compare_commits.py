@@ -13,6 +13,9 @@ alike. Per round and tree:
 * **one-call API**: ``record_workflow`` inside ``step()``, µs per sample (step end included);
 * **step end**: the ``__exit__`` of a step of 1,000 recorded samples, WandB offline, ms.
 
+WandB tables are off in both trees (a table step would land in one measure or another
+depending on step numbers).
+
 Medians over the rounds, and the ratio after/before.
 """
 
@@ -47,7 +50,10 @@ PROBE = textwrap.dedent(
     N = 1000
     steps = [batch(N) for _ in range(3)]
     os.chdir(tempfile.mkdtemp())
-    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": os.getcwd()})
+    # tables off: a table step (every table_every steps) would land in one measure or another
+    # depending on the step numbers, and cost both trees a WandB Table build and its imports
+    tables_off = {"table_every": 0, "sample_table_rows": 0}
+    tel = otel_grpo.setup(None, wandb={"mode": "offline", "dir": os.getcwd(), "dashboard": tables_off})
     plain, auto = MiniTrainer(steps), MiniTrainer(steps)
     otel_grpo.instrument_trainer(auto)
     loop = asyncio.new_event_loop()
