@@ -1,4 +1,4 @@
-"""The WandB key contract (SPEC.md, "WandB keys"): every key otel-grpo writes is built here.
+"""The WandB key contract (docs/keys.md): every key otel-grpo writes is built here.
 
 The rollup (:mod:`otel_grpo.exporters.rollup`) writes these keys, the tables
 (:mod:`otel_grpo.exporters.tables`) name their tables and columns with them, and the
@@ -46,7 +46,7 @@ def train(name: str) -> str:
     return f"{TRAIN}/{name}"
 
 
-TRAIN_LOSS: Final = train("loss")  # scalars the trainer reports (SPEC: loss, kl_div, temperature)
+TRAIN_LOSS: Final = train("loss")  # scalars the trainer reports (docs/keys.md: loss, kl_div, temperature)
 TRAIN_KL_DIV: Final = train("kl_div")
 TRAIN_AVG_REWARD: Final = train("avg_reward")
 TRAIN_MIN_REWARD: Final = train("min_reward")

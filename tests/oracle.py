@@ -1,4 +1,4 @@
-"""An independent, deliberately plain statement of SPEC.md used to compute expected rows.
+"""An independent, deliberately plain statement of the key contract (docs/keys.md) used to compute expected rows.
 
 It shares no code with otel_grpo: it works from the list of events a test generated.
 Events are dicts:
@@ -12,7 +12,7 @@ A window is {"split": "train"|"val", "step", "samples", "judges", "scalars", "ra
 "judge_requests" (optional, default 0: judge requests made outside any judge evaluation, i.e. classified
 by the judge endpoint rule, e.g. a judge reached inline from compute_reward)}.
 
-Which HTTP requests are judge requests (SPEC.md, "judge request") is restated in
+Which HTTP requests are judge requests (docs/terms.md, "judge request") is restated in
 :func:`request_role`: the innermost open call decides, then the configured judge endpoint.
 """
 
@@ -42,7 +42,7 @@ def request_role(
     judge_ports: tuple[int, ...],
     judge_prefixes: tuple[str, ...] = JUDGE_PREFIXES,
 ) -> str | None:
-    """What SPEC.md calls one HTTP request: "judge", "executor" (an executor LLM request) or None.
+    """What docs/terms.md calls one HTTP request: "judge", "executor" (an executor LLM request) or None.
 
     ``innermost`` is the innermost open call when the request is made: "judge" (a judge
     evaluation), "executor" (an executor run) or None. Only "judge" requests count in
@@ -78,7 +78,7 @@ def cost_value(cost: Any) -> tuple[float, bool]:
 
 
 def scored_by(s: dict) -> str:
-    """SPEC.md's "scored by": not_scored (failed execution), rule, judge or judge_failed."""
+    """The "scored by" of docs/keys.md: not_scored (failed execution), rule, judge or judge_failed."""
     if s.get("exec") == "fail":
         return "not_scored"
     outcomes = [j["outcome"] for j in s.get("judges", ())]
@@ -98,7 +98,7 @@ def sample_values(s: dict) -> tuple[str, str, float, float]:
 
 
 class Oracle:
-    """Cumulative state across windows, producing the row SPEC.md asks for per window."""
+    """Cumulative state across windows, producing the row docs/keys.md asks for per window."""
 
     def __init__(self) -> None:
         self.judge_outcomes = {"success": 0, "parse_failure": 0, "api_failure": 0}
@@ -215,7 +215,7 @@ class Oracle:
         return row
 
     def _integrity(self, window: dict, row: dict[str, Any], split: str, cost_by_source: dict, extra: dict) -> None:
-        """SPEC.md "Reward integrity and cost insight" for one window's samples."""
+        """docs/keys.md "Reward integrity and cost insight" for one window's samples."""
         judged_run = sum(self.judge_outcomes.values()) > 0
         total_key = (lambda f: f"train/{f}") if split == "train" else (lambda f: f"val/{f}")
         source_key = (lambda s, f: f"dataset/{s}/{f}") if split == "train" else (lambda s, f: f"val/{s}/{f}")
@@ -299,7 +299,7 @@ class Oracle:
 
 
 def expected_rows(windows: list[dict]) -> list[dict[str, Any]]:
-    """The rows SPEC.md asks for, in order, for a scripted run."""
+    """The rows docs/keys.md asks for, in order, for a scripted run."""
     oracle = Oracle()
     rows = []
     for window in windows:

@@ -1,4 +1,4 @@
-"""Every key of every WandB row, read back from the offline run on disk, against SPEC.md."""
+"""Every key of every WandB row, read back from the offline run on disk, against docs/keys.md."""
 
 from __future__ import annotations
 

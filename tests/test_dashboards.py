@@ -205,7 +205,7 @@ def test_dry_run_spec_has_every_panel_of_the_document(capsys: pytest.CaptureFixt
         keys.is_integrity_key(k) or k == "dataset/gsm8k/accuracy" or k == "dataset/math/accuracy"
         for k in integrity_keys
     )
-    # every per-dataset figure of the SPEC section has a panel
+    # every per-dataset figure of the key contract has a panel
     assert {k.rsplit("/", 1)[-1] for k in integrity_keys if k.startswith("dataset/")} >= set(
         keys.DATASET_INTEGRITY_FIGURES
     ) - {keys.EXEC_SUCCESS_RATE}

@@ -1,4 +1,4 @@
-"""``otel-grpo demo`` end to end: the WandB run on disk carries the SPEC.md contract.
+"""``otel-grpo demo`` end to end: the WandB run on disk carries the key contract (docs/keys.md).
 
 One in-process run with a faulty judge (30% of judge requests faulted) is read back from
 its offline run directory and checked against ledgers the demo keeps independently of

@@ -1,4 +1,4 @@
-"""Who makes an HTTP request decides whether it is a judge request (SPEC.md, "judge request").
+"""Who makes an HTTP request decides whether it is a judge request (docs/terms.md, "judge request").
 
 The user's config runs the AFlow executor's operator LLM (an ``openai.AsyncOpenAI``
 client) on the same gpt-oss-120b server and port as the judge (``openai.OpenAI``). Here
@@ -256,7 +256,7 @@ def bucket_quantile(bucket: tuple[float, float], q: float) -> float:
 def expected_history(
     plan: dict[int, list[dict[str, Any]]], ledger: list[dict[str, Any]], judge_ports: tuple[int, ...]
 ) -> list[dict[str, Any]]:
-    """Every row SPEC.md asks for: the oracle's keys, plus latency percentiles and judge tokens."""
+    """Every row docs/keys.md asks for: the oracle's keys, plus latency percentiles and judge tokens."""
     windows = []
     for step, samples in plan.items():
         events, inline = [], 0

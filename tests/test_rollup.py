@@ -1,4 +1,4 @@
-"""The rollup on hand-built window summaries: every SPEC key family, empty denominators omitted, no WandB.
+"""The rollup on hand-built window summaries: every key family, empty denominators omitted, no WandB.
 
 The summaries are built by hand, the way the recorder closes a window (per-series sums of the
 window, a snapshot of the run totals), so every expected value below is worked out from the

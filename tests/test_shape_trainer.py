@@ -29,7 +29,7 @@ JUDGE = {
 
 
 def to_event(sample: dict) -> tuple[dict, list[dict]]:
-    """What SPEC.md says one planned sample is, and the judge evaluations it causes."""
+    """What docs/terms.md says one planned sample is, and the judge evaluations it causes."""
     event = {
         "source": sample["source"],
         "ptype": sample["problem_type"] or "math",

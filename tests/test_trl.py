@@ -2,7 +2,7 @@
 
 A tiny random Qwen2 trains a few steps (``tests/test_trl_train.py``) against a local judge
 server that fails on a fixed schedule. The script's reward functions log what TRL gave
-them and what they returned; ``tests/test_trl_expected.py`` computes the rows SPEC.md asks
+them and what they returned; ``tests/test_trl_expected.py`` computes the rows docs/trl.md asks
 for from those logs alone, and the rows otel-grpo wrote are read back from the offline
 WandB run. Skipped when TRL (the ``trl`` extra) is not installed.
 """

@@ -1,4 +1,4 @@
-"""The rows SPEC.md's "TRL's GRPOTrainer" section asks for, computed from what the reward functions saw.
+"""The rows docs/trl.md asks for, computed from what the reward functions saw.
 
 Not a test module: plain code, sharing nothing with otel_grpo. Input: the JSON lines the
 reward functions of ``tests/test_trl_train.py`` wrote in every process (what TRL gave them

@@ -81,7 +81,7 @@ def judge(prompts, completions, answer, source, problem_type, **kwargs):
             continue
         content = reply.choices[0].message.content
         values.append(_read(content))
-        failed.append(not content)  # empty or null content: a failed request (SPEC: api_failure)
+        failed.append(not content)  # empty or null content: a failed request (docs/keys.md: api_failure)
         _count(tokens, reply)
     _log("judge", source, problem_type, values, failed=failed, requests=len(values), tokens=tokens)
     return values

@@ -4,7 +4,7 @@ Every HTTP request an LLM client sends passes through one of a few transport-lev
 ``send`` methods: ``httpx.Client.send`` / ``httpx.AsyncClient.send``, the same two in
 ``httpx2`` (what ``openai`` 3.x is built on), and ``requests.Session.send``. Wrapping
 those sees **every HTTP attempt**, including the retries the OpenAI client makes by
-itself (``max_retries=2``). That is what SPEC.md calls a *judge request*; an
+itself (``max_retries=2``). That is what docs/terms.md calls a *judge request*; an
 instrumentation of ``Completions.create`` (such as ``opentelemetry-instrumentation-openai-v2``)
 sees one call per logical operation and cannot count them.
 

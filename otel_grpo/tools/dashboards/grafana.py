@@ -4,7 +4,7 @@
 (``--check`` only verifies it is up to date). The output is deterministic, and a test
 asserts the committed file equals :func:`render_dashboard`.
 
-Panels follow SPEC.md's four groups (training overview, datasets, judge, validation)
+Panels follow docs/keys.md's four groups (training overview, datasets, judge, validation)
 plus reward integrity, cost and exporter health. Every query uses the Prometheus names the Collector's
 ``prometheus`` exporter (and the in-process endpoint) produce from
 :mod:`otel_grpo.semconv`, looked up through :func:`prometheus_metric_names`, and is

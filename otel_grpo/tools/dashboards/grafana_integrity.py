@@ -1,4 +1,4 @@
-"""The Grafana dashboard's Reward integrity row (SPEC "Reward integrity and cost insight").
+"""The Grafana dashboard's Reward integrity row (docs/keys.md, "Reward integrity and cost insight").
 
 What decided the rewards GRPO trained on, from ``grpo_samples_scored_by_total`` and
 ``grpo_samples_scored_by_correct_total`` (label ``grpo_scored_by``: rule, judge,

@@ -185,7 +185,7 @@ def total(metric: str, **matchers: str) -> str:
     return f"sum({sel(metric, **matchers)}) or vector(0)"
 
 
-# --- reward integrity (SPEC "Reward integrity and cost insight", "scored by") -------------------
+# --- reward integrity (docs/keys.md, "Reward integrity and cost insight", "scored by") -------
 # A sample is scored by rule, judge or judge_failed, or not scored (its execution failed).
 # Every figure is a ratio of sums of counter increases over the window, summed over all
 # processes (instance) and series before dividing: never a mean of per-process ratios.

@@ -172,7 +172,7 @@ def build_workspace_spec(
 
 
 def _integrity_panels(sources: list[str], highlight: list[str]) -> list[dict[str, Any]]:
-    """The Reward integrity group (SPEC "Reward integrity and cost insight").
+    """The Reward integrity group (docs/keys.md, "Reward integrity and cost insight").
 
     Shares are fractions of the scored samples (judge share: with a judge evaluation;
     judge-failed share: every judge evaluation failed, the reward is the trainer's

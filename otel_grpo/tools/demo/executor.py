@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def parse_cost(value: Any) -> float:
     """A reported cost as a float: numbers and numeric strings; anything else (None,
-    NaN, ``"n/a"``, negative) is 0, as SPEC.md counts it."""
+    NaN, ``"n/a"``, negative) is 0, as docs/keys.md counts it."""
     if isinstance(value, bool):
         return 0.0
     try:
