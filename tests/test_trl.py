@@ -196,6 +196,8 @@ def test_the_readme_example_under_otel_grpo_run(tmp_path, judge):
     command = [*otel_grpo_command(), "run", "--", *example, "--eval-steps", "2"]
     proc = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # no config: the default targets name modules a TRL script does not have, which is no typo
+    assert "instrumentation.targets" not in proc.stderr, proc.stderr[-4000:]
     inspect = [*otel_grpo_command(), "inspect", str(where / "wandb")]
     shown = subprocess.run(inspect, cwd=where, env=env, capture_output=True, text=True, timeout=120, check=True)
     for key in ("train/step", "train/accuracy", "dataset/", "judge/success_rate", "val/accuracy"):

@@ -117,6 +117,36 @@ def test_a_module_never_imported_is_named_at_exit(tmp_path, judge_server):
     assert done.stderr.rstrip().splitlines()[-1] == warnings[0]  # said at exit
 
 
+def test_targets_left_at_their_defaults_are_no_typo_for_a_trainer_of_another_shape(tmp_path):
+    """A trainer whose modules are not the default targets' (TRL's, a loop of its own) configures
+    only its own targets: the defaults it does not have are not warned about as typos."""
+    (tmp_path / "my_loop.py").write_text(
+        "class Loop:\n"
+        "    def train_step(self, step):\n"
+        "        return {'loss': 1.0 / step, 'reward': Scorer().score('gsm8k')}\n"
+        "class Scorer:\n"
+        "    def score(self, source):\n"
+        "        return 1.0\n"
+    )
+    (tmp_path / "train.py").write_text("import my_loop\nprint([my_loop.Loop().train_step(s) for s in (1, 2)])\n")
+    (tmp_path / "telemetry.yaml").write_text(
+        "wandb: {mode: disabled}\ninstrumentation:\n  targets:\n    train_step: my_loop:Loop.train_step\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WANDB_"))}
+    env.update(PYTHONPATH=str(tmp_path))
+    done = subprocess.run(
+        ["otel-grpo", "run", "--config", "telemetry.yaml", "--", sys.executable, "train.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert target_warnings(done.stderr) == [], done.stderr[-3000:]
+    assert "my_loop:Loop.train_step (train_step)" in done.stderr  # and its own target is recorded
+
+
 def test_a_class_typo_is_one_warning_too(tmp_path, judge_server):
     typo = "aflow_executor:AFlowExecuter.execute_workflow"
     done = run_shape_trainer(tmp_path, {**TARGETS, "execute": typo}, judge_server)

@@ -29,7 +29,7 @@ import wrapt
 
 from otel_grpo import api
 from otel_grpo.api import Telemetry, get_telemetry
-from otel_grpo.config import InstrumentationConfig, parse_target
+from otel_grpo.config import InstrumentationConfig, TargetsConfig, parse_target
 from otel_grpo.config.env import sdk_disabled
 from otel_grpo.faults import fault_guard
 from otel_grpo.instrumentation.launch import worker_overrides
@@ -141,14 +141,25 @@ def _patch_targets(options: InstrumentationConfig, judge_targets: bool) -> None:
     global _exit_warning
     targets = options.targets.enabled_targets()
     set_targets_hint(targets)
-    if judge_targets:
-        watch_targets(targets)  # a module never imported (a typo in its name) is warned about too
+    if judge_targets:  # a module never imported (a typo in its name) is warned about too
+        watch_targets(_written(targets))
     for role, target in targets.items():
         module_name, qualname = parse_target(target)
         _patch_on_import(options, module_name, qualname, role, TARGETS)
     if judge_targets and not _exit_warning:
         _exit_warning = True
         atexit.register(warn_at_exit)
+
+
+def _written(targets: dict[str, str]) -> dict[str, str]:
+    """The targets the user wrote: those that differ from the built-in defaults.
+
+    A default whose module does not exist is not a typo: the trainer is of another shape (TRL's,
+    a hand-instrumented loop) and never had those modules. If nothing records a training step,
+    the "no training step" warning still says so.
+    """
+    defaults = TargetsConfig().enabled_targets()
+    return {role: target for role, target in targets.items() if defaults.get(role) != target}
 
 
 def _patch_on_import(options: InstrumentationConfig, module_name: str, qualname: str, role: str, origin: str) -> None:
