@@ -109,6 +109,19 @@ def test_every_dashboard_and_alert_query_sums_across_processes():
     assert not raw_counters, raw_counters
 
 
+def _captured_call(call_id: int):
+    """The records of one worker call (``call_id``) in which every recorder method was called once."""
+    from otel_grpo.instrumentation.ray.records import CallRecords, begin_call, end_call
+
+    records = CallRecords(call_id)
+    token = begin_call(records)
+    try:
+        _record_everything(CapturingRecorder())
+    finally:
+        end_call(records, token)
+    return records
+
+
 def _record_everything(recorder) -> None:
     """One of each recording call, as the role wrappers make them inside a remote call."""
     from otel_grpo.recording.context import reset_sample, set_sample
@@ -135,16 +148,9 @@ def test_a_calls_records_are_typed_picklable_and_replay_as_recorded_in_one_proce
 
     import otel_grpo
     from otel_grpo.instrumentation.ray.events import CallPayload, ExecutorRun, NewSample, Scalars, Workflow
-    from otel_grpo.instrumentation.ray.records import CallRecords, begin_call, end_call
     from otel_grpo.instrumentation.ray.replay import Lane, replay_call
 
-    worker = CapturingRecorder()
-    records = CallRecords(7)
-    token = begin_call(records)
-    try:
-        _record_everything(worker)
-    finally:
-        end_call(records, token)
+    records = _captured_call(7)
     payload = pickle.loads(pickle.dumps(records.payload(None)))
     assert isinstance(payload, CallPayload) and payload.call_id == 7
     kinds = [type(event) for event in payload.events]
@@ -223,16 +229,9 @@ def test_a_late_calls_records_count_spend_and_judge_figures_but_no_sample():
     import contextvars
 
     import otel_grpo
-    from otel_grpo.instrumentation.ray.records import CallRecords, begin_call, end_call
     from otel_grpo.instrumentation.ray.replay import Lane, replay_call
 
-    worker = CapturingRecorder()
-    records = CallRecords(1)
-    token = begin_call(records)
-    try:
-        _record_everything(worker)
-    finally:
-        end_call(records, token)
+    records = _captured_call(1)
     tel = otel_grpo.setup(None, wandb={"mode": "disabled"})
     with tel.step(1):
         context = contextvars.copy_context()  # the call was made in step 1
